@@ -1,0 +1,111 @@
+//! Wall-clock time and the per-core cached HTTP `Date` value.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before 1970).
+#[inline]
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub const HTTP_DATE_LEN: usize = 29;
+
+/// One core's current `Date` header value, refreshed by that core's own timer once a second.
+#[derive(Clone)]
+pub struct HttpDate {
+    bytes: [u8; HTTP_DATE_LEN],
+    secs: u64,
+}
+
+impl Default for HttpDate {
+    fn default() -> Self {
+        let mut d = HttpDate {
+            bytes: [b' '; HTTP_DATE_LEN],
+            secs: u64::MAX,
+        };
+        d.refresh(now_ns() / 1_000_000_000);
+        d
+    }
+}
+
+impl HttpDate {
+    /// Re-renders the value if `unix_secs` is a new second.
+    pub fn refresh(&mut self, unix_secs: u64) {
+        if unix_secs != self.secs {
+            self.secs = unix_secs;
+            self.bytes = format_imf_fixdate(unix_secs);
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8; HTTP_DATE_LEN] {
+        &self.bytes
+    }
+}
+
+/// Formats seconds since the epoch as an RFC 9110 IMF-fixdate, without allocating.
+pub fn format_imf_fixdate(unix_secs: u64) -> [u8; HTTP_DATE_LEN] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = unix_secs / 86_400;
+    let rem = unix_secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    two(&mut out[5..7], d as u64);
+    out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
+    let y = y.clamp(0, 9999) as u64;
+    two(&mut out[12..14], y / 100);
+    two(&mut out[14..16], y % 100);
+    two(&mut out[17..19], rem / 3600);
+    two(&mut out[20..22], rem / 60 % 60);
+    two(&mut out[23..25], rem % 60);
+    out
+}
+
+fn two(dst: &mut [u8], v: u64) {
+    dst[0] = b'0' + (v / 10 % 10) as u8;
+    dst[1] = b'0' + (v % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imf_fixdate_matches_rfc_example_and_leap_days() {
+        assert_eq!(
+            &format_imf_fixdate(784_111_777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(&format_imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            &format_imf_fixdate(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(1_798_761_599),
+            b"Thu, 31 Dec 2026 23:59:59 GMT"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! `glint compact`: not built yet (see its issue).
+
+use std::process::ExitCode;
+
+/// Options of `glint compact`.
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {}
+
+/// Runs `glint compact`.
+pub fn run(_args: CompactArgs) -> Result<ExitCode, crate::BoxError> {
+    Err("glint compact is not implemented yet".into())
+}

@@ -1,0 +1,28 @@
+//! glint: a high-throughput raw beacon collector.
+//!
+//! Data flow: a pinned worker per CPU accepts on its own `SO_REUSEPORT` listener
+//! ([`server`]), parses HTTP/1.x with httparse ([`http`]), appends one fixed-size
+//! [`record`] per request to its own memory-mapped [`ring`] file, and only then answers with
+//! a canned pixel or 204. The [`compact`] process merges the per-core rings into time-ordered,
+//! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV;
+//! [`loadgen`] measures it all; [`doctor`] checks a machine against `tuning.md`.
+//!
+//! Unsafe code lives only in `ring::raw` (the shared mmap), [`sys`] (libc calls) and the
+//! io_uring driver in `server::uring`; every block carries a `// SAFETY:` comment.
+
+pub mod clock;
+pub mod compact;
+pub mod decode;
+pub mod doctor;
+pub mod http;
+pub mod loadgen;
+pub mod notify;
+#[macro_use]
+pub mod log;
+pub mod record;
+pub mod ring;
+pub mod server;
+pub mod sys;
+
+/// The error type the subcommands return to `main`, which prints it as one line.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,260 @@
+//! The ring file's header page and slot geometry.
+//!
+//! A ring file is one 4096-byte header page followed by `capacity` slots of `slot_size` bytes.
+//! Slot `i` starts at `HEADER_PAGE + i * slot_size`; a record with sequence number `seq` lives in
+//! slot `seq % capacity`. Slots never straddle a page because both sizes are powers of two.
+//!
+//! | offset | size | field                | meaning                                               |
+//! |-------:|-----:|----------------------|-------------------------------------------------------|
+//! |      0 |    8 | `magic`              | `GLINTRNG`                                            |
+//! |      8 |    4 | `ring_version`       | [`RING_VERSION`]                                      |
+//! |     12 |    4 | `record_version`     | [`crate::record::FORMAT_VERSION`]                     |
+//! |     16 |    4 | `slot_size`          | bytes per slot, power of two 256..=4096               |
+//! |     20 |    4 | `core`               | worker index that owns this ring                      |
+//! |     24 |    8 | `capacity`           | number of slots, power of two                         |
+//! |     32 |    8 | `seed`               | random per file, mixed into every record CRC          |
+//! |     40 |    8 | `created_ns`         | creation time, ns since the Unix epoch                |
+//! |     48 |    4 | `header_crc`         | CRC32C of bytes 0..48                                 |
+//! |     52 |   12 | reserved             | zero                                                  |
+//! |     64 |    8 | `consumer_cursor`    | first seq not yet durably compacted (own cache line)  |
+//! |     72 |   56 | reserved             | zero (rest of the cursor's cache line)                |
+//! |    128 | 3968 | reserved             | zero                                                  |
+
+use crate::record::{FORMAT_VERSION, MAX_SLOT_SIZE, MIN_SLOT_SIZE};
+use std::path::Path;
+
+/// Bytes before the first slot.
+pub const HEADER_PAGE: usize = 4096;
+/// Ring file magic.
+pub const MAGIC: [u8; 8] = *b"GLINTRNG";
+/// Version of the ring file layout above.
+pub const RING_VERSION: u32 = 1;
+/// Offset of the consumer cursor (an 8-byte aligned u64 on its own cache line).
+pub const OFF_CURSOR: usize = 64;
+const HEADER_CRC_LEN: usize = 48;
+
+/// The immutable part of a ring header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingHeader {
+    pub slot_size: u32,
+    pub core: u32,
+    pub capacity: u64,
+    pub seed: u64,
+    pub created_ns: u64,
+}
+
+/// Why a ring file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: offset {offset}: {what}")]
+    Format {
+        path: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{path}: ring has {what} {have}, but {want} was asked for; compact the ring and move it away, or run with the same setting")]
+    Mismatch {
+        path: String,
+        what: &'static str,
+        have: u64,
+        want: u64,
+    },
+    #[error("{path}: cannot preallocate {bytes} bytes: {source} (is the disk full?)")]
+    Preallocate {
+        path: String,
+        bytes: u64,
+        source: std::io::Error,
+    },
+    #[error("invalid ring geometry: {0}")]
+    Geometry(String),
+}
+
+impl RingError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        RingError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    pub(crate) fn format(path: &Path, offset: u64, what: impl Into<String>) -> Self {
+        RingError::Format {
+            path: path.display().to_string(),
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+/// Checks a slot size and capacity before any file is touched.
+pub fn check_geometry(slot_size: usize, capacity: u64) -> Result<(), RingError> {
+    if !slot_size.is_power_of_two() || !(MIN_SLOT_SIZE..=MAX_SLOT_SIZE).contains(&slot_size) {
+        return Err(RingError::Geometry(format!(
+            "slot size {slot_size} must be a power of two from {MIN_SLOT_SIZE} to {MAX_SLOT_SIZE}"
+        )));
+    }
+    if !capacity.is_power_of_two() || capacity < 2 {
+        return Err(RingError::Geometry(format!(
+            "ring slots {capacity} must be a power of two, at least 2"
+        )));
+    }
+    Ok(())
+}
+
+/// Total file size for a geometry.
+pub fn file_len(slot_size: usize, capacity: u64) -> u64 {
+    HEADER_PAGE as u64 + slot_size as u64 * capacity
+}
+
+impl RingHeader {
+    /// Writes the header fields into the first bytes of a zeroed header page.
+    pub fn encode(&self, page: &mut [u8]) {
+        page[0..8].copy_from_slice(&MAGIC);
+        page[8..12].copy_from_slice(&RING_VERSION.to_le_bytes());
+        page[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        page[16..20].copy_from_slice(&self.slot_size.to_le_bytes());
+        page[20..24].copy_from_slice(&self.core.to_le_bytes());
+        page[24..32].copy_from_slice(&self.capacity.to_le_bytes());
+        page[32..40].copy_from_slice(&self.seed.to_le_bytes());
+        page[40..48].copy_from_slice(&self.created_ns.to_le_bytes());
+        let crc = crc32c::crc32c(&page[..HEADER_CRC_LEN]);
+        page[48..52].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Validates and decodes a header page; `file_len` is the file's actual size.
+    pub fn decode(path: &Path, page: &[u8], actual_len: u64) -> Result<RingHeader, RingError> {
+        if page.len() < HEADER_PAGE {
+            return Err(RingError::format(
+                path,
+                page.len() as u64,
+                format!(
+                    "file is {} bytes, shorter than the {HEADER_PAGE}-byte ring header",
+                    page.len()
+                ),
+            ));
+        }
+        if page[0..8] != MAGIC {
+            return Err(RingError::format(
+                path,
+                0,
+                "not a glint ring file (bad magic)",
+            ));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().expect("4"));
+        let u64_at = |at: usize| u64::from_le_bytes(page[at..at + 8].try_into().expect("8"));
+        let ring_version = u32_at(8);
+        if ring_version != RING_VERSION {
+            return Err(RingError::format(
+                path,
+                8,
+                format!(
+                    "ring format version {ring_version}, this glint reads version {RING_VERSION}"
+                ),
+            ));
+        }
+        let record_version = u32_at(12);
+        if record_version != FORMAT_VERSION {
+            return Err(RingError::format(
+                path,
+                12,
+                format!("record format version {record_version}, this glint reads version {FORMAT_VERSION}"),
+            ));
+        }
+        if crc32c::crc32c(&page[..HEADER_CRC_LEN]) != u32_at(48) {
+            return Err(RingError::format(path, 48, "ring header CRC mismatch"));
+        }
+        let header = RingHeader {
+            slot_size: u32_at(16),
+            core: u32_at(20),
+            capacity: u64_at(24),
+            seed: u64_at(32),
+            created_ns: u64_at(40),
+        };
+        check_geometry(header.slot_size as usize, header.capacity)
+            .map_err(|e| RingError::format(path, 16, e.to_string()))?;
+        let want = file_len(header.slot_size as usize, header.capacity);
+        if actual_len < want {
+            return Err(RingError::format(
+                path,
+                actual_len,
+                format!("file is {actual_len} bytes, its header promises {want} (truncated ring)"),
+            ));
+        }
+        Ok(header)
+    }
+
+    pub fn slot_offset(&self, seq: u64) -> usize {
+        HEADER_PAGE + (seq & (self.capacity - 1)) as usize * self.slot_size as usize
+    }
+}
+
+/// The file name of core `core`'s ring inside a data dir.
+pub fn ring_file_name(core: usize) -> String {
+    format!("ring-{core:03}.glr")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let h = RingHeader {
+            slot_size: 512,
+            core: 2,
+            capacity: 1024,
+            seed: 99,
+            created_ns: 5,
+        };
+        let mut page = vec![0u8; HEADER_PAGE];
+        h.encode(&mut page);
+        let p = Path::new("r");
+        let len = file_len(512, 1024);
+        assert_eq!(RingHeader::decode(p, &page, len).unwrap(), h);
+        let e = RingHeader::decode(p, &page, len - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated ring"), "{e}");
+        page[20] ^= 1;
+        let e = RingHeader::decode(p, &page, len).unwrap_err().to_string();
+        assert!(e.contains("offset 48") && e.contains("CRC"), "{e}");
+        page[0] = b'X';
+        assert!(RingHeader::decode(p, &page, len)
+            .unwrap_err()
+            .to_string()
+            .contains("bad magic"));
+    }
+
+    #[test]
+    fn newer_versions_are_refused_by_name() {
+        let h = RingHeader {
+            slot_size: 256,
+            core: 0,
+            capacity: 2,
+            seed: 1,
+            created_ns: 0,
+        };
+        let mut page = vec![0u8; HEADER_PAGE];
+        h.encode(&mut page);
+        page[12..16].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let e = RingHeader::decode(Path::new("r"), &page, file_len(256, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("offset 12") && e.contains("record format version 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn geometry_is_checked() {
+        assert!(check_geometry(512, 1 << 20).is_ok());
+        assert!(check_geometry(300, 1024).is_err());
+        assert!(check_geometry(8192, 1024).is_err());
+        assert!(check_geometry(512, 1000).is_err());
+    }
+}

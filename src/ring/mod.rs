@@ -1,0 +1,19 @@
+//! Per-core ring files: the durable hand-off between a server core and the compactor.
+//!
+//! One writer (a server core) appends fixed-size records; readers (compactor, decoder) copy
+//! committed slots and validate them. See [`format`] for the file layout and
+//! [`crate::record`] for the slot layout.
+
+pub mod format;
+mod raw;
+pub mod reader;
+pub mod slot;
+pub mod writer;
+
+pub use format::{ring_file_name, RingError, RingHeader};
+pub use reader::RingReader;
+pub use slot::SlotState;
+pub use writer::{Recovery, RingFull, RingOptions, RingWriter};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! The only unsafe code of the ring: the shared memory map and pointers into it.
+//!
+//! Everything here works on a `memmap2::MmapRaw` of a ring file (`MAP_SHARED`), so writes are
+//! in the page cache the moment they are made and survive the process being killed. Other
+//! processes (the compactor, `glint decode --follow`) map the same file; they synchronise with
+//! the writer through the commit words and the consumer cursor, which are 8-byte aligned u64s
+//! accessed only atomically, and they validate every slot they copy with its CRC.
+
+use super::format::{HEADER_PAGE, OFF_CURSOR};
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::File;
+use std::sync::atomic::AtomicU64;
+
+/// A mapped ring file: header page plus `capacity` slots of `slot_size` bytes.
+pub struct RawRing {
+    map: MmapRaw,
+    slot_size: usize,
+    mask: u64,
+}
+
+impl RawRing {
+    /// Maps `len` bytes of `file`. `writable` needs a file opened for writing.
+    pub fn map(file: &File, len: usize, writable: bool) -> std::io::Result<Self> {
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let map = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
+        Ok(RawRing {
+            map,
+            slot_size: 0,
+            mask: 0,
+        })
+    }
+
+    /// Sets the slot geometry once the header has been validated against the file length.
+    pub fn set_geometry(&mut self, slot_size: usize, capacity: u64) {
+        assert!(HEADER_PAGE + slot_size * capacity as usize <= self.map.len());
+        assert!(capacity.is_power_of_two() && slot_size.is_power_of_two() && slot_size >= 8);
+        self.slot_size = slot_size;
+        self.mask = capacity - 1;
+    }
+
+    /// A copy of the header page.
+    pub fn header_page(&self) -> [u8; HEADER_PAGE] {
+        let mut page = [0u8; HEADER_PAGE];
+        assert!(self.map.len() >= HEADER_PAGE);
+        // SAFETY: the map is at least HEADER_PAGE bytes long (checked above) and stays mapped
+        // while `self` lives. The header's immutable fields are written once before the file is
+        // renamed into place; the cursor may change concurrently, and callers read it only
+        // through `cursor()`, never from this copy.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr(), page.as_mut_ptr(), HEADER_PAGE) };
+        page
+    }
+
+    /// Writes the header page of a freshly created file.
+    pub fn write_header_page(&mut self, page: &[u8; HEADER_PAGE]) {
+        assert!(self.map.len() >= HEADER_PAGE);
+        // SAFETY: in bounds as checked; `&mut self` means this process has no other reference
+        // into the map, and a new file is not yet visible to any other process (it is renamed
+        // into place only after this write).
+        unsafe { std::ptr::copy_nonoverlapping(page.as_ptr(), self.map.as_mut_ptr(), HEADER_PAGE) };
+    }
+
+    /// The consumer cursor in the header (offset 64, its own cache line).
+    pub fn cursor(&self) -> &AtomicU64 {
+        // SAFETY: offset 64 is 8-byte aligned (the map is page aligned) and in bounds of the
+        // header page; the word is only ever accessed atomically, by this and other processes,
+        // and the returned reference cannot outlive the map it points into.
+        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(OFF_CURSOR).cast::<u64>()) }
+    }
+
+    fn slot_ptr(&self, seq: u64) -> *mut u8 {
+        let offset = HEADER_PAGE + (seq & self.mask) as usize * self.slot_size;
+        debug_assert!(offset + self.slot_size <= self.map.len());
+        // SAFETY: `set_geometry` checked that every slot index up to `mask` lies inside the map.
+        unsafe { self.map.as_mut_ptr().add(offset) }
+    }
+
+    /// The commit word of the slot that holds `seq`.
+    pub fn commit_word(&self, seq: u64) -> &AtomicU64 {
+        // SAFETY: the slot start is aligned to slot_size (a power of two >= 8) past a page
+        // aligned header, so 8-byte aligned; the commit word is only accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.slot_ptr(seq).cast::<u64>()) }
+    }
+
+    /// Gives the single writer the bytes of `seq`'s slot after its commit word.
+    ///
+    /// The commit word (bytes 0..8) is left out: it is only touched through `commit_word`.
+    pub fn with_slot_payload<R>(&mut self, seq: u64, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let ptr = self.slot_ptr(seq);
+        // SAFETY: the range is inside the map (see `slot_ptr`) and excludes the atomic commit
+        // word. `&mut self` makes this the only reference in this process. The ring protocol
+        // makes this process the only writer of the slot: the server owns one ring per core and
+        // never writes a slot the consumer cursor has not passed; other processes only read
+        // and detect torn bytes with the slot's commit word and CRC.
+        let payload = unsafe { std::slice::from_raw_parts_mut(ptr.add(8), self.slot_size - 8) };
+        f(payload)
+    }
+
+    /// Copies `seq`'s whole slot into `out` (which must be `slot_size` long).
+    ///
+    /// The copy may race with a writer in another process; callers validate it with the commit
+    /// word read before the copy and the record CRC.
+    pub fn copy_slot(&self, seq: u64, out: &mut [u8]) {
+        assert_eq!(out.len(), self.slot_size);
+        // SAFETY: source range is inside the map (see `slot_ptr`), destination is a distinct
+        // buffer of the same length. Concurrent writes from another process can only make the
+        // copied bytes inconsistent, which the caller's CRC check rejects.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.slot_ptr(seq), out.as_mut_ptr(), self.slot_size)
+        };
+    }
+
+    /// Synchronously writes back the pages holding slots `from_seq..to_seq` (msync MS_SYNC).
+    pub fn flush_slots(&self, from_seq: u64, to_seq: u64) -> std::io::Result<()> {
+        if to_seq <= from_seq {
+            return Ok(());
+        }
+        let capacity = self.mask + 1;
+        if to_seq - from_seq >= capacity {
+            return self.map.flush();
+        }
+        let first = (from_seq & self.mask) as usize;
+        let last = ((to_seq - 1) & self.mask) as usize;
+        let at = |i: usize| HEADER_PAGE + i * self.slot_size;
+        if first <= last {
+            self.map.flush_range(at(first), at(last + 1) - at(first))
+        } else {
+            self.map
+                .flush_range(at(first), at(capacity as usize) - at(first))?;
+            self.map.flush_range(at(0), at(last + 1) - at(0))
+        }
+    }
+
+    /// Synchronously writes back the header page (after the cursor moved).
+    pub fn flush_header(&self) -> std::io::Result<()> {
+        self.map.flush_range(0, HEADER_PAGE)
+    }
+}

@@ -1,0 +1,123 @@
+//! Reading a ring file that may be live (another process writing) or left by a crash.
+
+use super::format::{RingError, RingHeader, HEADER_PAGE};
+use super::raw::RawRing;
+use super::slot::{check_slot, SlotState};
+use crate::record::{self, RecordView};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// Reads committed records of one ring file; never writes unless opened as the consumer.
+pub struct RingReader {
+    raw: RawRing,
+    path: PathBuf,
+    header: RingHeader,
+    crc_init: u32,
+    buf: Vec<u8>,
+    _file: File,
+}
+
+impl RingReader {
+    /// Opens a ring read-only.
+    pub fn open(path: &Path) -> Result<RingReader, RingError> {
+        Self::open_mode(path, false)
+    }
+
+    /// Opens a ring as its consumer (the compactor), allowed to advance the cursor.
+    pub fn open_consumer(path: &Path) -> Result<RingReader, RingError> {
+        Self::open_mode(path, true)
+    }
+
+    fn open_mode(path: &Path, writable: bool) -> Result<RingReader, RingError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| RingError::io(path, e))?;
+        let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
+        if len < HEADER_PAGE as u64 {
+            return Err(RingError::format(
+                path,
+                len,
+                format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
+            ));
+        }
+        let mut raw =
+            RawRing::map(&file, len as usize, writable).map_err(|e| RingError::io(path, e))?;
+        let header = RingHeader::decode(path, &raw.header_page(), len)?;
+        raw.set_geometry(header.slot_size as usize, header.capacity);
+        Ok(RingReader {
+            raw,
+            path: path.to_path_buf(),
+            crc_init: record::crc_init(header.seed),
+            buf: vec![0u8; header.slot_size as usize],
+            header,
+            _file: file,
+        })
+    }
+
+    pub fn header(&self) -> &RingHeader {
+        &self.header
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The consumer cursor: every seq below it is durably stored elsewhere.
+    pub fn cursor(&self) -> u64 {
+        self.raw.cursor().load(Ordering::Acquire)
+    }
+
+    /// Byte offset in the file of the slot holding `seq`.
+    pub fn slot_offset(&self, seq: u64) -> u64 {
+        self.header.slot_offset(seq) as u64
+    }
+
+    /// Reads the record `seq`, if it is committed and intact.
+    pub fn read(&mut self, seq: u64) -> Result<RecordView<'_>, SlotState> {
+        match check_slot(&self.raw, self.crc_init, seq, &mut self.buf) {
+            SlotState::Valid => {
+                Ok(RecordView::parse(&self.buf).expect("check_slot validated the record"))
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Whether `seq` is committed and intact, without handing out the record.
+    pub fn state(&mut self, seq: u64) -> SlotState {
+        check_slot(&self.raw, self.crc_init, seq, &mut self.buf)
+    }
+
+    /// The contiguous run of valid records around the cursor: `start..end`.
+    ///
+    /// `end` is the first seq at or after the cursor that is not committed (the writer's next
+    /// seq for a healthy ring); `start` goes back below the cursor over records already
+    /// compacted but not yet overwritten.
+    pub fn valid_range(&mut self) -> std::ops::Range<u64> {
+        let cursor = self.cursor();
+        let cap = self.header.capacity;
+        let mut end = cursor;
+        while end - cursor < cap && self.state(end) == SlotState::Valid {
+            end += 1;
+        }
+        let mut start = cursor;
+        while start > 0 && end - (start - 1) <= cap && self.state(start - 1) == SlotState::Valid {
+            start -= 1;
+        }
+        start..end
+    }
+
+    /// Moves the consumer cursor forward to `seq` and makes it durable.
+    ///
+    /// Only the compactor calls this, after the records below `seq` are durably in a segment.
+    pub fn advance_cursor(&self, seq: u64) -> std::io::Result<()> {
+        let old = self.raw.cursor().load(Ordering::Acquire);
+        if seq > old {
+            self.raw.cursor().store(seq, Ordering::Release);
+            self.raw.flush_header()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! The per-core ring writer: create or reopen, recover, append, sync.
+
+use super::format::{check_geometry, file_len, RingError, RingHeader, HEADER_PAGE};
+use super::raw::RawRing;
+use super::slot::{check_slot, SlotState};
+use crate::record::{self, RecordFields, MAX_SLOT_SIZE};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// Geometry and owner of a ring to open or create.
+#[derive(Debug, Clone, Copy)]
+pub struct RingOptions {
+    pub slot_size: usize,
+    pub capacity: u64,
+    pub core: u32,
+}
+
+/// What reopening a ring found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The file did not exist and was created.
+    pub created: bool,
+    /// Consumer cursor read from the header.
+    pub cursor: u64,
+    /// Valid records found from the cursor on (not yet compacted).
+    pub pending: u64,
+    /// Sequence number the writer resumes at.
+    pub next_seq: u64,
+    /// Slots past the last valid record that held a torn or invalid record and were zeroed.
+    pub torn: u64,
+}
+
+/// The ring would overwrite a record the consumer has not passed yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFull;
+
+/// Single writer of one ring file.
+pub struct RingWriter {
+    raw: RawRing,
+    file: File,
+    path: PathBuf,
+    header: RingHeader,
+    crc_init: u32,
+    next_seq: u64,
+    cached_cursor: u64,
+}
+
+impl RingWriter {
+    /// Opens the ring at `path`, creating and preallocating it if missing, then recovers it.
+    pub fn open(path: &Path, opts: RingOptions) -> Result<(RingWriter, Recovery), RingError> {
+        check_geometry(opts.slot_size, opts.capacity)?;
+        let created = !path.exists();
+        if created {
+            create(path, opts)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| RingError::io(path, e))?;
+        let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
+        if len < HEADER_PAGE as u64 {
+            return Err(RingError::format(
+                path,
+                len,
+                format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
+            ));
+        }
+        let mut raw =
+            RawRing::map(&file, len as usize, true).map_err(|e| RingError::io(path, e))?;
+        let header = RingHeader::decode(path, &raw.header_page(), len)?;
+        for (what, have, want) in [
+            (
+                "slot size",
+                u64::from(header.slot_size),
+                opts.slot_size as u64,
+            ),
+            ("capacity (slots)", header.capacity, opts.capacity),
+        ] {
+            if have != want {
+                return Err(RingError::Mismatch {
+                    path: path.display().to_string(),
+                    what,
+                    have,
+                    want,
+                });
+            }
+        }
+        // Make sure no hole is left (a file copied sparse): a later write into one would SIGBUS on a full disk.
+        preallocate(&file, path, file_len(opts.slot_size, opts.capacity))?;
+        raw.set_geometry(opts.slot_size, header.capacity);
+        let mut writer = RingWriter {
+            raw,
+            file,
+            path: path.to_path_buf(),
+            crc_init: record::crc_init(header.seed),
+            header,
+            next_seq: 0,
+            cached_cursor: 0,
+        };
+        let mut recovery = writer.recover();
+        recovery.created = created;
+        Ok((writer, recovery))
+    }
+
+    /// Scans from the consumer cursor, keeps the valid prefix, zeroes the torn tail.
+    fn recover(&mut self) -> Recovery {
+        let cursor = self.raw.cursor().load(Ordering::Acquire);
+        let cap = self.header.capacity;
+        let mut buf = [0u8; MAX_SLOT_SIZE];
+        let buf = &mut buf[..self.header.slot_size as usize];
+        let mut end = cursor;
+        while end - cursor < cap
+            && check_slot(&self.raw, self.crc_init, end, buf) == SlotState::Valid
+        {
+            end += 1;
+        }
+        let mut torn = 0;
+        for i in 0..cap {
+            let commit = self.raw.commit_word(i).load(Ordering::Acquire);
+            // A commit word claiming a seq at or past `end` is left from the crashed run's tail.
+            if commit != 0 && commit - 1 >= end {
+                let claimed = commit - 1;
+                self.raw.with_slot_payload(claimed, |p| p.fill(0));
+                self.raw.commit_word(claimed).store(0, Ordering::Release);
+                torn += 1;
+            }
+        }
+        // A half-written slot at `end` keeps an older commit word; clear its payload too.
+        if end - cursor < cap {
+            self.raw.with_slot_payload(end, |p| p.fill(0));
+        }
+        if torn > 0 {
+            let _ = self.raw.flush_slots(0, cap);
+        }
+        self.next_seq = end;
+        self.cached_cursor = cursor;
+        Recovery {
+            created: false,
+            cursor,
+            pending: end - cursor,
+            next_seq: end,
+            torn,
+        }
+    }
+
+    /// Encodes and commits one record; returns its sequence number.
+    ///
+    /// The payload and CRC are written first, then the commit word is stored with Release
+    /// ordering, so any reader that sees the commit word sees the whole record.
+    #[inline]
+    pub fn append(&mut self, rec: &RecordFields<'_>) -> Result<u64, RingFull> {
+        let seq = self.next_seq;
+        if seq - self.cached_cursor >= self.header.capacity {
+            self.cached_cursor = self.raw.cursor().load(Ordering::Acquire);
+            if seq - self.cached_cursor >= self.header.capacity {
+                return Err(RingFull);
+            }
+        }
+        let crc_init = self.crc_init;
+        self.raw.with_slot_payload(seq, |payload| {
+            record::encode_after_commit(payload, seq, crc_init, rec)
+        });
+        self.raw.commit_word(seq).store(seq + 1, Ordering::Release);
+        self.next_seq = seq + 1;
+        Ok(seq)
+    }
+
+    /// Sequence number the next record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Records written but not yet passed by the consumer (as last seen).
+    pub fn occupancy(&self) -> u64 {
+        self.next_seq - self.raw.cursor().load(Ordering::Relaxed).min(self.next_seq)
+    }
+
+    pub fn header(&self) -> &RingHeader {
+        &self.header
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Durably writes back the slots of records `from_seq..to_seq` (for `--sync always`).
+    pub fn sync_records(&self, from_seq: u64, to_seq: u64) -> std::io::Result<()> {
+        self.raw.flush_slots(from_seq, to_seq)
+    }
+
+    /// A handle on the file for a background `fdatasync` (for `--sync interval`).
+    pub fn sync_handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+fn create(path: &Path, opts: RingOptions) -> Result<(), RingError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("glr.tmp");
+    let len = file_len(opts.slot_size, opts.capacity);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(&tmp)
+        .map_err(|e| RingError::io(&tmp, e))?;
+    let result = (|| {
+        preallocate(&file, &tmp, len)?;
+        let mut raw =
+            RawRing::map(&file, len as usize, true).map_err(|e| RingError::io(&tmp, e))?;
+        let header = RingHeader {
+            slot_size: opts.slot_size as u32,
+            core: opts.core,
+            capacity: opts.capacity,
+            seed: random_seed(),
+            created_ns: crate::clock::now_ns(),
+        };
+        let mut page = [0u8; HEADER_PAGE];
+        header.encode(&mut page);
+        raw.write_header_page(&page);
+        raw.flush_header().map_err(|e| RingError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| RingError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| RingError::io(path, e))?;
+        crate::sys::sync_dir(dir).map_err(|e| RingError::io(dir, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), RingError> {
+    let Ok(off_len) = libc::off_t::try_from(len) else {
+        return Err(RingError::Geometry(format!(
+            "ring of {len} bytes is too large"
+        )));
+    };
+    crate::sys::posix_fallocate(file.as_raw_fd(), off_len).map_err(|source| {
+        RingError::Preallocate {
+            path: path.display().to_string(),
+            bytes: len,
+            source,
+        }
+    })
+}
+
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if crate::sys::getrandom(&mut bytes).is_err() {
+        // Fall back to time and pid: the seed only has to differ from earlier files.
+        let mixed = crate::clock::now_ns() ^ (u64::from(std::process::id()) << 32);
+        return mixed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
+    }
+    u64::from_le_bytes(bytes)
+}
