@@ -71,6 +71,8 @@ fn worker(
         health_path: "/healthz".into(),
         max_requests_per_conn: u64::MAX,
         sync_always: false,
+        head_timeout_secs: 10,
+        idle_timeout_secs: 60,
     };
     let core = CoreState {
         id: 0,

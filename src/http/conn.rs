@@ -50,6 +50,8 @@ pub struct Conn {
     peer_ip: Ipv6Addr,
     peer_port: u16,
     requests: u64,
+    /// Coarse second at which the request now arriving began (0 = between requests).
+    request_started: u64,
 }
 
 /// Bytes reserved in `out` per response; `process` stops before `out` would grow past capacity.
@@ -72,6 +74,7 @@ impl Conn {
             peer_ip: crate::record::ip_to_v6(peer.ip()),
             peer_port: peer.port(),
             requests: 0,
+            request_started: 0,
         }
     }
 
@@ -94,6 +97,48 @@ impl Conn {
     /// Bytes read but not yet consumed (a partial request).
     pub fn buffered(&self) -> usize {
         self.end - self.start
+    }
+
+    /// Whether a request is partly read (head or body still arriving).
+    pub fn mid_request(&self) -> bool {
+        self.start < self.end || matches!(self.state, State::Body { .. } | State::Chunked(_))
+    }
+
+    /// The coarse second after which this connection has timed out, given the current second.
+    ///
+    /// Between requests the idle timeout runs from the last activity; once a request starts
+    /// arriving, the head timeout runs from that moment and is not extended by further bytes,
+    /// so a client trickling one byte at a time (slowloris) cannot hold the connection.
+    pub fn deadline(&mut self, now_secs: u64, core: &CoreState) -> u64 {
+        if self.mid_request() {
+            if self.request_started == 0 {
+                self.request_started = now_secs;
+            }
+            self.request_started + core.cfg.head_timeout_secs
+        } else {
+            self.request_started = 0;
+            now_secs + core.cfg.idle_timeout_secs
+        }
+    }
+
+    /// Called when [`Conn::deadline`] has passed: a partial request gets 408, an idle
+    /// connection is just closed. Always ends the connection.
+    pub fn timed_out(&mut self, core: &mut CoreState) -> Next {
+        if self.mid_request() && !matches!(self.state, State::Closed) {
+            core.stats.timed_out(true);
+            response::write(
+                &mut self.out,
+                &response::REQUEST_TIMEOUT,
+                &core.date,
+                ConnHeader::Close,
+                b"",
+                false,
+            );
+        } else {
+            core.stats.timed_out(false);
+        }
+        self.state = State::Closed;
+        Next::Close
     }
 
     /// Answers every complete request in the buffer (see module docs).

@@ -28,6 +28,10 @@ pub struct ServeConfig {
     pub health_path: String,
     pub max_requests_per_conn: u64,
     pub sync_always: bool,
+    /// Seconds a client has to send a whole request (head and body) once it starts.
+    pub head_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    pub idle_timeout_secs: u64,
 }
 
 /// One worker's state. Lives on that worker's thread only.
@@ -42,6 +46,11 @@ pub struct CoreState {
 }
 
 impl CoreState {
+    /// The current second, as last refreshed by this core's timer (coarse, no syscall).
+    pub fn now_secs(&self) -> u64 {
+        self.date.secs()
+    }
+
     /// Appends one record and counts it.
     #[inline]
     pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), RingFull> {

@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// Open connections per worker; beyond it new connections are closed at once and counted.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_conns: usize,
+    /// Time a client has to send a whole request once its first byte arrived; then 408 and close.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub head_timeout: Duration,
+    /// Time a kept-alive connection may sit idle between requests before it is closed.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Path answered 200 (503 while draining) without writing a record, for load balancer checks.
     #[arg(long, value_name = "PATH", default_value = "/healthz")]
     pub health_path: String,
@@ -255,6 +261,8 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
         health_path: args.health_path.clone(),
         max_requests_per_conn: args.max_requests_per_conn.max(1),
         sync_always: args.sync == SyncMode::Always,
+        head_timeout_secs: args.head_timeout.as_secs().max(1),
+        idle_timeout_secs: args.idle_timeout.as_secs().max(1),
     })
 }
 

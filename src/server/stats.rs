@@ -25,6 +25,10 @@ pub struct CoreStats {
     pub conns_refused: AtomicU64,
     pub accept_errors: AtomicU64,
     pub msync_errors: AtomicU64,
+    /// Connections closed because a request took longer than the head timeout (answered 408).
+    pub request_timeouts: AtomicU64,
+    /// Kept-alive connections closed after the idle timeout.
+    pub idle_timeouts: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -102,6 +106,15 @@ impl CoreStats {
 
     pub fn conn_refused(&self) {
         bump(&self.conns_refused);
+    }
+
+    pub fn timed_out(&self, mid_request: bool) {
+        if mid_request {
+            bump(&self.request_timeouts);
+            self.answered(408);
+        } else {
+            bump(&self.idle_timeouts);
+        }
     }
 
     pub fn accept_error(&self) {
