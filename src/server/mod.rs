@@ -5,13 +5,14 @@
 //! SIGINT: health checks answer 503 for `--drain-delay`, listeners close, requests already read
 //! are answered, rings are synced, exit 0.
 
+pub mod config;
 pub mod core;
 pub mod epoll;
 pub mod listener;
 pub mod stats;
 pub mod uring;
 
-use self::core::{CoreState, ResponseKind, ServeConfig};
+use self::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
 use self::stats::CoreStats;
 use crate::clock::{parse_duration, HttpDate};
 use crate::http::parse::{Limits, HEADERS_CAP};
@@ -47,6 +48,9 @@ pub enum SyncMode {
 /// Options of `glint serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// TOML file with any of these flags as keys (kebab-case) and [[route]] tables; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on; repeat for several. Every worker binds each one with SO_REUSEPORT.
     #[arg(long = "listen", value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub listen: Vec<SocketAddr>,
@@ -104,6 +108,18 @@ pub struct ServeArgs {
     /// Path answered 200 (503 while draining) without writing a record, for load balancer checks.
     #[arg(long, value_name = "PATH", default_value = "/healthz")]
     pub health_path: String,
+    /// Browser origin allowed to send beacons with CORS (repeatable or comma-separated; `*` for any).
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+    /// How long browsers may cache a CORS preflight answer.
+    #[arg(long, value_name = "DUR", default_value = "1d", value_parser = parse_duration)]
+    pub cors_max_age: Duration,
+    /// Domain the click redirect (`/r?u=URL`) may send browsers to, with its subdomains (repeatable).
+    #[arg(long, value_name = "DOMAIN")]
+    pub redirect_allow: Vec<String>,
+    /// Hits with `Sec-GPC: 1`: store them with a flag, or answer them and store nothing.
+    #[arg(long, value_enum, default_value_t = GpcPolicy::Flag)]
+    pub honor_gpc: GpcPolicy,
     /// On shutdown, how long health checks answer 503 before the listeners close.
     #[arg(long, value_name = "DUR", default_value = "0s", value_parser = parse_duration)]
     pub drain_delay: Duration,
@@ -133,7 +149,11 @@ pub struct Worker {
 
 /// Runs `glint serve` until SIGTERM or SIGINT.
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
-    let cfg = Arc::new(config(&args)?);
+    let (args, routes) = match &args.config {
+        Some(path) => with_config_file(path)?,
+        None => (args, Vec::new()),
+    };
+    let cfg = Arc::new(config(&args, routes)?);
     let cpus = crate::sys::allowed_cpus();
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
     let backend = choose_backend(args.io)?;
@@ -228,7 +248,35 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     })
 }
 
-fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
+/// Re-reads the command line with the config file's flags in front of it.
+fn with_config_file(path: &Path) -> Result<(ServeArgs, Vec<crate::http::route::Route>), String> {
+    #[derive(clap::Parser)]
+    #[command(name = "glint serve", args_override_self = true)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    use clap::Parser;
+    let file = config::load(path)?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = argv
+        .iter()
+        .position(|w| w == "serve")
+        .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
+    let repeatable = ["--listen", "--cors-origin", "--redirect-allow"];
+    let words = config::merge(&file.flags, cli, &repeatable);
+    let parsed = Serve::try_parse_from(std::iter::once("glint serve".into()).chain(words))
+        .map_err(|e| {
+            format!(
+                "config {}: {}",
+                path.display(),
+                e.to_string().lines().next().unwrap_or("invalid")
+            )
+        })?;
+    Ok((parsed.args, file.routes))
+}
+
+fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<ServeConfig, String> {
     crate::ring::format::check_geometry(args.slot_size, args.ring_slots)
         .map_err(|e| e.to_string())?;
     if args.listen.is_empty() {
@@ -257,12 +305,19 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
             max_body: args.max_body,
         },
         slot_size: args.slot_size,
-        response: args.response,
         health_path: args.health_path.clone(),
         max_requests_per_conn: args.max_requests_per_conn.max(1),
         sync_always: args.sync == SyncMode::Always,
         head_timeout_secs: args.head_timeout.as_secs().max(1),
         idle_timeout_secs: args.idle_timeout.as_secs().max(1),
+        routes: crate::http::route::Routes::new(routes, args.response)?,
+        cors: crate::http::route::CorsOrigins::new(&args.cors_origin, args.cors_max_age.as_secs()),
+        redirect_allow: args
+            .redirect_allow
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        honor_gpc: args.honor_gpc,
     })
 }
 

@@ -29,6 +29,10 @@ pub struct CoreStats {
     pub request_timeouts: AtomicU64,
     /// Kept-alive connections closed after the idle timeout.
     pub idle_timeouts: AtomicU64,
+    /// Redirects refused because the target host is not in `--redirect-allow`.
+    pub redirects_refused: AtomicU64,
+    /// Hits with `Sec-GPC: 1` answered but not stored (`--honor-gpc drop`).
+    pub gpc_dropped: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -115,6 +119,14 @@ impl CoreStats {
         } else {
             bump(&self.idle_timeouts);
         }
+    }
+
+    pub fn redirect_refused(&self) {
+        bump(&self.redirects_refused);
+    }
+
+    pub fn gpc_dropped(&self) {
+        bump(&self.gpc_dropped);
     }
 
     pub fn accept_error(&self) {
