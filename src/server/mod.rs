@@ -154,6 +154,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         None => (args, Vec::new()),
     };
     let cfg = Arc::new(config(&args, routes)?);
+    // Handle SIGTERM and SIGINT before anything is announced, so an early signal drains
+    // instead of killing the process with the default action.
+    let signals = Signals::install()?;
     let cpus = crate::sys::allowed_cpus();
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
     let backend = choose_backend(args.io)?;
@@ -216,7 +219,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
-    let failed = wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay)?;
+    let failed = signals.wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay)?;
     for handle in handles {
         let _ = handle.join();
     }
@@ -430,38 +433,55 @@ fn spawn_syncer(
     (stop_tx, handle)
 }
 
-/// Waits for SIGTERM/SIGINT (or a worker dying), then drives the shutdown phases.
-/// Returns the id of a worker that failed, if any.
-fn wait_for_shutdown(
-    phase: &watch::Sender<Phase>,
-    done: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Result<(), String>)>,
-    drain_delay: Duration,
-) -> Result<Option<usize>, crate::BoxError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+/// The main thread's signal handling: a small runtime and the SIGTERM/SIGINT streams.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, crate::BoxError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let failed = tokio::select! {
-            _ = term.recv() => None,
-            _ = int.recv() => None,
-            exit = done.recv() => {
-                let (id, result) = exit.unwrap_or((0, Err("worker thread vanished".into())));
-                crate::error!("worker {id} stopped unexpectedly: {}", result.err().unwrap_or_else(|| "no error".into()));
-                Some(id)
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _guard = rt.enter();
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        drop(_guard);
+        Ok(Signals { rt, term, int })
+    }
+
+    /// Waits for SIGTERM/SIGINT (or a worker dying), then drives the shutdown phases: drain
+    /// (a second signal cuts the drain delay short), then close. Returns a failed worker's id.
+    fn wait_for_shutdown(
+        mut self,
+        phase: &watch::Sender<Phase>,
+        done: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Result<(), String>)>,
+        drain_delay: Duration,
+    ) -> Result<Option<usize>, crate::BoxError> {
+        let Signals { rt, term, int } = &mut self;
+        rt.block_on(async {
+            let failed = tokio::select! {
+                _ = term.recv() => None,
+                _ = int.recv() => None,
+                exit = done.recv() => {
+                    let (id, result) = exit.unwrap_or((0, Err("worker thread vanished".into())));
+                    crate::error!("worker {id} stopped unexpectedly: {}", result.err().unwrap_or_else(|| "no error".into()));
+                    Some(id)
+                }
+            };
+            crate::info!("shutting down: draining for {drain_delay:?}, then closing listeners");
+            crate::notify::stopping();
+            let _ = phase.send(Phase::Draining);
+            tokio::select! {
+                _ = tokio::time::sleep(drain_delay) => {}
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-        };
-        crate::info!("shutting down: draining for {drain_delay:?}, then closing listeners");
-        crate::notify::stopping();
-        let _ = phase.send(Phase::Draining);
-        tokio::select! {
-            _ = tokio::time::sleep(drain_delay) => {}
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        let _ = phase.send(Phase::Closing);
-        Ok(failed)
-    })
+            let _ = phase.send(Phase::Closing);
+            Ok(failed)
+        })
+    }
 }
