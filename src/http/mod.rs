@@ -4,4 +4,5 @@
 pub mod chunked;
 pub mod conn;
 pub mod parse;
+pub mod proxy;
 pub mod response;
