@@ -5,4 +5,5 @@ pub mod chunked;
 pub mod conn;
 pub mod parse;
 pub mod proxy;
+pub mod realip;
 pub mod response;
