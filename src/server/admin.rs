@@ -88,12 +88,27 @@ const PER_CORE: &[(&str, &str, &str, Read64)] = &[
 
 const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 
-fn status_count(s: &CoreStats, class: usize) -> u64 {
-    [&s.status_2xx, &s.status_3xx, &s.status_4xx, &s.status_5xx][class].load(Relaxed)
-}
-
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter family with a `core` label and one more label taking each of `values`;
+/// `read(stats, i)` is the count for `values[i]`.
+fn labelled_counter(
+    out: &mut String,
+    cores: &[Arc<CoreStats>],
+    (name, help): (&str, &str),
+    key: &str,
+    values: &[&str],
+    read: impl Fn(&CoreStats, usize) -> u64,
+) {
+    family(out, name, "counter", help);
+    for (core, s) in cores.iter().enumerate() {
+        for (i, value) in values.iter().enumerate() {
+            let n = read(s, i);
+            let _ = writeln!(out, "{name}{{core=\"{core}\",{key}=\"{value}\"}} {n}");
+        }
+    }
 }
 
 /// Label values here are fixed identifiers, but escape them as the format requires anyway.
@@ -106,57 +121,32 @@ fn label(value: &str) -> String {
 
 /// Appends the whole exposition (format 0.0.4) to `out`.
 pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: &AdminInfo) {
-    family(
-        out,
-        "glint_requests_total",
-        "counter",
-        "Answers sent, by status class.",
-    );
-    for (core, s) in cores.iter().enumerate() {
-        for (class, name) in STATUS_CLASSES.iter().enumerate() {
-            let n = status_count(s, class);
-            let _ = writeln!(
-                out,
-                "glint_requests_total{{core=\"{core}\",status=\"{name}\"}} {n}"
-            );
-        }
-    }
+    let requests = ("glint_requests_total", "Answers sent, by status class.");
+    labelled_counter(out, cores, requests, "status", &STATUS_CLASSES, |s, i| {
+        [&s.status_2xx, &s.status_3xx, &s.status_4xx, &s.status_5xx][i].load(Relaxed)
+    });
     for (name, kind, help, read) in PER_CORE {
         family(out, name, kind, help);
         for (core, s) in cores.iter().enumerate() {
             let _ = writeln!(out, "{name}{{core=\"{core}\"}} {}", read(s));
         }
     }
-    family(
-        out,
+    let reasons = REJECT_REASONS.map(|r| r.reason());
+    let parse_errors = (
         "glint_parse_errors_total",
-        "counter",
         "Requests refused before routing, by reason.",
     );
-    for (core, s) in cores.iter().enumerate() {
-        for (i, reject) in REJECT_REASONS.iter().enumerate() {
-            let (reason, n) = (reject.reason(), s.rejects[i].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "glint_parse_errors_total{{core=\"{core}\",reason=\"{reason}\"}} {n}"
-            );
-        }
-    }
-    family(
-        out,
+    labelled_counter(out, cores, parse_errors, "reason", &reasons, |s, i| {
+        s.rejects[i].load(Relaxed)
+    });
+    let fields = Field::ALL.map(Field::name);
+    let truncated = (
         "glint_truncated_fields_total",
-        "counter",
         "Record fields stored truncated, by field.",
     );
-    for (core, s) in cores.iter().enumerate() {
-        for field in Field::ALL {
-            let (name, n) = (field.name(), s.truncated[field as usize].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "glint_truncated_fields_total{{core=\"{core}\",field=\"{name}\"}} {n}"
-            );
-        }
-    }
+    labelled_counter(out, cores, truncated, "field", &fields, |s, i| {
+        s.truncated[i].load(Relaxed)
+    });
     render_rings(out, &extra.rings);
     family(
         out,
