@@ -7,3 +7,4 @@ pub mod parse;
 pub mod proxy;
 pub mod realip;
 pub mod response;
+pub mod route;
