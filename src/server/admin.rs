@@ -84,6 +84,10 @@ const PER_CORE: &[(&str, &str, &str, Read64)] = &[
     ("glint_connections_refused_total", "counter", "Connections closed at once because the core was at --max-conns.", |s| s.conns_refused.load(Relaxed)),
     ("glint_accept_errors_total", "counter", "accept() failures.", |s| s.accept_errors.load(Relaxed)),
     ("glint_msync_errors_total", "counter", "Failed msync of ring records; their answers were withheld.", |s| s.msync_errors.load(Relaxed)),
+    ("glint_request_timeouts_total", "counter", "Connections closed with 408 because a request took too long to arrive.", |s| s.request_timeouts.load(Relaxed)),
+    ("glint_idle_timeouts_total", "counter", "Kept-alive connections closed after the idle timeout.", |s| s.idle_timeouts.load(Relaxed)),
+    ("glint_redirects_refused_total", "counter", "Click redirects refused: target host not in --redirect-allow.", |s| s.redirects_refused.load(Relaxed)),
+    ("glint_gpc_dropped_total", "counter", "Hits with Sec-GPC: 1 answered but not stored (--honor-gpc drop).", |s| s.gpc_dropped.load(Relaxed)),
 ];
 
 const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];

@@ -156,6 +156,7 @@ fn render_is_valid_and_complete() {
     );
     stats[1].rejected(crate::http::parse::Reject::UriTooLong);
     stats[0].conn_opened();
+    stats[0].timed_out(true);
     let info = AdminInfo {
         rings: vec![
             RingOccupancy {
@@ -176,6 +177,8 @@ fn render_is_valid_and_complete() {
     assert_eq!(get("glint_requests_total{core=\"1\",status=\"3xx\"}"), 1.0);
     assert_eq!(get("glint_requests_total{core=\"1\",status=\"4xx\"}"), 1.0);
     assert_eq!(get("glint_requests_total{core=\"0\",status=\"5xx\"}"), 0.0);
+    assert_eq!(get("glint_requests_total{core=\"0\",status=\"4xx\"}"), 1.0);
+    assert_eq!(get("glint_request_timeouts_total{core=\"0\"}"), 1.0);
     assert_eq!(get("glint_records_written_total{core=\"0\"}"), 1.0);
     assert_eq!(get("glint_record_bytes_total{core=\"0\"}"), 512.0);
     assert_eq!(
@@ -205,6 +208,9 @@ fn render_is_valid_and_complete() {
         "glint_connections_refused_total",
         "glint_accept_errors_total",
         "glint_msync_errors_total",
+        "glint_idle_timeouts_total",
+        "glint_redirects_refused_total",
+        "glint_gpc_dropped_total",
     ] {
         assert_eq!(get(&format!("{family}{{core=\"1\"}}")), 0.0);
     }
