@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_target: usize,
     /// Largest request body, bytes.
     pub max_body: u64,
+    /// Lower-case name of a CDN header holding the client IP (`--client-ip-header`), captured
+    /// into [`RequestHead::named_ip`].
+    pub named_ip_header: Option<&'static [u8]>,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             max_headers: 64,
             max_target: 4096,
             max_body: 65_536,
+            named_ip_header: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct RequestHead<'a> {
     pub origin: Option<&'a [u8]>,
     pub x_forwarded_for: Option<&'a [u8]>,
     pub forwarded: Option<&'a [u8]>,
+    /// Value of the configured CDN client-IP header, if present.
+    pub named_ip: Option<&'a [u8]>,
     pub dnt: bool,
     pub gpc: bool,
     pub keep_alive: bool,
@@ -161,6 +167,7 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
                 origin: h.origin,
                 x_forwarded_for: h.x_forwarded_for,
                 forwarded: h.forwarded,
+                named_ip: h.named_ip,
                 dnt: h.dnt,
                 gpc: h.gpc,
                 keep_alive: h.keep_alive,
@@ -226,6 +233,7 @@ struct Headers<'a> {
     origin: Option<&'a [u8]>,
     x_forwarded_for: Option<&'a [u8]>,
     forwarded: Option<&'a [u8]>,
+    named_ip: Option<&'a [u8]>,
     dnt: bool,
     gpc: bool,
     keep_alive: bool,
@@ -300,6 +308,12 @@ fn read_headers<'a>(
                 if value.is_empty() {
                     return Err(Reject::BadRequest);
                 }
+            }
+            _ if limits
+                .named_ip_header
+                .is_some_and(|n| name.eq_ignore_ascii_case(n)) =>
+            {
+                h.named_ip = Some(value)
             }
             _ => {}
         }
@@ -491,6 +505,7 @@ mod tests {
             max_headers: 2,
             max_target: 16,
             max_body: 10,
+            named_ip_header: None,
         };
         let long_target = [b"GET /".as_slice(), &[b'a'; 100]].concat();
         assert!(matches!(

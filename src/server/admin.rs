@@ -151,6 +151,18 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
     labelled_counter(out, cores, truncated, "field", &fields, |s, i| {
         s.truncated[i].load(Relaxed)
     });
+    let proxy = (
+        "glint_proxy_protocol_errors_total",
+        "PROXY-protocol connections closed, by reason.",
+    );
+    labelled_counter(
+        out,
+        cores,
+        proxy,
+        "reason",
+        &crate::http::proxy::PROXY_ERROR_REASONS,
+        |s, i| s.proxy_errors[i].load(Relaxed),
+    );
     render_rings(out, &extra.rings);
     family(
         out,
