@@ -216,7 +216,10 @@ fn render_is_valid_and_complete() {
         assert_eq!(get(&format!("{family}{{core=\"1\"}}")), 0.0);
     }
     // Bounded labels: 2 cores give a fixed number of series, whatever the traffic was.
-    assert_eq!(get("glint_proxy_protocol_errors_total{core=\"0\",reason=\"malformed\"}"), 0.0);
+    assert_eq!(
+        get("glint_proxy_protocol_errors_total{core=\"0\",reason=\"malformed\"}"),
+        0.0
+    );
     let proxy_reasons = crate::http::proxy::PROXY_ERROR_REASONS.len();
     let per_core = 4 + PER_CORE.len() + REJECT_REASONS.len() + Field::ALL.len() + proxy_reasons + 2;
     assert_eq!(series.len(), 2 * per_core + 2);

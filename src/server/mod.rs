@@ -360,11 +360,8 @@ fn start_admin(
         "epoll"
     };
     let state = Arc::new(AdminState::new(stats.to_vec(), name, Box::new(occupancy)));
-    let (bound, handle) = admin::spawn_admin(addr, state.clone()).map_err(|e| {
-        format!(
-            "cannot listen on admin address {addr}: {e} (pick another with --admin-listen, or off)"
-        )
-    })?;
+    let (bound, handle) = admin::spawn_admin(addr, state.clone())
+        .map_err(|e| format!("{e} (pick another address with --admin-listen, or off)"))?;
     crate::info!("admin listening on {bound} (GET /metrics)");
     Ok(Some((state, handle)))
 }
