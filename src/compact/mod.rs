@@ -1,4 +1,8 @@
-//! `glint compact`: not built yet (see its issue).
+//! `glint compact`: merges the per-core rings into time-ordered, indexed, crash-safe segments.
+
+#![forbid(unsafe_code)]
+
+pub mod segment;
 
 use std::process::ExitCode;
 

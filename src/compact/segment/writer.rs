@@ -1,0 +1,425 @@
+//! Writing the in-progress segment: blocks, checkpoints (commit points), sealing, recovery.
+
+use super::format::{
+    decode_checkpoint, encode_checkpoint, encode_index, BlockEntry, BlockHeader, BlockKind, Codec,
+    FileHeader, SegmentError, Trailer, Watermark, HEADER_LEN, OPEN_SUFFIX, SEGMENT_SUFFIX,
+};
+use super::reader::{read_block_at, BlockRead};
+use crate::record::RecordView;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Raw bytes of records gathered before a block is written (a block ends at most one record later).
+pub const BLOCK_TARGET: usize = 64 * 1024;
+const ZSTD_LEVEL: i32 = 3;
+
+/// Appends blocks to one `….gls.open` file; [`SegmentWriter::seal`] makes it a `….gls`.
+pub struct SegmentWriter {
+    file: File,
+    path: PathBuf,
+    header: FileHeader,
+    len: u64,
+    index: Vec<BlockEntry>,
+    block: Vec<u8>,
+    block_count: u32,
+    block_min: u64,
+    block_max: u64,
+    record_count: u64,
+    uncommitted: u64,
+    last_checkpoint: u64,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    packed: Vec<u8>,
+}
+
+/// What [`SegmentWriter::recover`] found in an in-progress file.
+pub struct Recovered {
+    /// The writer to continue with; `None` if the file was complete and has been sealed now.
+    pub writer: Option<SegmentWriter>,
+    /// The last checkpoint in the file (empty if it had none).
+    pub marks: Vec<Watermark>,
+    /// Bytes cut from the end: blocks after the last checkpoint, or a torn block.
+    pub cut_bytes: u64,
+    /// Path of the file (the sealed name when `writer` is `None`).
+    pub path: PathBuf,
+}
+
+impl SegmentWriter {
+    /// Creates `dir/<start>.gls.open`, writes and syncs its header, and syncs `dir`.
+    pub fn create(dir: &Path, start_ns: u64, codec: Codec) -> Result<SegmentWriter, SegmentError> {
+        let path = dir.join(format!(
+            "{}{}",
+            super::segment_file_name(start_ns).trim_end_matches(SEGMENT_SUFFIX),
+            OPEN_SUFFIX
+        ));
+        let header = FileHeader {
+            codec,
+            seed: random_seed(),
+            start_ns,
+            created_ns: crate::clock::now_ns(),
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(|e| SegmentError::io(&path, e))?;
+        file.write_all(&header.encode())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| SegmentError::io(&path, e))?;
+        crate::sys::sync_dir(dir).map_err(|e| SegmentError::io(dir, e))?;
+        Ok(Self::with_file(file, path, header, HEADER_LEN as u64))
+    }
+
+    fn with_file(file: File, path: PathBuf, header: FileHeader, len: u64) -> SegmentWriter {
+        let compressor = (header.codec == Codec::Zstd)
+            .then(|| zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context allocation"));
+        SegmentWriter {
+            file,
+            path,
+            header,
+            len,
+            index: Vec::new(),
+            block: Vec::with_capacity(BLOCK_TARGET + crate::record::MAX_SLOT_SIZE),
+            block_count: 0,
+            block_min: u64::MAX,
+            block_max: 0,
+            record_count: 0,
+            uncommitted: 0,
+            last_checkpoint: 0,
+            compressor,
+            packed: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The time in the file name.
+    pub fn start_ns(&self) -> u64 {
+        self.header.start_ns
+    }
+    /// Bytes in the file plus the block being gathered.
+    pub fn len(&self) -> u64 {
+        self.len + self.block.len() as u64
+    }
+    pub fn is_empty(&self) -> bool {
+        self.record_count == 0
+    }
+    /// Records pushed, committed or not.
+    pub fn record_count(&self) -> u64 {
+        self.record_count
+    }
+    /// Bytes written to the file so far (header and blocks; the gathered block excluded).
+    pub fn bytes_written(&self) -> u64 {
+        self.len
+    }
+
+    /// Adds one record; writes a block when enough bytes are gathered.
+    pub fn push(&mut self, rec: &RecordView<'_>) -> Result<(), SegmentError> {
+        self.block.extend_from_slice(rec.bytes());
+        self.block_count += 1;
+        self.block_min = self.block_min.min(rec.ts_ns());
+        self.block_max = self.block_max.max(rec.ts_ns());
+        self.record_count += 1;
+        self.uncommitted += 1;
+        if self.block.len() >= BLOCK_TARGET {
+            self.write_records_block()?;
+        }
+        Ok(())
+    }
+
+    fn write_records_block(&mut self) -> Result<(), SegmentError> {
+        if self.block_count == 0 {
+            return Ok(());
+        }
+        let entry = BlockEntry {
+            offset: self.len,
+            min_ts: self.block_min,
+            max_ts: self.block_max,
+            count: self.block_count,
+        };
+        let block = std::mem::take(&mut self.block);
+        let result = self.write_block(BlockKind::Records, &block, entry);
+        self.block = block;
+        result?;
+        self.index.push(entry);
+        self.block.clear();
+        self.block_count = 0;
+        self.block_min = u64::MAX;
+        self.block_max = 0;
+        Ok(())
+    }
+
+    fn write_block(
+        &mut self,
+        kind: BlockKind,
+        raw: &[u8],
+        e: BlockEntry,
+    ) -> Result<(), SegmentError> {
+        let mut zstd = false;
+        if let (Some(c), BlockKind::Records) = (self.compressor.as_mut(), kind) {
+            self.packed.clear();
+            self.packed
+                .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+            let n = c
+                .compress_to_buffer(raw, &mut self.packed)
+                .map_err(|e| SegmentError::io(&self.path, e))?;
+            zstd = n < raw.len();
+        }
+        let payload: &[u8] = if zstd { &self.packed } else { raw };
+        let header = BlockHeader {
+            kind,
+            zstd,
+            stored_len: payload.len() as u32,
+            raw_len: raw.len() as u32,
+            count: e.count,
+            min_ts: e.min_ts,
+            max_ts: e.max_ts,
+            crc: 0,
+        };
+        let head = header.encode(self.header.seed, payload);
+        self.file
+            .write_all_at(&head, self.len)
+            .and_then(|()| {
+                self.file
+                    .write_all_at(payload, self.len + head.len() as u64)
+            })
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        self.len += header.total_len();
+        Ok(())
+    }
+
+    /// Writes the gathered block and a checkpoint, then fdatasyncs: every record pushed so far
+    /// is durable and `marks` says which ring records they are. Only then may cursors move.
+    pub fn commit(&mut self, marks: &[Watermark]) -> Result<(), SegmentError> {
+        self.write_records_block()?;
+        let payload = encode_checkpoint(marks);
+        let offset = self.len;
+        let entry = BlockEntry {
+            offset,
+            min_ts: 0,
+            max_ts: 0,
+            count: marks.len() as u32,
+        };
+        self.write_block(BlockKind::Checkpoint, &payload, entry)?;
+        self.file
+            .sync_data()
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        self.last_checkpoint = offset;
+        self.uncommitted = 0;
+        Ok(())
+    }
+
+    /// Writes the index and trailer, syncs, renames to `….gls` and syncs the directory.
+    /// Call [`SegmentWriter::commit`] first: records pushed after the last commit are refused.
+    pub fn seal(mut self) -> Result<PathBuf, SegmentError> {
+        if self.uncommitted > 0 || self.last_checkpoint == 0 {
+            let what = format!(
+                "cannot seal: {} records after the last checkpoint",
+                self.uncommitted
+            );
+            return Err(SegmentError::format(&self.path, self.len, what));
+        }
+        let (min_ts, max_ts) = self.index.iter().fold((u64::MAX, 0), |(lo, hi), e| {
+            (lo.min(e.min_ts), hi.max(e.max_ts))
+        });
+        let index_offset = self.len;
+        let entry = BlockEntry {
+            offset: index_offset,
+            min_ts,
+            max_ts,
+            count: self.index.len() as u32,
+        };
+        let payload = encode_index(&self.index);
+        self.write_block(BlockKind::Index, &payload, entry)?;
+        let trailer = Trailer {
+            index_offset,
+            checkpoint_offset: self.last_checkpoint,
+            record_count: self.record_count,
+        };
+        self.file
+            .write_all_at(&trailer.encode(self.header.seed), self.len)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| SegmentError::io(&self.path, e))?;
+        finish_rename(&self.path)
+    }
+
+    /// Reopens an in-progress file after a crash: validates every block, keeps everything up
+    /// to the last checkpoint, cuts the rest. A file that was fully sealed is renamed.
+    pub fn recover(path: &Path) -> Result<Recovered, SegmentError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| SegmentError::io(path, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| SegmentError::io(path, e))?
+            .len();
+        let mut head = [0u8; HEADER_LEN];
+        let n = read_prefix(&file, &mut head).map_err(|e| SegmentError::io(path, e))?;
+        let header = FileHeader::decode(path, &head[..n])?;
+        let scan = scan_blocks(&file, path, header.seed, file_len)?;
+        if scan.sealed {
+            let sealed = finish_rename(path)?;
+            return Ok(Recovered {
+                writer: None,
+                marks: scan.marks,
+                cut_bytes: 0,
+                path: sealed,
+            });
+        }
+        file.set_len(scan.keep)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| SegmentError::io(path, e))?;
+        let mut w = Self::with_file(file, path.to_path_buf(), header, scan.keep);
+        w.index = scan.index;
+        w.record_count = w.index.iter().map(|e| u64::from(e.count)).sum();
+        w.last_checkpoint = scan.last_checkpoint;
+        Ok(Recovered {
+            writer: Some(w),
+            marks: scan.marks,
+            cut_bytes: file_len - scan.keep,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+struct Scan {
+    keep: u64,
+    index: Vec<BlockEntry>,
+    marks: Vec<Watermark>,
+    last_checkpoint: u64,
+    sealed: bool,
+}
+
+/// Walks the blocks; stops at the first invalid one, or at an index followed by a valid trailer.
+fn scan_blocks(file: &File, path: &Path, seed: u64, file_len: u64) -> Result<Scan, SegmentError> {
+    let mut scan = Scan {
+        keep: HEADER_LEN as u64,
+        index: Vec::new(),
+        marks: Vec::new(),
+        last_checkpoint: 0,
+        sealed: false,
+    };
+    let mut pending = Vec::new();
+    let mut at = HEADER_LEN as u64;
+    let mut payload = Vec::new();
+    let stop = loop {
+        let (h, _) = match read_block_at(file, seed, at, file_len, &mut payload) {
+            BlockRead::Ok(h, n) => (h, n),
+            BlockRead::End => break None,
+            BlockRead::Bad(why) => break Some(why),
+            BlockRead::Io(e) => return Err(SegmentError::io(path, e)),
+        };
+        let next = at + h.total_len();
+        match h.kind {
+            BlockKind::Records => pending.push(BlockEntry {
+                offset: at,
+                min_ts: h.min_ts,
+                max_ts: h.max_ts,
+                count: h.count,
+            }),
+            BlockKind::Checkpoint => {
+                scan.index.append(&mut pending);
+                scan.marks = decode_checkpoint(&payload);
+                scan.last_checkpoint = at;
+                scan.keep = next;
+            }
+            BlockKind::Index => {
+                scan.sealed = pending.is_empty() && trailer_ok(file, seed, next, file_len, at);
+                break None;
+            }
+        }
+        at = next;
+    };
+    if let Some(why) = stop {
+        refuse_lost_checkpoint(file, path, seed, at, file_len, &why)?;
+    }
+    Ok(scan)
+}
+
+fn trailer_ok(file: &File, seed: u64, at: u64, file_len: u64, index_offset: u64) -> bool {
+    let mut b = [0u8; super::TRAILER_LEN];
+    if at + b.len() as u64 != file_len || file.read_exact_at(&mut b, at).is_err() {
+        return false;
+    }
+    matches!(Trailer::decode(seed, &b), Ok(t) if t.index_offset == index_offset)
+}
+
+/// A bad block followed by a valid checkpoint is damage to committed data, not a torn tail:
+/// cutting there would lose records whose ring slots may already be reused.
+fn refuse_lost_checkpoint(
+    file: &File,
+    path: &Path,
+    seed: u64,
+    bad_at: u64,
+    file_len: u64,
+    why: &str,
+) -> Result<(), SegmentError> {
+    let mut payload = Vec::new();
+    let mut window = vec![0u8; 1 << 16];
+    let mut at = bad_at + 1;
+    while at < file_len {
+        let n = file
+            .read_at(&mut window, at)
+            .map_err(|e| SegmentError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        for i in memchr_all(&window[..n], b"GLBK") {
+            let off = at + i as u64;
+            if let BlockRead::Ok(h, _) = read_block_at(file, seed, off, file_len, &mut payload) {
+                if h.kind == BlockKind::Checkpoint {
+                    let what = format!("{why}, but a valid checkpoint follows at offset {off}: committed records are damaged; move this file away and run again (its records from this block on are lost)");
+                    return Err(SegmentError::format(path, bad_at, what));
+                }
+            }
+        }
+        at += n.saturating_sub(3).max(1) as u64;
+    }
+    Ok(())
+}
+
+fn memchr_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    hay.windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| *w == needle)
+        .map(|(i, _)| i)
+}
+
+fn read_prefix(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn finish_rename(open_path: &Path) -> Result<PathBuf, SegmentError> {
+    let name = open_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(OPEN_SUFFIX))
+        .ok_or_else(|| SegmentError::format(open_path, 0, "not an in-progress segment name"))?;
+    let sealed = open_path.with_file_name(format!("{name}{SEGMENT_SUFFIX}"));
+    std::fs::rename(open_path, &sealed).map_err(|e| SegmentError::io(&sealed, e))?;
+    let dir = open_path.parent().unwrap_or(Path::new("."));
+    crate::sys::sync_dir(dir).map_err(|e| SegmentError::io(dir, e))?;
+    Ok(sealed)
+}
+
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if crate::sys::getrandom(&mut bytes).is_err() {
+        // The seed only has to differ from files that were here before.
+        return crate::clock::now_ns().rotate_left(23) ^ u64::from(std::process::id());
+    }
+    u64::from_le_bytes(bytes)
+}
