@@ -2,7 +2,8 @@
 
 use super::format::{
     decode_checkpoint, encode_checkpoint, encode_index, BlockEntry, BlockHeader, BlockKind, Codec,
-    FileHeader, SegmentError, Trailer, Watermark, HEADER_LEN, OPEN_SUFFIX, SEGMENT_SUFFIX,
+    FileHeader, SegmentError, Trailer, Watermark, BLOCK_HEADER_LEN, CHECKPOINT_ENTRY_LEN,
+    HEADER_LEN, INDEX_ENTRY_LEN, OPEN_SUFFIX, SEGMENT_SUFFIX,
 };
 use super::reader::{read_block_at, BlockRead};
 use crate::record::RecordView;
@@ -107,6 +108,14 @@ impl SegmentWriter {
     }
     pub fn is_empty(&self) -> bool {
         self.record_count == 0
+    }
+    /// File size after pushing `add` more record bytes, committing `marks` checkpoint entries
+    /// and sealing: what a size limit compares against.
+    pub fn projected_len(&self, add: usize, marks: usize) -> u64 {
+        let blocks = self.index.len() + 1;
+        let tail = 3 * BLOCK_HEADER_LEN + marks * CHECKPOINT_ENTRY_LEN;
+        let index = blocks * INDEX_ENTRY_LEN + super::TRAILER_LEN;
+        self.len() + (add + tail + index) as u64
     }
     /// Records pushed, committed or not.
     pub fn record_count(&self) -> u64 {
