@@ -42,6 +42,16 @@ const UAS: [&str; 3] = [
 
 /// Appends one browser-like beacon; `n` varies the target, UA and referer.
 pub fn append_beacon(w: &mut RingWriter, core: u16, ts_ns: u64, n: u64) -> u64 {
+    try_append_beacon(w, core, ts_ns, n).expect("ring has room")
+}
+
+/// [`append_beacon`] that hands back a full ring instead of panicking.
+pub fn try_append_beacon(
+    w: &mut RingWriter,
+    core: u16,
+    ts_ns: u64,
+    n: u64,
+) -> Result<u64, glint::ring::RingFull> {
     let target = format!(
         "/p.gif?e=pageview&sid={:016x}&url=https%3A%2F%2Fshop.example.com%2Fcat%2F{}%3Fref%3Dnav&w=1920&h=1080&t={}",
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -84,7 +94,7 @@ pub fn append_beacon(w: &mut RingWriter, core: u16, ts_ns: u64, n: u64) -> u64 {
         cookie: b"",
         body: b"",
     };
-    w.append(&fields).expect("ring has room")
+    w.append(&fields)
 }
 
 pub fn compact(dir: &Path, extra: &[&str]) -> Output {
