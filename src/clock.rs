@@ -88,9 +88,54 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Parses a duration such as `250ms`, `1s`, `1.5s`, `5m`, `1h`, `7d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!(
+            "invalid duration {text:?}: expected a number and a unit such as 500ms, 1s, 5m, 1h, 7d"
+        )
+    })?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        other => {
+            return Err(format!(
+                "invalid duration {text:?}: unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
+            ))
+        }
+    };
+    std::time::Duration::try_from_secs_f64(value * scale)
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("invalid duration"));
+        assert!(parse_duration("3 weeks")
+            .unwrap_err()
+            .contains("unknown unit"));
+    }
 
     #[test]
     fn imf_fixdate_matches_rfc_example_and_leap_days() {

@@ -296,22 +296,30 @@ pub fn share_room(lens: [usize; FIELD_COUNT], room: usize) -> [usize; FIELD_COUN
     }
 }
 
-/// Writes a record into `slot` (everything but the commit word) and returns its length.
+/// Length and truncation bits of an encoded record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    pub len: usize,
+    /// The `flags::TRUNC_*` bits that were set.
+    pub truncated: u32,
+}
+
+/// Writes a record into `slot` (everything but the commit word).
 ///
 /// `crc_init` is `crc32c(seed.to_le_bytes())` of the ring the slot belongs to. The slot's
 /// padding beyond the returned length is zeroed, so a reused slot never leaks old bytes.
-pub fn encode(slot: &mut [u8], seq: u64, crc_init: u32, rec: &RecordFields<'_>) -> usize {
+pub fn encode(slot: &mut [u8], seq: u64, crc_init: u32, rec: &RecordFields<'_>) -> Encoded {
     encode_after_commit(&mut slot[OFF_CRC..], seq, crc_init, rec)
 }
 
 /// [`encode`] into a slot without its first 8 bytes (the commit word, which the ring stores
-/// atomically and separately). Returns the record length counted from the slot start.
+/// atomically and separately). The length counts from the slot start.
 pub fn encode_after_commit(
     payload: &mut [u8],
     seq: u64,
     crc_init: u32,
     rec: &RecordFields<'_>,
-) -> usize {
+) -> Encoded {
     const B: usize = OFF_CRC;
     let slot_size = payload.len() + B;
     debug_assert!((MIN_SLOT_SIZE..=MAX_SLOT_SIZE).contains(&slot_size));
@@ -349,7 +357,10 @@ pub fn encode_after_commit(
     payload[110 - B..112 - B].fill(0);
     let crc = crc32c::crc32c_append(crc_init, &payload[CRC_START - B..len - B]);
     put_u32(payload, OFF_CRC - B, crc);
-    len
+    Encoded {
+        len,
+        truncated: flag_bits & flags::TRUNC_ANY,
+    }
 }
 
 /// The CRC start value for a ring with this seed.
@@ -625,7 +636,7 @@ mod tests {
             rec.peer_ip = Ipv6Addr::from(peer); rec.peer_port = port;
             rec.client_ip = Ipv6Addr::from(client);
             rec.ip_source = IpSource::from_code(source); rec.body_kind = BodyKind::from_code(kind);
-            let len = encode(&mut slot, seq, crc_init(seed), &rec);
+            let len = encode(&mut slot, seq, crc_init(seed), &rec).len;
             prop_assert!(slot[len..].iter().all(|b| *b == 0), "padding zeroed");
             let v = RecordView::parse(&slot).unwrap();
             prop_assert_eq!(v.len(), len);

@@ -117,3 +117,19 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
+
+/// Takes an exclusive advisory lock on `file` without blocking; `Ok(false)` if another process holds it.
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: plain syscall on a descriptor `file` keeps open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}

@@ -1,1 +1,7 @@
-//! HTTP/1.x request parsing, canned responses and the per-connection state machine.
+//! HTTP/1.x: request parsing ([`parse`], [`chunked`]), canned answers ([`response`]) and the
+//! backend-independent connection state machine ([`conn`]).
+
+pub mod chunked;
+pub mod conn;
+pub mod parse;
+pub mod response;

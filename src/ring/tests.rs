@@ -39,7 +39,7 @@ fn append_then_read_back_and_reopen_resumes() {
     assert!(rec0.created);
     assert_eq!(rec0.next_seq, 0);
     for i in 0..5u64 {
-        assert_eq!(w.append(&rec(format!("/p?{i}").as_bytes())).unwrap(), i);
+        assert_eq!(w.append(&rec(format!("/p?{i}").as_bytes())).unwrap().seq, i);
     }
     drop(w);
     let mut r = RingReader::open(&path).unwrap();
@@ -65,8 +65,8 @@ fn full_ring_refuses_until_cursor_moves() {
     assert_eq!(w.append(&rec(b"/x")), Err(RingFull));
     let consumer = RingReader::open_consumer(&path).unwrap();
     consumer.advance_cursor(2).unwrap();
-    assert_eq!(w.append(&rec(b"/a")), Ok(4));
-    assert_eq!(w.append(&rec(b"/b")), Ok(5));
+    assert_eq!(w.append(&rec(b"/a")).map(|a| a.seq), Ok(4));
+    assert_eq!(w.append(&rec(b"/b")).map(|a| a.seq), Ok(5));
     assert_eq!(w.append(&rec(b"/c")), Err(RingFull));
     let mut r = RingReader::open(&path).unwrap();
     // Seqs 0 and 1 were overwritten by 4 and 5 (same slots): never read as the old records.
@@ -91,7 +91,7 @@ fn recovery_zeroes_torn_tail_and_keeps_valid_prefix() {
     std::fs::write(&path, &bytes).unwrap();
     let (mut w, r) = RingWriter::open(&path, opts(16)).unwrap();
     assert_eq!((r.pending, r.next_seq, r.torn), (3, 3, 3));
-    assert_eq!(w.append(&rec(b"/new")).unwrap(), 3);
+    assert_eq!(w.append(&rec(b"/new")).unwrap().seq, 3);
     drop(w);
     let mut reader = RingReader::open(&path).unwrap();
     assert_eq!(reader.valid_range(), 0..4);

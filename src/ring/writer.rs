@@ -33,6 +33,13 @@ pub struct Recovery {
     pub torn: u64,
 }
 
+/// A committed record's sequence number and the `flags::TRUNC_*` bits its encoding set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub truncated: u32,
+}
+
 /// The ring would overwrite a record the consumer has not passed yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingFull;
@@ -122,7 +129,7 @@ impl RingWriter {
         for i in 0..cap {
             let commit = self.raw.commit_word(i).load(Ordering::Acquire);
             // A commit word claiming a seq at or past `end` is left from the crashed run's tail.
-            if commit != 0 && commit - 1 >= end {
+            if commit > end {
                 let claimed = commit - 1;
                 self.raw.with_slot_payload(claimed, |p| p.fill(0));
                 self.raw.commit_word(claimed).store(0, Ordering::Release);
@@ -147,12 +154,12 @@ impl RingWriter {
         }
     }
 
-    /// Encodes and commits one record; returns its sequence number.
+    /// Encodes and commits one record; returns its sequence number and truncation bits.
     ///
     /// The payload and CRC are written first, then the commit word is stored with Release
     /// ordering, so any reader that sees the commit word sees the whole record.
     #[inline]
-    pub fn append(&mut self, rec: &RecordFields<'_>) -> Result<u64, RingFull> {
+    pub fn append(&mut self, rec: &RecordFields<'_>) -> Result<Appended, RingFull> {
         let seq = self.next_seq;
         if seq - self.cached_cursor >= self.header.capacity {
             self.cached_cursor = self.raw.cursor().load(Ordering::Acquire);
@@ -161,12 +168,15 @@ impl RingWriter {
             }
         }
         let crc_init = self.crc_init;
-        self.raw.with_slot_payload(seq, |payload| {
+        let encoded = self.raw.with_slot_payload(seq, |payload| {
             record::encode_after_commit(payload, seq, crc_init, rec)
         });
         self.raw.commit_word(seq).store(seq + 1, Ordering::Release);
         self.next_seq = seq + 1;
-        Ok(seq)
+        Ok(Appended {
+            seq,
+            truncated: encoded.truncated,
+        })
     }
 
     /// Sequence number the next record will get.

@@ -1,0 +1,195 @@
+//! Incremental decoder for the chunked transfer coding (RFC 9112 7.1).
+//!
+//! Strict: chunk sizes are 1*HEXDIG without prefix, sign, underscore or whitespace, checked
+//! for overflow; every line ends in CRLF; chunk data must be followed by CRLF exactly.
+//! Extensions and trailer fields are accepted and discarded, within a byte budget.
+
+/// Why a chunked body is malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    /// Syntax error (bad size, missing CRLF, bad byte in an extension or trailer).
+    Malformed,
+    /// Extensions or trailers longer than the budget.
+    TooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    SizeStart,
+    Size,
+    Ext,
+    SizeLf,
+    Data(u64),
+    DataCr,
+    DataLf,
+    TrailerLineStart,
+    TrailerLine,
+    TrailerLineLf,
+    EndLf,
+    Done,
+}
+
+/// Decoder state for one body.
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: State,
+    size: u64,
+    meta_bytes: usize,
+}
+
+/// Budget for chunk extensions plus trailer fields, bytes.
+const META_BUDGET: usize = 4096;
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder {
+            state: State::SizeStart,
+            size: 0,
+            meta_bytes: 0,
+        }
+    }
+}
+
+impl ChunkedDecoder {
+    /// Whether the final CRLF after the last chunk (and trailers) has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes bytes of `input`, handing decoded data to `sink`; returns how many bytes were
+    /// consumed (all of them unless the body ended inside `input`).
+    pub fn feed(&mut self, input: &[u8], mut sink: impl FnMut(&[u8])) -> Result<usize, ChunkError> {
+        let mut i = 0;
+        while i < input.len() && self.state != State::Done {
+            if let State::Data(rem) = self.state {
+                let take = rem.min((input.len() - i) as u64) as usize;
+                sink(&input[i..i + take]);
+                i += take;
+                let left = rem - take as u64;
+                self.state = if left == 0 {
+                    State::DataCr
+                } else {
+                    State::Data(left)
+                };
+                continue;
+            }
+            let b = input[i];
+            i += 1;
+            self.state = self.step(b)?;
+        }
+        Ok(i)
+    }
+
+    fn step(&mut self, b: u8) -> Result<State, ChunkError> {
+        use State::*;
+        let next = match (self.state, b) {
+            (SizeStart | Size, _) if b.is_ascii_hexdigit() => {
+                let digit = u64::from((b as char).to_digit(16).expect("hex digit"));
+                self.size = self
+                    .size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(digit))
+                    .ok_or(ChunkError::Malformed)?;
+                Size
+            }
+            (Size, b';') => self.meta(Ext)?,
+            (Size, b'\r') => SizeLf,
+            (Ext, b'\r') => SizeLf,
+            (Ext, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => self.meta(Ext)?,
+            (SizeLf, b'\n') if self.size == 0 => TrailerLineStart,
+            (SizeLf, b'\n') => Data(std::mem::take(&mut self.size)),
+            (DataCr, b'\r') => DataLf,
+            (DataLf, b'\n') => SizeStart,
+            (TrailerLineStart, b'\r') => EndLf,
+            (TrailerLine, b'\r') => TrailerLineLf,
+            (TrailerLineStart | TrailerLine, b)
+                if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 =>
+            {
+                self.meta(TrailerLine)?
+            }
+            (TrailerLineLf, b'\n') => TrailerLineStart,
+            (EndLf, b'\n') => Done,
+            _ => return Err(ChunkError::Malformed),
+        };
+        Ok(next)
+    }
+
+    fn meta(&mut self, next: State) -> Result<State, ChunkError> {
+        self.meta_bytes += 1;
+        if self.meta_bytes > META_BUDGET {
+            return Err(ChunkError::TooLong);
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(raw: &[u8], piece: usize) -> Result<(Vec<u8>, usize), ChunkError> {
+        let mut d = ChunkedDecoder::default();
+        let mut out = Vec::new();
+        let mut used = 0;
+        for chunk in raw.chunks(piece) {
+            used += d.feed(chunk, |b| out.extend_from_slice(b))?;
+            if d.is_done() {
+                break;
+            }
+        }
+        assert!(d.is_done(), "not done after {used} bytes");
+        Ok((out, used))
+    }
+
+    #[test]
+    fn decodes_sizes_extensions_trailers_in_any_split() {
+        let raw =
+            b"5;name=val\r\nhello\r\nA\r\n, world!!!\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1";
+        for piece in [1, 2, 3, 7, raw.len()] {
+            let (body, used) = decode_in_pieces(raw, piece).unwrap();
+            assert_eq!(body, b"hello, world!!!");
+            assert_eq!(
+                used,
+                raw.len() - b"GET / HTTP/1.1".len(),
+                "stops exactly at the body's end"
+            );
+        }
+        assert_eq!(
+            decode_in_pieces(b"a\r\n0123456789\r\n0\r\n\r\n", 4)
+                .unwrap()
+                .0,
+            b"0123456789"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_sizes_and_framing() {
+        let bad: &[&[u8]] = &[
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"1_0\r\n0123456789abcdef\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX\r\n0\r\n\r\n",
+            b"5\r\nhello0\r\n\r\n",
+            b"ffffffffffffffffff\r\n",
+            b"\r\n",
+            b"0\r\n\n",
+        ];
+        for raw in bad {
+            let mut d = ChunkedDecoder::default();
+            let r = d.feed(raw, |_| {});
+            assert!(
+                r.is_err() || !d.is_done(),
+                "{:?} accepted",
+                String::from_utf8_lossy(raw)
+            );
+            assert!(
+                r.is_err(),
+                "{:?} not rejected",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! One connection's state machine, independent of the I/O backend.
+//!
+//! A backend reads into [`Conn::read_buf`], reports the byte count with [`Conn::filled`], calls
+//! [`Conn::process`], writes everything in [`Conn::out`] with one write, clears it, and acts on
+//! the returned [`Next`]. `process` parses every complete pipelined request in the buffer,
+//! appends one record per beacon to the core's ring, and only then appends its canned answer,
+//! so a 2xx on the wire always follows a committed record.
+
+use super::chunked::{ChunkError, ChunkedDecoder};
+use super::parse::{parse_request_head, Framing, Parsed, Reject, RequestHead};
+use super::response::{self, Canned, ConnHeader};
+use crate::record::{flags, BodyKind, IpSource, Method, RecordFields, HEADER_LEN};
+use crate::server::core::{CoreState, ResponseKind};
+use std::net::{Ipv6Addr, SocketAddr};
+
+/// What the backend does after writing `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read more bytes, then call `process` again.
+    Read,
+    /// `out` filled up before the buffered requests were answered: write, then call `process`
+    /// again without reading (a client that pipelines without reading stops being read).
+    Write,
+    /// Write `out`, then close the connection.
+    Close,
+}
+
+enum State {
+    Head,
+    /// A Content-Length body still arriving; the head was copied to `head_copy`.
+    Body {
+        remaining: u64,
+    },
+    /// A chunked body still arriving; the head was copied to `head_copy`.
+    Chunked(ChunkedDecoder),
+    Closed,
+}
+
+/// Per-connection buffers and state. Allocated once at accept; nothing per request.
+pub struct Conn {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Responses to write, in request order.
+    pub out: Vec<u8>,
+    state: State,
+    head_copy: Vec<u8>,
+    body: Vec<u8>,
+    body_len: u64,
+    peer_ip: Ipv6Addr,
+    peer_port: u16,
+    requests: u64,
+}
+
+/// Bytes reserved in `out` per response; `process` stops before `out` would grow past capacity.
+const RESPONSE_ROOM: usize = 512;
+const OUT_CAPACITY: usize = 32 * 1024;
+
+impl Conn {
+    pub fn new(peer: SocketAddr, core: &CoreState) -> Conn {
+        let cfg = &core.cfg;
+        let body_room = cfg.slot_size - HEADER_LEN;
+        Conn {
+            buf: vec![0u8; cfg.limits.max_head.max(16 * 1024)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(OUT_CAPACITY),
+            state: State::Head,
+            head_copy: Vec::new(),
+            body: Vec::with_capacity(body_room),
+            body_len: 0,
+            peer_ip: crate::record::ip_to_v6(peer.ip()),
+            peer_port: peer.port(),
+            requests: 0,
+        }
+    }
+
+    /// The free tail of the read buffer; moves a partial request to the front first if needed.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.start > 0 && (self.start == self.end || self.end == self.buf.len()) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were read into [`Conn::read_buf`].
+    pub fn filled(&mut self, n: usize) {
+        self.end += n;
+        debug_assert!(self.end <= self.buf.len());
+    }
+
+    /// Bytes read but not yet consumed (a partial request).
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Answers every complete request in the buffer (see module docs).
+    pub fn process(&mut self, core: &mut CoreState) -> Next {
+        let first_seq = core.ring.next_seq();
+        let next = self.process_batch(core);
+        let last_seq = core.ring.next_seq();
+        if core.cfg.sync_always && last_seq > first_seq {
+            if let Err(e) = core.ring.sync_records(first_seq, last_seq) {
+                // The kernel may have dropped the pages: these records are not durable, so
+                // their 2xx must not be sent. Never retried as if it had succeeded.
+                core.stats.msync_failed(&e);
+                self.out.clear();
+                self.state = State::Closed;
+                return Next::Close;
+            }
+        }
+        next
+    }
+
+    fn process_batch(&mut self, core: &mut CoreState) -> Next {
+        let mut pipelined = false;
+        loop {
+            if self.out.len() + RESPONSE_ROOM > self.out.capacity() {
+                return Next::Write;
+            }
+            match &mut self.state {
+                State::Closed => return Next::Close,
+                State::Head => {
+                    if self.start == self.end {
+                        return Next::Read;
+                    }
+                    if let Some(next) = self.on_head(core, pipelined) {
+                        return next;
+                    }
+                }
+                State::Body { remaining } => {
+                    let take = (*remaining).min((self.end - self.start) as u64) as usize;
+                    capture(&mut self.body, &self.buf[self.start..self.start + take]);
+                    self.start += take;
+                    *remaining -= take as u64;
+                    if *remaining > 0 {
+                        return Next::Read;
+                    }
+                    self.finish_buffered_request(core, pipelined);
+                }
+                State::Chunked(decoder) => {
+                    let body = &mut self.body;
+                    let body_len = &mut self.body_len;
+                    let fed = decoder.feed(&self.buf[self.start..self.end], |data| {
+                        *body_len += data.len() as u64;
+                        capture(body, data);
+                    });
+                    let done = decoder.is_done();
+                    match fed {
+                        Err(ChunkError::Malformed | ChunkError::TooLong) => {
+                            return self.reject(core, Reject::BadRequest);
+                        }
+                        Ok(used) => self.start += used,
+                    }
+                    if self.body_len > core.cfg.limits.max_body {
+                        return self.reject(core, Reject::PayloadTooLarge);
+                    }
+                    if !done {
+                        return Next::Read;
+                    }
+                    self.finish_buffered_request(core, pipelined);
+                }
+            }
+            pipelined = true;
+        }
+    }
+
+    /// Parses a head at `start`; answers it if its body (if any) is already buffered.
+    fn on_head(&mut self, core: &mut CoreState, pipelined: bool) -> Option<Next> {
+        let avail = &self.buf[self.start..self.end];
+        let head = match parse_request_head(avail, &core.cfg.limits) {
+            Parsed::Partial => return Some(Next::Read),
+            Parsed::Error(reject) => return Some(self.reject(core, reject)),
+            Parsed::Complete(head) => head,
+        };
+        let head_len = head.head_len;
+        let (body, framing_done) = match head.framing {
+            Framing::None => (&avail[..0], true),
+            Framing::Length(n) if (avail.len() - head_len) as u64 >= n => {
+                (&avail[head_len..head_len + n as usize], true)
+            }
+            _ => (&avail[..0], false),
+        };
+        if framing_done {
+            let consumed = head_len + body.len();
+            self.body_len = body.len() as u64;
+            let peer = (self.peer_ip, self.peer_port);
+            let keep = answer(
+                core,
+                &mut self.out,
+                &head,
+                body,
+                self.body_len,
+                peer,
+                pipelined,
+                &mut self.requests,
+            );
+            self.start += consumed;
+            if !keep {
+                self.state = State::Closed;
+            }
+            return None;
+        }
+        // Slow path: the body is still arriving. Keep a copy of the head to answer it later.
+        self.head_copy.clear();
+        self.head_copy.extend_from_slice(&avail[..head_len]);
+        self.body.clear();
+        self.body_len = 0;
+        let expect = head.expect_continue;
+        self.state = match head.framing {
+            Framing::Length(n) => {
+                self.body_len = n;
+                State::Body { remaining: n }
+            }
+            _ => State::Chunked(ChunkedDecoder::default()),
+        };
+        self.start += head_len;
+        if expect && self.start == self.end {
+            self.out.extend_from_slice(response::CONTINUE);
+            return Some(Next::Write);
+        }
+        None
+    }
+
+    /// Answers the request whose head is in `head_copy` and body in `body`.
+    fn finish_buffered_request(&mut self, core: &mut CoreState, pipelined: bool) {
+        let keep = match parse_request_head(&self.head_copy, &core.cfg.limits) {
+            Parsed::Complete(head) => {
+                let peer = (self.peer_ip, self.peer_port);
+                answer(
+                    core,
+                    &mut self.out,
+                    &head,
+                    &self.body,
+                    self.body_len,
+                    peer,
+                    pipelined,
+                    &mut self.requests,
+                )
+            }
+            // The same bytes parsed a moment ago; unreachable, but never panic on the request path.
+            _ => false,
+        };
+        self.state = if keep { State::Head } else { State::Closed };
+    }
+
+    fn reject(&mut self, core: &mut CoreState, reject: Reject) -> Next {
+        core.stats.rejected(reject);
+        let canned = match reject {
+            Reject::BadRequest => &response::BAD_REQUEST,
+            Reject::UriTooLong => &response::URI_TOO_LONG,
+            Reject::HeaderTooLarge => &response::HEADER_TOO_LARGE,
+            Reject::VersionNotSupported => &response::VERSION_NOT_SUPPORTED,
+            Reject::NotImplemented => &response::NOT_IMPLEMENTED,
+            Reject::PayloadTooLarge => &response::PAYLOAD_TOO_LARGE,
+        };
+        response::write(
+            &mut self.out,
+            canned,
+            &core.date,
+            ConnHeader::Close,
+            b"",
+            false,
+        );
+        self.state = State::Closed;
+        Next::Close
+    }
+}
+
+/// Keeps the first bytes of a body, as many as a slot can hold.
+fn capture(body: &mut Vec<u8>, data: &[u8]) {
+    let room = body.capacity() - body.len();
+    body.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// Routes one complete request, records it if it is a beacon, and appends the answer.
+/// Returns whether the connection stays open.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    core: &mut CoreState,
+    out: &mut Vec<u8>,
+    head: &RequestHead<'_>,
+    body: &[u8],
+    body_len: u64,
+    peer: (Ipv6Addr, u16),
+    pipelined: bool,
+    requests: &mut u64,
+) -> bool {
+    *requests += 1;
+    let keep_alive =
+        head.keep_alive && !core.draining && *requests < core.cfg.max_requests_per_conn;
+    let conn = match (keep_alive, head.http_minor) {
+        (false, _) => ConnHeader::Close,
+        (true, 0) => ConnHeader::KeepAlive,
+        (true, _) => ConnHeader::None,
+    };
+    let head_only = head.method == Method::Head;
+    let (canned, record): (&Canned, bool) = match head.method {
+        Method::Get | Method::Head if path_of(head.target) == core.cfg.health_path.as_bytes() => (
+            if core.draining {
+                &response::HEALTH_DRAINING
+            } else {
+                &response::HEALTH_OK
+            },
+            false,
+        ),
+        Method::Get | Method::Head => match core.cfg.response {
+            ResponseKind::Gif => (&response::PIXEL, true),
+            ResponseKind::NoContent => (&response::NO_CONTENT, true),
+        },
+        Method::Post => (&response::NO_CONTENT, true),
+        Method::Options => (&response::OPTIONS, false),
+        _ if head.unknown_method => (&response::UNKNOWN_METHOD, false),
+        _ => (&response::METHOD_NOT_ALLOWED, false),
+    };
+    let canned = if record {
+        let mut flag_bits = 0;
+        if keep_alive {
+            flag_bits |= flags::KEEP_ALIVE;
+        }
+        if pipelined {
+            flag_bits |= flags::PIPELINED;
+        }
+        if head.dnt {
+            flag_bits |= flags::DNT;
+        }
+        if head.gpc {
+            flag_bits |= flags::GPC;
+        }
+        if !head.target.starts_with(b"/") {
+            flag_bits |= flags::ABSOLUTE_FORM;
+        }
+        if head.framing == Framing::Chunked {
+            flag_bits |= flags::CHUNKED;
+        }
+        let fields = RecordFields {
+            ts_ns: crate::clock::now_ns(),
+            core: core.id,
+            status: canned.status,
+            method: head.method,
+            http_minor: head.http_minor,
+            flags: flag_bits,
+            peer_ip: peer.0,
+            peer_port: peer.1,
+            client_ip: peer.0,
+            ip_source: IpSource::Peer,
+            body_kind: body_kind(head.content_type, body_len),
+            target: head.target,
+            user_agent: head.user_agent,
+            referer: head.referer,
+            cookie: b"",
+            body,
+        };
+        match core.append(&fields) {
+            Ok(()) => canned,
+            Err(_) => &response::RING_FULL,
+        }
+    } else {
+        canned
+    };
+    core.stats.answered(canned.status);
+    response::write(out, canned, &core.date, conn, b"", head_only);
+    keep_alive
+}
+
+/// The path of an origin-form or absolute-form target, without the query.
+pub fn path_of(target: &[u8]) -> &[u8] {
+    let rest = match target.iter().position(|&b| b == b':') {
+        Some(i)
+            if target[..i].iter().all(u8::is_ascii_alphabetic)
+                && target[i..].starts_with(b"://") =>
+        {
+            let after = &target[i + 3..];
+            after
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |p| &after[p..])
+        }
+        _ => target,
+    };
+    rest.split(|&b| b == b'?').next().unwrap_or(rest)
+}
+
+fn body_kind(content_type: &[u8], body_len: u64) -> BodyKind {
+    let essence = content_type.split(|&b| b == b';').next().unwrap_or(b"");
+    let essence = essence.trim_ascii();
+    if essence.eq_ignore_ascii_case(b"text/plain") {
+        BodyKind::TextPlain
+    } else if essence.eq_ignore_ascii_case(b"application/json") {
+        BodyKind::Json
+    } else if essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        BodyKind::Form
+    } else if body_len == 0 {
+        BodyKind::None
+    } else {
+        BodyKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_of_origin_and_absolute_forms() {
+        assert_eq!(path_of(b"/p.gif?e=1"), b"/p.gif");
+        assert_eq!(path_of(b"http://t.example.com/healthz"), b"/healthz");
+        assert_eq!(path_of(b"http://t.example.com"), b"/");
+        assert_eq!(path_of(b"/a:b"), b"/a:b");
+    }
+
+    #[test]
+    fn body_kinds() {
+        assert_eq!(
+            body_kind(b"application/json; charset=utf-8", 5),
+            BodyKind::Json
+        );
+        assert_eq!(body_kind(b"TEXT/PLAIN", 5), BodyKind::TextPlain);
+        assert_eq!(body_kind(b"", 0), BodyKind::None);
+        assert_eq!(body_kind(b"image/png", 5), BodyKind::Other);
+    }
+}

@@ -1,0 +1,59 @@
+//! What one worker core owns: its ring, its Date, its counters, and the shared read-only config.
+
+use super::stats::CoreStats;
+use crate::clock::HttpDate;
+use crate::http::parse::Limits;
+use crate::record::RecordFields;
+use crate::ring::{RingFull, RingWriter};
+use std::sync::Arc;
+
+/// What GET and HEAD beacons are answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseKind {
+    /// 200 with the 43-byte transparent GIF.
+    Gif,
+    /// 204 No Content.
+    #[value(name = "204")]
+    #[serde(rename = "204")]
+    NoContent,
+}
+
+/// Settings every core reads; built once from the command line, never written after start.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub limits: Limits,
+    pub slot_size: usize,
+    pub response: ResponseKind,
+    pub health_path: String,
+    pub max_requests_per_conn: u64,
+    pub sync_always: bool,
+}
+
+/// One worker's state. Lives on that worker's thread only.
+pub struct CoreState {
+    pub id: u16,
+    pub ring: RingWriter,
+    pub date: HttpDate,
+    pub cfg: Arc<ServeConfig>,
+    pub stats: Arc<CoreStats>,
+    /// Set when shutdown begins: health checks answer 503, connections close after each answer.
+    pub draining: bool,
+}
+
+impl CoreState {
+    /// Appends one record and counts it.
+    #[inline]
+    pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), RingFull> {
+        match self.ring.append(fields) {
+            Ok(appended) => {
+                self.stats.recorded(appended.truncated, self.cfg.slot_size);
+                Ok(())
+            }
+            Err(full) => {
+                self.stats.ring_full();
+                Err(full)
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Per-core counters. Each core writes only its own `CoreStats` (plain loads and stores, no
+//! contended read-modify-write); the admin listener and shutdown summary read them.
+
+use crate::http::parse::Reject;
+use crate::record::{flags, Field};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters of one core, on their own cache lines so cores never share one.
+#[repr(align(128))]
+#[derive(Default, Debug)]
+pub struct CoreStats {
+    pub records: AtomicU64,
+    pub record_bytes: AtomicU64,
+    pub ring_full: AtomicU64,
+    pub status_2xx: AtomicU64,
+    pub status_3xx: AtomicU64,
+    pub status_4xx: AtomicU64,
+    pub status_5xx: AtomicU64,
+    /// Rejections by reason, indexed like [`REJECT_REASONS`].
+    pub rejects: [AtomicU64; 6],
+    /// Truncated fields, indexed by [`Field`].
+    pub truncated: [AtomicU64; 5],
+    pub conns_open: AtomicU64,
+    pub conns_accepted: AtomicU64,
+    pub conns_refused: AtomicU64,
+    pub accept_errors: AtomicU64,
+    pub msync_errors: AtomicU64,
+}
+
+/// Rejection reasons in counter order.
+pub const REJECT_REASONS: [Reject; 6] = [
+    Reject::BadRequest,
+    Reject::UriTooLong,
+    Reject::HeaderTooLarge,
+    Reject::VersionNotSupported,
+    Reject::NotImplemented,
+    Reject::PayloadTooLarge,
+];
+
+#[inline]
+fn bump(c: &AtomicU64) {
+    add(c, 1);
+}
+
+#[inline]
+fn add(c: &AtomicU64, n: u64) {
+    // Single writer per core: a load and a store, no locked instruction.
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl CoreStats {
+    #[inline]
+    pub fn recorded(&self, truncated: u32, slot_size: usize) {
+        bump(&self.records);
+        add(&self.record_bytes, slot_size as u64);
+        if truncated != 0 {
+            for f in Field::ALL {
+                if truncated & (flags::TRUNC_TARGET << f as u32) != 0 {
+                    bump(&self.truncated[f as usize]);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub fn answered(&self, status: u16) {
+        bump(match status {
+            200..=299 => &self.status_2xx,
+            300..=399 => &self.status_3xx,
+            400..=499 => &self.status_4xx,
+            _ => &self.status_5xx,
+        });
+    }
+
+    pub fn ring_full(&self) {
+        bump(&self.ring_full);
+    }
+
+    pub fn rejected(&self, reject: Reject) {
+        let i = REJECT_REASONS
+            .iter()
+            .position(|r| *r == reject)
+            .unwrap_or(0);
+        bump(&self.rejects[i]);
+        self.answered(reject.status());
+    }
+
+    pub fn msync_failed(&self, err: &std::io::Error) {
+        bump(&self.msync_errors);
+        crate::error!("msync of ring records failed, their answers were withheld: {err}");
+    }
+
+    pub fn conn_opened(&self) {
+        bump(&self.conns_accepted);
+        bump(&self.conns_open);
+    }
+
+    pub fn conn_closed(&self) {
+        self.conns_open
+            .store(self.conns_open.load(Relaxed).saturating_sub(1), Relaxed);
+    }
+
+    pub fn conn_refused(&self) {
+        bump(&self.conns_refused);
+    }
+
+    pub fn accept_error(&self) {
+        bump(&self.accept_errors);
+    }
+}

@@ -1,0 +1,423 @@
+//! `glint serve` over real loopback sockets, for every I/O backend: answers, framing,
+//! keep-alive, pipelining, and every acknowledged request in the ring with the exact bytes sent.
+
+mod common;
+use common::*;
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::Duration;
+
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+    };
+}
+
+for_each_backend!(
+    get_head_options_and_disallowed_methods,
+    pipelined_batch_answered_in_order_and_recorded,
+    byte_at_a_time_request,
+    keep_alive_and_close_rules,
+    acknowledged_requests_are_in_the_ring_with_exact_bytes,
+    post_bodies_content_length_chunked_and_expect_continue,
+    bad_requests_get_status_and_close,
+    health_check_is_not_recorded,
+    full_ring_answers_503_and_never_overwrites,
+    response_204_mode,
+);
+
+fn start(tag: &str, io: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--io", io];
+    args.extend_from_slice(extra);
+    Server::start(&tempdir(tag), &args)
+}
+
+fn get_head_options_and_disallowed_methods(io: &str) {
+    let server = start("methods", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let r = roundtrip(
+        &mut s,
+        b"GET /p.gif?e=open&cid=42 HTTP/1.1\r\nHost: t.example\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("image/gif"));
+    assert_eq!(r.body, glint::http::response::GIF.to_vec());
+    assert!(r.header("Cache-Control").unwrap().contains("no-store"));
+    assert_eq!(r.header("Date").unwrap().len(), 29);
+    let h = roundtrip(&mut s, b"HEAD /p.gif HTTP/1.1\r\nHost: t.example\r\n\r\n").unwrap();
+    assert_eq!((h.status, h.header("Content-Length")), (200, Some("43")));
+    assert!(h.body.is_empty());
+    let d = roundtrip(&mut s, b"DELETE /p.gif HTTP/1.1\r\nHost: t.example\r\n\r\n").unwrap();
+    assert_eq!(d.status, 405);
+    assert_eq!(d.header("Allow"), Some("GET, HEAD, POST, OPTIONS"));
+    let u = roundtrip(&mut s, b"BREW /pot HTTP/1.1\r\nHost: t.example\r\n\r\n").unwrap();
+    assert_eq!(u.status, 501);
+    let o = roundtrip(
+        &mut s,
+        b"OPTIONS /p.gif HTTP/1.1\r\nHost: t.example\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(o.status, 204);
+    // Still the same connection: 405 and 501 keep it open.
+    let again = roundtrip(
+        &mut s,
+        b"GET http://t.example/abs?x=1 HTTP/1.1\r\nHost: t.example\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(again.status, 200);
+    drop(s);
+    assert!(server.stop().success());
+    let recs = ring_records(&dir);
+    let got: Vec<(&str, &[u8])> = recs
+        .iter()
+        .map(|r| (r.method.as_str(), &r.target[..]))
+        .collect();
+    // Beacons are recorded; 405, 501 and OPTIONS answers are counted, not logged.
+    assert_eq!(
+        got,
+        vec![
+            ("GET", &b"/p.gif?e=open&cid=42"[..]),
+            ("HEAD", b"/p.gif"),
+            ("GET", b"http://t.example/abs?x=1")
+        ]
+    );
+    assert_ne!(recs[2].flags & glint::record::flags::ABSOLUTE_FORM, 0);
+}
+
+fn pipelined_batch_answered_in_order_and_recorded(io: &str) {
+    let server = start("pipeline", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.extend_from_slice(
+            format!("GET /p.gif?i={i} HTTP/1.1\r\nHost: a\r\nUser-Agent: pipe\r\n\r\n").as_bytes(),
+        );
+    }
+    s.write_all(&batch).unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..50 {
+        assert_eq!(
+            read_response(&mut s, &mut pending, false).unwrap().status,
+            200
+        );
+    }
+    drop(s);
+    assert!(server.stop().success());
+    let recs = ring_records(&dir);
+    assert_eq!(recs.len(), 50);
+    let targets: Vec<String> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.target.clone()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("/p.gif?i={i}")).collect();
+    assert_eq!(
+        targets, expected,
+        "one connection, one core, answered and recorded in order"
+    );
+    assert!(recs[1..]
+        .iter()
+        .any(|r| r.flags & glint::record::flags::PIPELINED != 0));
+    assert_eq!(recs[0].flags & glint::record::flags::PIPELINED, 0);
+}
+
+fn byte_at_a_time_request(io: &str) {
+    let server = start("bytewise", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let raw = b"GET /p.gif?slow=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: drip\r\nReferer: https://r.example/\r\n\r\n";
+    for b in raw.iter() {
+        s.write_all(std::slice::from_ref(b)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+    assert_eq!(r.status, 200);
+    drop(s);
+    assert!(server.stop().success());
+    let recs = ring_records(&dir);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        (&recs[0].target[..], &recs[0].ua[..], &recs[0].referer[..]),
+        (
+            &b"/p.gif?slow=1"[..],
+            &b"drip"[..],
+            &b"https://r.example/"[..]
+        )
+    );
+}
+
+fn keep_alive_and_close_rules(io: &str) {
+    let server = start("keepalive", io, &[]);
+    let mut s = server.connect();
+    let r = roundtrip(
+        &mut s,
+        b"GET /a HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(closed_by_server(&mut s));
+    let mut s = server.connect();
+    let r = roundtrip(&mut s, b"GET /a HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.header("Connection")), (200, Some("close")));
+    assert!(closed_by_server(&mut s));
+    let mut s = server.connect();
+    for _ in 0..3 {
+        let r = roundtrip(&mut s, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        assert_eq!(r.header("Connection"), Some("keep-alive"));
+    }
+    let r = roundtrip(&mut s, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.header("Connection")), (200, None));
+}
+
+fn acknowledged_requests_are_in_the_ring_with_exact_bytes(io: &str) {
+    let server = start("exact", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut sent = HashSet::new();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let port = s.local_addr().unwrap().port();
+                let mut acked = Vec::new();
+                for i in 0..200 {
+                    let target = format!("/p.gif?t={t}&i={i}&u=%E2%9C%93&x={}", "z".repeat(i % 40));
+                    let ua = format!("Mozilla/5.0 (test {t}) \"quoted\" {i}");
+                    let referer = format!("https://shop.example/{t}/{i}?q=a,b");
+                    let raw = format!("GET {target} HTTP/1.1\r\nHost: t.example\r\nUser-Agent: {ua}\r\nReferer: {referer}\r\nCookie: secret=1\r\n\r\n");
+                    let r = roundtrip(&mut s, raw.as_bytes()).unwrap();
+                    assert_eq!(r.status, 200);
+                    acked.push((target.into_bytes(), ua.into_bytes(), referer.into_bytes(), port));
+                }
+                acked
+            })
+        })
+        .collect();
+    for t in threads {
+        sent.extend(t.join().unwrap());
+    }
+    assert!(server.stop().success());
+    let recs = ring_records(&dir);
+    let logged: HashSet<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.target.clone(),
+                r.ua.clone(),
+                r.referer.clone(),
+                r.peer_port,
+            )
+        })
+        .collect();
+    assert_eq!(recs.len(), 800);
+    assert_eq!(logged, sent);
+    assert!(recs
+        .iter()
+        .all(|r| r.peer == std::net::IpAddr::from([127, 0, 0, 1])
+            && r.status == 200
+            && r.method == "GET"));
+    let ids: HashSet<_> = recs.iter().map(|r| (r.core, r.seq)).collect();
+    assert_eq!(ids.len(), recs.len(), "(core, seq) unique");
+}
+
+fn post_bodies_content_length_chunked_and_expect_continue(io: &str) {
+    let server = start("post", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let body = br#"{"e":"click","id":7}"#;
+    let raw = format!("POST /collect HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(raw.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    s.write_all(body).unwrap();
+    assert_eq!(
+        read_response(&mut s, &mut Vec::new(), false)
+            .unwrap()
+            .status,
+        204
+    );
+    let chunked = b"POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+    assert_eq!(roundtrip(&mut s, chunked).unwrap().status, 204);
+    s.write_all(
+        b"POST /expect HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    assert_eq!(
+        read_response(&mut s, &mut pending, false).unwrap().status,
+        100
+    );
+    s.write_all(b"ping").unwrap();
+    assert_eq!(
+        read_response(&mut s, &mut pending, false).unwrap().status,
+        204
+    );
+    drop(s);
+    assert!(server.stop().success());
+    let recs = ring_records(&dir);
+    let bodies: Vec<(&[u8], &[u8])> = recs.iter().map(|r| (&r.target[..], &r.body[..])).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (&b"/collect"[..], &body[..]),
+            (b"/chunked", b"hello world"),
+            (b"/expect", b"ping")
+        ]
+    );
+}
+
+fn bad_requests_get_status_and_close(io: &str) {
+    let server = start("bad", io, &[]);
+    let cases: &[(&[u8], u16)] = &[
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: a\n\n", 400),
+        (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n",
+            413,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
+    ];
+    for (raw, status) in cases {
+        let mut s = server.connect();
+        let r = roundtrip(&mut s, raw)
+            .unwrap_or_else(|| panic!("no answer to {:?}", String::from_utf8_lossy(raw)));
+        assert_eq!(r.status, *status, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert!(
+            closed_by_server(&mut s),
+            "{:?} left open",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let mut s = server.connect();
+    let huge = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(10_000));
+    assert_eq!(roundtrip(&mut s, huge.as_bytes()).unwrap().status, 414);
+    let mut s = server.connect();
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
+    assert_eq!(
+        roundtrip(&mut s, big_header.as_bytes()).unwrap().status,
+        431
+    );
+}
+
+fn health_check_is_not_recorded(io: &str) {
+    let server = start("health", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let r = roundtrip(&mut s, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!((r.status, &r.body[..]), (200, &b"ok\n"[..]));
+    drop(s);
+    assert!(server.stop().success());
+    assert!(ring_records(&dir).is_empty());
+}
+
+fn full_ring_answers_503_and_never_overwrites(io: &str) {
+    let dir = tempdir("full");
+    let server = Server::start(&dir, &["--io", io, "--threads", "1", "--ring-slots", "4"]);
+    let mut s = server.connect();
+    for i in 0..6 {
+        let r = roundtrip(
+            &mut s,
+            format!("GET /p?n={i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let want = if i < 4 { 200 } else { 503 };
+        assert_eq!(r.status, want, "request {i}");
+        if want == 503 {
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+    }
+    drop(s);
+    assert!(server.stop().success());
+    let targets: Vec<Vec<u8>> = ring_records(&dir).into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        (0..4)
+            .map(|i| format!("/p?n={i}").into_bytes())
+            .collect::<Vec<_>>()
+    );
+}
+
+fn response_204_mode(io: &str) {
+    let server = start("204", io, &["--response", "204"]);
+    let mut s = server.connect();
+    let r = roundtrip(&mut s, b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.header("Content-Length")), (204, None));
+}
+
+#[test]
+fn startup_errors_are_one_clear_line() {
+    let file = tempdir("notadir").join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--slot-size".into(), "300".into()],
+            "slot size 300 must be a power of two",
+        ),
+        (
+            vec!["--ring-slots".into(), "1000".into()],
+            "ring slots 1000 must be a power of two",
+        ),
+        (
+            vec!["--data-dir".into(), file.join("sub").display().to_string()],
+            "cannot create",
+        ),
+        (
+            vec!["--sync-interval".into(), "soon".into()],
+            "invalid duration",
+        ),
+        (
+            vec!["--listen".into(), "nonsense".into()],
+            "invalid socket address",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = std::process::Command::new(GLINT)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn second_server_on_same_data_dir_is_refused() {
+    let dir = tempdir("lock");
+    let _first = Server::start(&dir, &["--io", "epoll"]);
+    let out = std::process::Command::new(GLINT)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ring-slots",
+            "4096",
+            "--threads",
+            "2",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another glint serve"));
+}
