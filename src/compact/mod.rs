@@ -29,12 +29,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod byte_size;
 pub mod cycle;
 pub mod merge;
 mod recover;
 pub mod retention;
 pub mod segment;
-pub mod units;
 
 pub use cycle::{CompactOptions, Compactor, CycleReport};
 pub use retention::Retention;
@@ -48,7 +48,7 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
     /// Directory holding the ring files (`ring-NNN.glr`); segments are written to DIR/segments/.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/glint")]
+    #[arg(long, value_name = "DIR", default_value = "./glint-data")]
     pub data_dir: PathBuf,
     /// Compact what the rings hold now, seal the segment and exit (0, or 1 if a ring or
     /// segment is damaged).
@@ -56,22 +56,22 @@ pub struct CompactArgs {
     pub once: bool,
     /// Time between cycles when looping (ms, s, m, h, d). SIGTERM or SIGINT ends the loop
     /// after the current cycle; the open segment is sealed and the exit code is 0.
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = crate::clock::parse_duration)]
     pub interval: Duration,
     /// Seal a segment once a record is this much newer than the segment's start, or once the
     /// wall clock has passed its start by this much.
-    #[arg(long, value_name = "DUR", default_value = "1h", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "1h", value_parser = crate::clock::parse_duration)]
     pub segment_span: Duration,
     /// Seal a segment before it would grow past this size, index and trailer included
     /// (KiB, MiB, GiB; a segment holds at least one record).
-    #[arg(long, value_name = "N", default_value = "1GiB", value_parser = units::parse_bytes)]
+    #[arg(long, value_name = "N", default_value = "1GiB", value_parser = byte_size::parse_bytes)]
     pub segment_max_bytes: u64,
     /// Delete sealed segments whose newest record is older than this (never the newest sealed
     /// segment, never a record still only in a ring).
-    #[arg(long, value_name = "DUR", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::clock::parse_duration)]
     pub retain: Option<Duration>,
     /// Delete the oldest sealed segments while all segments together are larger than this.
-    #[arg(long, value_name = "N", value_parser = units::parse_bytes)]
+    #[arg(long, value_name = "N", value_parser = byte_size::parse_bytes)]
     pub retain_bytes: Option<u64>,
     /// Block compression: zstd (level 3, a block is stored raw when zstd does not shrink it) or none.
     #[arg(long, value_enum, default_value = "zstd")]

@@ -94,7 +94,7 @@ pub fn try_append_beacon(
         cookie: b"",
         body: b"",
     };
-    w.append(&fields)
+    w.append(&fields).map(|a| a.seq)
 }
 
 pub fn compact(dir: &Path, extra: &[&str]) -> Output {

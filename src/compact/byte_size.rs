@@ -1,29 +1,4 @@
-//! Parsing of the duration and byte-size flags (`90s`, `1h`, `512MiB`).
-
-use std::time::Duration;
-
-/// Parses `500ms`, `1s`, `15m`, `1h`, `7d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (num, unit) = split_number(text);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (examples: 500ms, 1s, 15m, 1h, 7d)"))?;
-    let ms_per = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown duration unit {unit:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    n.checked_mul(ms_per)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
+//! Parsing of the byte-size flags (`4096`, `64KiB`, `512MiB`, `1GiB`).
 
 /// Parses `4096`, `64KiB`, `512MiB`, `1GiB`, `2TiB` (also `K`, `M`, `G`, `T`, `KB`, `MB`…, all powers of 1024).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -60,14 +35,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_sizes_parse_and_reject_clearly() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("1w")
-            .unwrap_err()
-            .contains("unknown duration unit"));
-        assert!(parse_duration("h").unwrap_err().contains("not a duration"));
+    fn sizes_parse_and_reject_clearly() {
         assert_eq!(parse_bytes("64KiB"), Ok(65_536));
         assert_eq!(parse_bytes("1G"), Ok(1 << 30));
         assert_eq!(parse_bytes("7"), Ok(7));
