@@ -185,3 +185,83 @@ fn restart_after_a_lost_cursor_store_duplicates_nothing() {
     assert_exactly_once(&read_segments(&dir), &[150]);
     assert_eq!(RingReader::open(&ring).unwrap().cursor(), 150);
 }
+
+#[test]
+fn a_recreated_ring_file_is_compacted_from_its_start() {
+    use glint::compact::segment::Codec;
+    use glint::compact::{CompactOptions, Compactor};
+    let dir = tempdir("recreate");
+    let mut w = open_ring(&dir, 0, 64);
+    for i in 0..20 {
+        append_beacon(&mut w, 0, BASE_TS + i, i);
+    }
+    let opts = CompactOptions {
+        data_dir: dir.clone(),
+        span_ns: u64::MAX,
+        max_bytes: u64::MAX,
+        codec: Codec::Zstd,
+        retain_ns: None,
+        retain_bytes: None,
+    };
+    let mut c = Compactor::open(opts.clone()).unwrap();
+    assert_eq!(c.cycle().unwrap().moved, 20);
+    // The server's ring is moved away and a fresh one (new seed, seqs from 0) takes its name.
+    drop(w);
+    std::fs::rename(dir.join(ring_file_name(0)), dir.join("old.glr.bak")).unwrap();
+    let mut w = open_ring(&dir, 0, 64);
+    for i in 0..5 {
+        append_beacon(&mut w, 0, BASE_TS + 100 + i, i);
+    }
+    assert_eq!(c.cycle().unwrap().moved, 5);
+    drop(c);
+    // A restarted compactor trusts the checkpoint only for the same ring file (seed).
+    for i in 5..8 {
+        append_beacon(&mut w, 0, BASE_TS + 100 + i, i);
+    }
+    let mut c = Compactor::open(opts).unwrap();
+    let mut report = c.cycle().unwrap();
+    assert_eq!(report.moved, 3);
+    c.commit_and_seal(&mut report).unwrap();
+    let seqs: Vec<u64> = read_segments(&dir).iter().map(|s| s.2).collect();
+    let want: Vec<u64> = (0..20).chain(0..8).collect();
+    assert_eq!(seqs, want);
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glint"))
+        .args(["compact", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--data-dir",
+        "--once",
+        "--interval",
+        "--segment-span",
+        "--segment-max-bytes",
+        "--retain ",
+        "--retain-bytes",
+        "--compression",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    let bad = compact(std::path::Path::new("/nonexistent-glint-dir"), &["--once"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("/nonexistent-glint-dir: not a directory"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = compact(
+        std::path::Path::new("/tmp"),
+        &["--segment-max-bytes", "12XB"],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown size unit"),
+        "{}",
+        stderr(&bad)
+    );
+}

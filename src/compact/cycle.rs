@@ -189,13 +189,18 @@ impl Compactor {
                 return;
             }
         };
+        // A ring file replaced (new inode) or removed since it was opened is dropped; its
+        // last checkpoint entry stays in `marks`.
+        self.rings
+            .retain(|r| file_id(r.reader.path()) == Some(r.file_id));
         for path in paths {
             if self.rings.iter().any(|r| r.reader.path() == path) {
                 continue;
             }
+            let Some(id) = file_id(&path) else { continue };
             match RingReader::open_consumer(&path) {
                 Ok(reader) => {
-                    let source = self.resume(reader);
+                    let source = self.resume(reader, id);
                     self.rings.push(source);
                 }
                 Err(e) => report.problems.push(e.to_string()),
@@ -206,7 +211,7 @@ impl Compactor {
 
     /// Where to continue a ring: its cursor, or further if a checkpoint says so (a crash
     /// between a segment commit and the cursor store).
-    fn resume(&self, reader: RingReader) -> RingSource {
+    fn resume(&self, reader: RingReader, file_id: (u64, u64)) -> RingSource {
         let cursor = reader.cursor();
         let h = *reader.header();
         let mark = self
@@ -232,8 +237,15 @@ impl Compactor {
             next_seq,
             committed_seq: next_seq,
             stopped: None,
+            file_id,
         }
     }
+}
+
+/// Device and inode of a file, to notice a ring file replaced under the same name.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// `ring-*.glr` files directly in the data dir, sorted by name.

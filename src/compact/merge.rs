@@ -14,6 +14,8 @@ pub struct RingSource {
     pub committed_seq: u64,
     /// Why this ring stopped before its end in the last cycle, if it did.
     pub stopped: Option<String>,
+    /// Device and inode the reader mapped.
+    pub file_id: (u64, u64),
 }
 
 impl RingSource {

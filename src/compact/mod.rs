@@ -73,7 +73,7 @@ pub struct CompactArgs {
     /// Delete the oldest sealed segments while all segments together are larger than this.
     #[arg(long, value_name = "N", value_parser = byte_size::parse_bytes)]
     pub retain_bytes: Option<u64>,
-    /// Block compression: zstd (level 3, a block is stored raw when zstd does not shrink it) or none.
+    /// Block compression: zstd (level 1, a block is stored raw when zstd does not shrink it) or none.
     #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Codec,
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Raw bytes of records gathered before a block is written (a block ends at most one record later).
 pub const BLOCK_TARGET: usize = 64 * 1024;
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = 1;
 
 /// Appends blocks to one `….gls.open` file; [`SegmentWriter::seal`] makes it a `….gls`.
 pub struct SegmentWriter {
