@@ -170,6 +170,13 @@ fn sigterm_finishes_the_cycle_seals_and_exits_0() {
     }
     let open = list_segments(&dir).unwrap();
     assert!(open[0].to_str().unwrap().ends_with(".gls.open"), "{open:?}");
+    let second = compact(&dir, &["--once"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains(".compact.lock: another glint compact is running"),
+        "{}",
+        stderr(&second)
+    );
     for i in 300..310 {
         append_beacon(&mut w, 0, now + i, i);
     }

@@ -42,6 +42,8 @@ pub struct Compactor {
     pub(crate) accounted: u64,
     /// Damaged files found at startup, reported with the first cycle.
     pub(crate) startup_problems: Vec<String>,
+    /// The `segments/.compact.lock` flock, held while this compactor lives.
+    pub(crate) _lock: std::fs::File,
 }
 
 impl Compactor {

@@ -25,7 +25,12 @@
 //! file that was recreated) is ignored. A damaged block before a valid checkpoint is
 //! corruption, not a torn tail: the compactor names file and offset and stops, cutting nothing.
 //! A corrupt ring record stops that ring (reported every cycle with file and offset); it is
-//! never skipped or deleted.
+//! never skipped or deleted. An I/O error while writing (disk full, a failed fsync) ends the
+//! process with exit code 1 instead of retrying: after a failed fsync the page cache cannot be
+//! trusted, and a restart (systemd) recovers from the last checkpoint on disk.
+//!
+//! Memory is bounded by the number of rings (one held record each) and the block size (64 KiB
+//! gathered, plus its compressed copy), plus a 32-byte index entry per block of the open segment.
 
 #![forbid(unsafe_code)]
 

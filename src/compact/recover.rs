@@ -17,6 +17,7 @@ impl Compactor {
             crate::sys::sync_dir(&opts.data_dir)
                 .map_err(|e| SegmentError::io(&opts.data_dir, e))?;
         }
+        let lock = lock_segments(&seg_dir)?;
         let all = list_segments(&opts.data_dir).map_err(|e| SegmentError::io(&seg_dir, e))?;
         let open: Vec<&PathBuf> = all.iter().filter(|p| is_open(p)).collect();
         let mut writer = None;
@@ -32,19 +33,22 @@ impl Compactor {
             }
             match rec.writer {
                 None => crate::info!("{}: was complete, sealed it", rec.path.display()),
+                Some(w) if w.is_empty() => {
+                    // Only the header is left: no record in it was ever committed.
+                    drop(w);
+                    std::fs::remove_file(path).map_err(|e| SegmentError::io(path, e))?;
+                    crate::sys::sync_dir(&seg_dir).map_err(|e| SegmentError::io(&seg_dir, e))?;
+                }
                 Some(w) if i + 1 == open.len() => {
                     marks = rec.marks;
                     writer = Some(w);
                 }
-                Some(w) if !w.is_empty() => {
+                Some(w) => {
                     crate::info!(
                         "{}: an older in-progress segment, sealing it",
                         path.display()
                     );
                     w.seal()?;
-                }
-                Some(_) => {
-                    crate::warn!("{}: holds no committed record, left as is", path.display())
                 }
             }
         }
@@ -71,7 +75,30 @@ impl Compactor {
             last_start_ns,
             accounted,
             startup_problems,
+            _lock: lock,
         })
+    }
+}
+
+/// Locks `segments/` so two compactors never write segments or move cursors side by side.
+fn lock_segments(seg_dir: &Path) -> Result<std::fs::File, SegmentError> {
+    let path = seg_dir.join(".compact.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SegmentError::io(&path, e))?;
+    match crate::sys::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(SegmentError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another glint compact is running on this data dir",
+            ),
+        )),
+        Err(e) => Err(SegmentError::io(&path, e)),
     }
 }
 
