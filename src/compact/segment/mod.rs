@@ -68,6 +68,7 @@
 
 mod format;
 mod reader;
+mod recovery;
 mod writer;
 
 pub use format::{
