@@ -16,7 +16,7 @@
 //!    the directory; the cursors never wait for a seal, so a 1-hour segment does not hold
 //!    an hour of records in the rings.
 //!
-//! On start ([`recover`]) the in-progress file is validated block by block: everything after
+//! On start (`Compactor::open`) the in-progress file is validated block by block: everything after
 //! its last checkpoint (a cycle that did not finish its fsync) is cut, since those records are
 //! still in the rings; a complete but unrenamed file is renamed. The last checkpoint (from the
 //! in-progress file, else the newest sealed segment) says where each ring stopped; when a crash
