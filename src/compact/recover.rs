@@ -32,6 +32,10 @@ impl Compactor {
                 );
             }
             match rec.writer {
+                None if rec.removed => crate::warn!(
+                    "{}: held only a torn header (no record), removed",
+                    path.display()
+                ),
                 None => crate::info!("{}: was complete, sealed it", rec.path.display()),
                 Some(w) if w.is_empty() => {
                     // Only the header is left: no record in it was ever committed.

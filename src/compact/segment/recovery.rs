@@ -25,7 +25,12 @@ impl SegmentWriter {
             .len();
         let mut head = [0u8; HEADER_LEN];
         let n = read_prefix(&file, &mut head).map_err(|e| SegmentError::io(path, e))?;
-        let header = FileHeader::decode(path, &head[..n])?;
+        let header = match FileHeader::decode(path, &head[..n]) {
+            Ok(h) => h,
+            // Killed between creating the file and syncing its header: nothing was ever in it.
+            Err(_) if file_len <= HEADER_LEN as u64 => return remove_torn(path, file_len),
+            Err(e) => return Err(e),
+        };
         let scan = scan_blocks(&file, path, header.seed, file_len)?;
         if scan.sealed {
             let sealed = finish_rename(path)?;
@@ -34,6 +39,7 @@ impl SegmentWriter {
                 marks: scan.marks,
                 cut_bytes: 0,
                 path: sealed,
+                removed: false,
             });
         }
         file.set_len(scan.keep)
@@ -48,8 +54,22 @@ impl SegmentWriter {
             marks: scan.marks,
             cut_bytes: file_len - scan.keep,
             path: path.to_path_buf(),
+            removed: false,
         })
     }
+}
+
+fn remove_torn(path: &Path, file_len: u64) -> Result<Recovered, SegmentError> {
+    std::fs::remove_file(path).map_err(|e| SegmentError::io(path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::sys::sync_dir(dir).map_err(|e| SegmentError::io(dir, e))?;
+    Ok(Recovered {
+        writer: None,
+        marks: Vec::new(),
+        cut_bytes: file_len,
+        path: path.to_path_buf(),
+        removed: true,
+    })
 }
 
 struct Scan {

@@ -300,3 +300,23 @@ proptest::proptest! {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_file_killed_before_its_header_was_written_is_removed() {
+    let dir = tempdir();
+    for len in [0usize, 20, 64] {
+        let open = dir.join(format!("19700101T000000.00000000{len}Z{OPEN_SUFFIX}"));
+        std::fs::write(&open, vec![0u8; len]).unwrap();
+        let rec = SegmentWriter::recover(&open).unwrap();
+        assert!(rec.removed && rec.writer.is_none() && !open.exists());
+    }
+    // A damaged header on a file with blocks behind it is an error, and the file stays.
+    let path = sealed(&dir, 5, Codec::None);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] ^= 1;
+    let open = dir.join(format!("x{OPEN_SUFFIX}"));
+    std::fs::write(&open, &bytes).unwrap();
+    let err = SegmentWriter::recover(&open).err().unwrap().to_string();
+    assert!(err.contains("offset 0: not a glint segment"), "{err}");
+    assert!(open.exists());
+}

@@ -35,14 +35,17 @@ pub struct SegmentWriter {
 
 /// What [`SegmentWriter::recover`] found in an in-progress file.
 pub struct Recovered {
-    /// The writer to continue with; `None` if the file was complete and has been sealed now.
+    /// The writer to continue with; `None` if the file was complete and has been sealed now,
+    /// or was removed.
     pub writer: Option<SegmentWriter>,
     /// The last checkpoint in the file (empty if it had none).
     pub marks: Vec<Watermark>,
     /// Bytes cut from the end: blocks after the last checkpoint, or a torn block.
     pub cut_bytes: u64,
-    /// Path of the file (the sealed name when `writer` is `None`).
+    /// Path of the file (the sealed name when it was sealed now).
     pub path: PathBuf,
+    /// The file held only a torn header (killed while being created) and was removed.
+    pub removed: bool,
 }
 
 impl SegmentWriter {
