@@ -15,6 +15,7 @@ use std::time::Duration;
 
 const TOTAL_RECORDS: u64 = 65_536;
 const SLOT_SIZE: usize = 512;
+const RUNS: u64 = 20;
 
 const UAS: [&str; 6] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -156,28 +157,50 @@ fn compact_once(dir: &Path, codec: Codec) -> CycleReport {
     report
 }
 
-fn print_size_ratios() {
-    let dir = data_dir(4);
-    for codec in [Codec::None, Codec::Zstd] {
-        reset(&dir, 4);
-        let r = compact_once(&dir, codec);
-        let seg: u64 = list_segments(&dir)
-            .unwrap()
-            .iter()
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum();
-        println!(
-            "size ratio {codec:?}: {TOTAL_RECORDS} beacons, ring bytes {} ({SLOT_SIZE}-byte slots) : segment bytes {seg} = {:.2} : 1 ({:.0} bytes/record)",
-            r.ring_bytes,
-            r.ring_bytes as f64 / seg as f64,
-            seg as f64 / TOTAL_RECORDS as f64
-        );
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after_name
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks/s.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// Size ratios, and records/s by CPU time (robust on a machine shared with other work).
+fn print_size_ratios_and_cpu_rate() {
+    for rings in [2u64, 16] {
+        let dir = data_dir(rings);
+        for codec in [Codec::None, Codec::Zstd] {
+            let (mut cpu, mut r) = (0.0, None);
+            for _ in 0..RUNS {
+                reset(&dir, rings);
+                let before = cpu_seconds();
+                r = Some(compact_once(&dir, codec));
+                cpu += cpu_seconds() - before;
+            }
+            let r = r.unwrap();
+            let seg: u64 = list_segments(&dir)
+                .unwrap()
+                .iter()
+                .map(|p| std::fs::metadata(p).unwrap().len())
+                .sum();
+            println!(
+                "{rings} rings, {codec:?}: {TOTAL_RECORDS} beacons, ring bytes {} ({SLOT_SIZE}-byte slots) : segment bytes {seg} = {:.2} : 1 ({:.0} bytes/record); {:.0} records/s of CPU time (mean of {RUNS} cycles)",
+                r.ring_bytes,
+                r.ring_bytes as f64 / seg as f64,
+                seg as f64 / TOTAL_RECORDS as f64,
+                (RUNS * TOTAL_RECORDS) as f64 / cpu.max(0.01),
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn merge_throughput(c: &mut Criterion) {
-    print_size_ratios();
+    print_size_ratios_and_cpu_rate();
     let mut group = c.benchmark_group("compact_cycle");
     group
         .sample_size(10)
