@@ -69,7 +69,17 @@ fn rid(target: &[u8]) -> u64 {
 #[test]
 fn every_acknowledged_request_lands_in_exactly_one_segment() {
     let dir = tempdir("compact-serve");
-    let server = Server::start(&dir, &["--threads", "2", "--ring-slots", "8192"]);
+    let server = Server::start(
+        &dir,
+        &[
+            "--threads",
+            "2",
+            "--ring-slots",
+            "8192",
+            "--admin-listen",
+            "off",
+        ],
+    );
     let mut compactor = spawn_compactor(&dir);
     let next_id = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
