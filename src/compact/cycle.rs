@@ -1,6 +1,6 @@
 //! One compaction cycle: merge what the rings hold into the open segment, commit, move cursors.
 
-use super::merge::{RingMerge, RingSource};
+use super::merge::{RingMerge, RingSource, Stopped};
 use super::segment::{Codec, SegmentError, SegmentWriter, Watermark};
 use crate::ring::RingReader;
 use std::collections::BTreeMap;
@@ -24,8 +24,8 @@ pub struct CycleReport {
     pub ring_bytes: u64,
     pub segment_bytes: u64,
     pub sealed: Vec<PathBuf>,
-    /// Per core: records left behind this cycle (0 when drained) and why.
-    pub lag: Vec<(u32, Option<String>)>,
+    /// Per core: why the ring was not drained this cycle (`None`: drained, no lag).
+    pub lag: Vec<(u32, Option<Stopped>)>,
     /// Rings that could not be read or that stopped at a corrupt record.
     pub problems: Vec<String>,
 }
@@ -86,7 +86,7 @@ impl Compactor {
         }
         for ring in &self.rings {
             report.lag.push((ring.core(), ring.stopped.clone()));
-            if let Some(why) = ring.stopped.as_ref().filter(|w| w.contains("corrupt")) {
+            if let Some(Stopped::Corrupt(why)) = &ring.stopped {
                 report.problems.push(why.clone());
             }
         }

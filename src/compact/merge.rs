@@ -5,6 +5,16 @@ use crate::ring::{RingReader, SlotState};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// Why a ring was not read to its end in a cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// It gave its capacity's worth of records; the rest waits for the next cycle.
+    Budget,
+    /// A committed record does not validate: the error line (file and offset). The ring is not
+    /// compacted past it until an operator repairs or moves the file.
+    Corrupt(String),
+}
+
 /// One ring the compactor consumes.
 pub struct RingSource {
     pub reader: RingReader,
@@ -13,7 +23,7 @@ pub struct RingSource {
     /// Next seq not yet in a committed checkpoint (where the cursor may move to).
     pub committed_seq: u64,
     /// Why this ring stopped before its end in the last cycle, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stopped>,
     /// Device and inode the reader mapped.
     pub file_id: (u64, u64),
 }
@@ -69,7 +79,7 @@ impl RingMerge {
 
     fn refill(&mut self, ring: &mut RingSource, i: usize) {
         if self.budget[i] == 0 {
-            ring.stopped = Some(format!("cycle budget reached at seq {}", ring.next_seq));
+            ring.stopped = Some(Stopped::Budget);
             return;
         }
         let seq = ring.next_seq;
@@ -83,11 +93,11 @@ impl RingMerge {
             }
             Err(SlotState::Uncommitted) => {}
             Err(_) => {
-                ring.stopped = Some(format!(
+                ring.stopped = Some(Stopped::Corrupt(format!(
                     "{}: offset {}: record seq {seq} is corrupt (CRC or length mismatch); this ring is not compacted past it",
                     ring.reader.path().display(),
                     ring.reader.slot_offset(seq)
-                ));
+                )));
             }
         }
     }

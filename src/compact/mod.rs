@@ -168,8 +168,8 @@ fn log_cycle(r: &CycleReport, gone: std::io::Result<retention::RetentionReport>)
         use std::fmt::Write as _;
         let state = match why {
             None => "0",
-            Some(w) if w.contains("corrupt") => "stalled",
-            Some(_) => "behind",
+            Some(merge::Stopped::Corrupt(_)) => "stalled",
+            Some(merge::Stopped::Budget) => "behind",
         };
         let _ = write!(lag, " core{core}={state}");
     }
