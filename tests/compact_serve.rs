@@ -1,5 +1,6 @@
 //! Compaction next to a real `glint serve` taking requests: every acknowledged request ends up
-//! in exactly one segment, also when the compactor is SIGKILLed and restarted mid-load.
+//! in exactly one segment, also when the compactor, then the server, are SIGKILLed and restarted
+//! mid-load.
 
 mod common;
 mod compact_support;
@@ -14,11 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sends requests with unique ids (4 pipelined per write) until `stop` or 400k ids; returns
-/// the ids answered 200.
+/// Sends requests with unique ids (4 pipelined per write) until `stop`, 400k ids, or the
+/// server goes away; returns the ids answered 200.
 fn client(addr: std::net::SocketAddr, next_id: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Vec<u64> {
     let mut acked = Vec::new();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return acked;
+    };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut pending = Vec::new();
     while !stop.load(Ordering::Relaxed) && next_id.load(Ordering::Relaxed) < 400_000 {
@@ -32,11 +35,14 @@ fn client(addr: std::net::SocketAddr, next_id: Arc<AtomicU64>, stop: Arc<AtomicB
             );
             raw.extend_from_slice(req.as_bytes());
         }
-        s.write_all(&raw).unwrap();
+        if s.write_all(&raw).is_err() {
+            break;
+        }
         for id in ids {
-            let r = read_response(&mut s, &mut pending, false).expect("response");
-            if r.status == 200 {
-                acked.push(id);
+            match read_response(&mut s, &mut pending, false) {
+                Some(r) if r.status == 200 => acked.push(id),
+                Some(_) => {}
+                None => return acked,
             }
         }
     }
@@ -66,40 +72,56 @@ fn rid(target: &[u8]) -> u64 {
     v.parse().unwrap()
 }
 
-#[test]
-fn every_acknowledged_request_lands_in_exactly_one_segment() {
-    let dir = tempdir("compact-serve");
-    let server = Server::start(
-        &dir,
-        &[
-            "--threads",
-            "2",
-            "--ring-slots",
-            "8192",
-            "--admin-listen",
-            "off",
-        ],
-    );
-    let mut compactor = spawn_compactor(&dir);
-    let next_id = Arc::new(AtomicU64::new(0));
+/// Runs two clients against `addr` until `during` has passed and `then` has run.
+fn load(
+    addr: std::net::SocketAddr,
+    ids: &Arc<AtomicU64>,
+    during: Duration,
+    then: impl FnOnce(),
+) -> Vec<u64> {
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..2)
         .map(|_| {
-            let (addr, ids, stop) = (server.addr, next_id.clone(), stop.clone());
+            let (ids, stop) = (ids.clone(), stop.clone());
             std::thread::spawn(move || client(addr, ids, stop))
         })
         .collect();
-    // Mid-load: kill the compactor outright and start a new one on the same data dir.
-    std::thread::sleep(Duration::from_millis(500));
-    compactor.kill().unwrap();
-    compactor.wait().unwrap();
-    let mut compactor = spawn_compactor(&dir);
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(during);
+    then();
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<u64> = clients
+    clients
         .into_iter()
         .flat_map(|c| c.join().unwrap())
-        .collect();
+        .collect()
+}
+
+const SERVE: [&str; 6] = [
+    "--threads",
+    "2",
+    "--ring-slots",
+    "8192",
+    "--admin-listen",
+    "off",
+];
+
+#[test]
+fn every_acknowledged_request_lands_in_exactly_one_segment() {
+    let dir = tempdir("compact-serve");
+    let ids = Arc::new(AtomicU64::new(0));
+    let server = Server::start(&dir, &SERVE);
+    let mut compactor = spawn_compactor(&dir);
+    // Under load: SIGKILL the compactor and start a new one on the same data dir.
+    let mut acked = load(server.addr, &ids, Duration::from_millis(400), || {
+        compactor.kill().unwrap();
+        compactor.wait().unwrap();
+    });
+    let mut compactor = spawn_compactor(&dir);
+    // Under load: SIGKILL the server (in-flight requests are not acknowledged), restart it.
+    acked.extend(load(server.addr, &ids, Duration::from_millis(300), || {
+        server.kill()
+    }));
+    let server = Server::start(&dir, &SERVE);
+    acked.extend(load(server.addr, &ids, Duration::from_millis(300), || {}));
     assert!(server.stop().success());
     // The server is down: SIGTERM makes the compactor run one last cycle and seal.
     signal(&compactor, "-TERM");
