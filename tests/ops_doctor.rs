@@ -51,17 +51,31 @@ fn writable_dir_lists_every_knob_and_exits_by_hard_failures_only() {
     let rows = rows(&stdout);
     let names: Vec<&str> = rows.iter().map(|(n, _)| *n).collect();
     for knob in glint::doctor::checks::KNOBS {
-        assert!(names.contains(&knob.name), "no row for {}:\n{stdout}", knob.name);
+        assert!(
+            names.contains(&knob.name),
+            "no row for {}:\n{stdout}",
+            knob.name
+        );
     }
     for (name, status) in &rows {
-        assert!(["OK", "INFO", "CHANGE", "FAIL"].contains(&status.as_str()), "{name}: {status}");
+        assert!(
+            ["OK", "INFO", "CHANGE", "FAIL"].contains(&status.as_str()),
+            "{name}: {status}"
+        );
     }
     let status_of = |knob: &str| rows.iter().find(|(n, _)| *n == knob).unwrap().1.clone();
     assert_eq!(status_of("data dir"), "OK", "{stdout}");
     let failed: Vec<_> = rows.iter().filter(|(_, s)| s == "FAIL").collect();
     // A machine can fail on its own (say RLIMIT_NOFILE below 1024); the exit status must say so.
-    assert_eq!(out.status.success(), failed.is_empty(), "{failed:?}\n{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("{} failed", failed.len())), "{stdout}");
+    assert_eq!(
+        out.status.success(),
+        failed.is_empty(),
+        "{failed:?}\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("{} failed", failed.len())),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -86,9 +100,16 @@ fn missing_data_dir_fails_with_one_clear_line() {
     let out = doctor(&dir, &[]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("missing") && stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("missing") && stdout.contains("FAIL"),
+        "{stdout}"
+    );
     let line = format!("data dir {} does not exist", dir.display());
-    assert_eq!(stderr.lines().filter(|l| l.contains(&line)).count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(&line)).count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -128,7 +149,11 @@ fn unwritable_data_dir_fails() {
     } else {
         Command::new(GLINT)
     };
-    let out = match cmd.args(["doctor", "--threads", "1", "--data-dir"]).arg(&data).output() {
+    let out = match cmd
+        .args(["doctor", "--threads", "1", "--data-dir"])
+        .arg(&data)
+        .output()
+    {
         Ok(out) => out,
         Err(e) => {
             eprintln!("SKIPPED: cannot drop to an unprivileged user with setpriv: {e}");
@@ -138,7 +163,10 @@ fn unwritable_data_dir_fails() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains(&format!("data dir {} is not writable by uid", data.display())),
+        stderr.contains(&format!(
+            "data dir {} is not writable by uid",
+            data.display()
+        )),
         "{stderr}"
     );
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -155,15 +183,24 @@ fn low_nofile_limit_fails() {
     let out = Command::new("bash").args(["-c", &script]).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    let row = stdout.lines().find(|l| l.starts_with("RLIMIT_NOFILE")).unwrap();
-    assert!(row.contains("soft 64 / hard 64") && row.ends_with("FAIL"), "{row}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("RLIMIT_NOFILE"))
+        .unwrap();
+    assert!(
+        row.contains("soft 64 / hard 64") && row.ends_with("FAIL"),
+        "{row}"
+    );
     assert!(stderr.contains("only 64 file descriptors"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(GLINT).args(["doctor", "--help"]).output().unwrap();
+    let out = Command::new(GLINT)
+        .args(["doctor", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in ["--data-dir", "--io", "--threads"] {
         assert!(help.contains(flag), "{help}");

@@ -22,7 +22,15 @@ fn free_port() -> u16 {
 fn spawn_serve(notify_socket: &str, port: u16, data_dir: &std::path::Path) -> Child {
     Command::new(common::GLINT)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--threads", "1", "--ring-slots", "4096", "--io", "epoll", "--data-dir"])
+        .args([
+            "--threads",
+            "1",
+            "--ring-slots",
+            "4096",
+            "--io",
+            "epoll",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("NOTIFY_SOCKET", notify_socket)
         .stdin(Stdio::null())
@@ -60,13 +68,19 @@ fn wait_for(socket: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> bool {
 
 fn get_pixel(port: u16) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect after READY=1");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream
         .write_all(b"GET /p.gif?e=ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).lines().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn ready_then_stopping(socket: &UnixDatagram, notify_socket: &str, tag: &str) {
@@ -85,7 +99,10 @@ fn ready_then_stopping(socket: &UnixDatagram, notify_socket: &str, tag: &str) {
     assert_eq!(get_pixel(port), "HTTP/1.1 200 OK");
     assert!(seen.iter().all(|m| !m.contains("STOPPING=1")), "{seen:?}");
     common::signal(&child, "-TERM");
-    assert!(wait_for(socket, "STOPPING=1", &mut seen), "no STOPPING=1 after SIGTERM: {seen:?}");
+    assert!(
+        wait_for(socket, "STOPPING=1", &mut seen),
+        "no STOPPING=1 after SIGTERM: {seen:?}"
+    );
     let status = common::wait_bounded(&mut child, Duration::from_secs(20));
     assert!(status.success(), "glint serve exited with {status}");
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -134,6 +151,9 @@ fn serve_runs_when_the_notify_socket_is_gone() {
     let _ = child.stderr.take().unwrap().read_to_string(&mut log);
     assert!(status.success(), "exit {status}; log:\n{log}");
     let warnings = log.lines().filter(|l| l.contains("systemd notify")).count();
-    assert_eq!(warnings, 1, "one warning for the failed notify, not one per message:\n{log}");
+    assert_eq!(
+        warnings, 1,
+        "one warning for the failed notify, not one per message:\n{log}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }

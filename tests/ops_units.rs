@@ -31,7 +31,10 @@ fn systemd_analyze() -> Option<&'static str> {
     }
     eprintln!("systemd-analyze missing: trying apt-get install systemd");
     let installed = Command::new("sh")
-        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd"])
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if installed && runs() {
@@ -65,7 +68,10 @@ fn units_pass_systemd_analyze_verify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // verify exits 0 on unknown keys and bad syscall names; it only prints them.
     let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("glint")).collect();
-    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify:\n{stderr}");
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -81,9 +87,16 @@ fn verify_output_check_catches_a_broken_unit() {
         .replace("io_uring_enter", "io_uring_entr");
     let path = dir.join("glint.service");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(analyze).args(["verify", "--man=no"]).arg(&path).output().unwrap();
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("io_uring_entr"), "the typo went unnoticed:\n{stderr}");
+    assert!(
+        stderr.contains("io_uring_entr"),
+        "the typo went unnoticed:\n{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -98,7 +111,11 @@ fn every_unit_directive_has_a_comment_above_it() {
             });
             if directive {
                 let above = if i == 0 { "" } else { lines[i - 1] };
-                assert!(above.starts_with("# "), "{unit}:{}: `{line}` has no comment above it", i + 1);
+                assert!(
+                    above.starts_with("# "),
+                    "{unit}:{}: `{line}` has no comment above it",
+                    i + 1
+                );
             }
         }
     }
@@ -119,7 +136,10 @@ fn server_unit_keeps_io_uring_limits_and_notify() {
         "ExecStart=/usr/local/bin/glint serve --config /etc/glint/glint.toml",
         "User=glint",
     ] {
-        assert!(unit.lines().any(|l| l.starts_with(needed)), "glint.service lacks {needed}");
+        assert!(
+            unit.lines().any(|l| l.starts_with(needed)),
+            "glint.service lacks {needed}"
+        );
     }
     let compact = read("systemd/glint-compact.service");
     assert!(compact.contains("ExecStart=/usr/local/bin/glint compact --data-dir /var/lib/glint"));
@@ -138,7 +158,9 @@ fn serve_command() -> clap::Command {
 #[test]
 fn example_config_keys_and_values_are_serve_flags() {
     let text = read("systemd/glint.toml");
-    let table: toml::Table = text.parse().unwrap_or_else(|e| panic!("systemd/glint.toml: {e}"));
+    let table: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("systemd/glint.toml: {e}"));
     let cmd = serve_command();
     let flags: Vec<String> = cmd
         .get_arguments()
@@ -155,7 +177,10 @@ fn example_config_keys_and_values_are_serve_flags() {
         if PENDING_SERVE_FLAGS.contains(&key.as_str()) {
             continue;
         }
-        assert!(flags.contains(key), "systemd/glint.toml: `{key}` is not a glint serve flag");
+        assert!(
+            flags.contains(key),
+            "systemd/glint.toml: `{key}` is not a glint serve flag"
+        );
         let values = match value {
             toml::Value::Array(items) => items.clone(),
             other => vec![other.clone()],
@@ -179,7 +204,9 @@ fn sysctl_file_is_doctors_sysctl_settings() {
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("bad sysctl line {l:?}"));
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad sysctl line {l:?}"));
             (k.trim().to_string(), v.trim().to_string())
         })
         .collect();
@@ -209,16 +236,28 @@ fn tuning_knob_headings() -> Vec<String> {
 #[test]
 fn tuning_md_and_doctor_agree_knob_for_knob() {
     let headings = tuning_knob_headings();
-    let knobs: Vec<String> = glint::doctor::checks::KNOBS.iter().map(|k| k.name.to_string()).collect();
+    let knobs: Vec<String> = glint::doctor::checks::KNOBS
+        .iter()
+        .map(|k| k.name.to_string())
+        .collect();
     for k in &knobs {
-        assert!(headings.contains(k), "doctor checks `{k}` but tuning.md has no `### {k}` under ## Knobs");
+        assert!(
+            headings.contains(k),
+            "doctor checks `{k}` but tuning.md has no `### {k}` under ## Knobs"
+        );
     }
     for h in &headings {
-        assert!(knobs.contains(h), "tuning.md explains `{h}` but doctor does not check it");
+        assert!(
+            knobs.contains(h),
+            "tuning.md explains `{h}` but doctor does not check it"
+        );
     }
     let text = read("tuning.md");
     for (name, value) in glint::doctor::checks::SYSCTL_SETTINGS {
-        assert!(text.contains(&format!("{name} = {value}")), "tuning.md lacks `{name} = {value}`");
+        assert!(
+            text.contains(&format!("{name} = {value}")),
+            "tuning.md lacks `{name} = {value}`"
+        );
     }
 }
 

@@ -187,9 +187,10 @@ pub fn mount_in_table(mountinfo: &str, path: &Path) -> Option<Mount> {
         let Some(mount) = parse_mountinfo_line(line) else {
             continue;
         };
-        let longer = best.as_ref().map_or(true, |b| {
-            mount.point.as_os_str().len() >= b.point.as_os_str().len()
-        });
+        let longer = match &best {
+            Some(b) => mount.point.as_os_str().len() >= b.point.as_os_str().len(),
+            None => true,
+        };
         if path.starts_with(&mount.point) && longer {
             best = Some(mount);
         }
