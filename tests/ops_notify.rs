@@ -157,3 +157,43 @@ fn serve_runs_when_the_notify_socket_is_gone() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[test]
+#[ignore = "enable once glint serve sends WATCHDOG=1 (the lead wires notify::watchdog)"]
+fn serve_feeds_the_watchdog_while_idle() {
+    let dir = common::tempdir("notify-watchdog");
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let port = free_port();
+    let mut child = Command::new(common::GLINT)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--threads", "2", "--ring-slots", "4096", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    assert!(wait_for(&socket, "READY=1", &mut seen), "{seen:?}");
+    // Idle workers must still prove they are alive: at least 3 pings in 2 s at a 400 ms period.
+    let start = Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        match next_message(&socket, Duration::from_millis(500)) {
+            Some(msg) if msg.lines().any(|l| l == "WATCHDOG=1") => pings += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    common::signal(&child, "-TERM");
+    let status = common::wait_bounded(&mut child, Duration::from_secs(20));
+    assert!(
+        pings >= 3,
+        "{pings} WATCHDOG=1 in 2 s with WATCHDOG_USEC=400000"
+    );
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
