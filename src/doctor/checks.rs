@@ -8,6 +8,7 @@
 use super::host;
 use super::machine::Nic;
 use super::net;
+use super::storage;
 use crate::server::IoBackend;
 use std::path::PathBuf;
 
@@ -208,27 +209,27 @@ pub const KNOBS: &[Knob] = &[
     Knob {
         name: "data dir",
         recommended: "writable directory",
-        check: host::data_dir,
+        check: storage::data_dir,
     },
     Knob {
         name: "data dir free space",
         recommended: ">= new rings + 1 GiB",
-        check: host::free_space,
+        check: storage::free_space,
     },
     Knob {
         name: "data dir filesystem",
         recommended: "ext4/xfs, noatime",
-        check: host::filesystem,
+        check: storage::filesystem,
     },
     Knob {
         name: "vm.dirty_background_bytes",
         recommended: "1..=268435456 (64 MiB)",
-        check: |_| host::dirty_background(),
+        check: |_| storage::dirty_background(),
     },
     Knob {
         name: "vm.dirty_expire_centisecs",
         recommended: "<= 3000",
-        check: |_| host::dirty_expire(),
+        check: |_| storage::dirty_expire(),
     },
     Knob {
         name: "transparent huge pages",

@@ -235,7 +235,7 @@ fn unescape_octal(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The selected value of a sysfs multiple-choice file such as "always [madvise] never".
+/// The selected value of a sysfs multiple-choice file such as `always [madvise] never`.
 pub fn bracketed_choice(text: &str) -> Option<String> {
     let start = text.find('[')?;
     let end = start + text[start..].find(']')?;

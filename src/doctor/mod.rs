@@ -11,6 +11,7 @@ pub mod checks;
 pub mod host;
 pub mod machine;
 pub mod net;
+pub mod storage;
 
 use self::checks::{Context, Finding, Verdict, KNOBS};
 use crate::server::IoBackend;
