@@ -8,6 +8,10 @@
 //! | [`watchdog`] | `WATCHDOG=1` | every [`watchdog_interval`] / 2, only while every core makes progress |
 //! | [`status`] | `STATUS=...` | free text shown by `systemctl status` |
 //!
+//! For `WatchdogSec=`, each worker calls [`Heartbeats::beat`] from its loop (at least once a
+//! second, e.g. on its Date tick) and [`spawn_watchdog`] sends `WATCHDOG=1` only while every
+//! core's counter moves: a stuck core stops the pings and systemd restarts the service.
+//!
 //! `NOTIFY_SOCKET` is a filesystem path (`/run/systemd/notify`) or, with a leading `@`, a
 //! Linux abstract socket name. Every call is a no-op when the variable is unset (not under
 //! systemd), never panics, and logs a failed send once instead of on every watchdog tick.
@@ -17,7 +21,8 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tells systemd the service is ready (`Type=notify` start-up completes).
@@ -63,6 +68,98 @@ pub fn parse_watchdog(usec: &str, pid: Option<&str>, my_pid: u32) -> Option<Dura
         0 => None,
         us => Some(Duration::from_micros(us)),
     }
+}
+
+/// One progress counter per worker core; only the watchdog thread reads them.
+#[derive(Debug)]
+pub struct Heartbeats {
+    beats: Box<[AtomicU64]>,
+}
+
+impl Heartbeats {
+    pub fn new(cores: usize) -> Arc<Heartbeats> {
+        Arc::new(Heartbeats {
+            beats: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// Called by worker `core` from its loop; a relaxed increment of its own counter.
+    pub fn beat(&self, core: usize) {
+        if let Some(b) = self.beats.get(core) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The cores whose counter has not moved since the previous call; `seen` keeps the counts.
+    pub fn stalled(&self, seen: &mut Vec<u64>) -> Vec<usize> {
+        seen.resize(self.beats.len(), u64::MAX);
+        let mut stalled = Vec::new();
+        for (core, (beat, last)) in self.beats.iter().zip(seen.iter_mut()).enumerate() {
+            let now = beat.load(Ordering::Relaxed);
+            if now == *last {
+                stalled.push(core);
+            }
+            *last = now;
+        }
+        stalled
+    }
+}
+
+/// Stops the watchdog thread when dropped.
+pub struct WatchdogHandle {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WatchdogHandle {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// When systemd asked for a watchdog ([`watchdog_interval`]) and `NOTIFY_SOCKET` is set, starts
+/// a thread that every half interval sends `WATCHDOG=1` if every core beat since the last check,
+/// and logs the stalled cores otherwise. `None` when there is no watchdog to feed.
+pub fn spawn_watchdog(heartbeats: Arc<Heartbeats>) -> Option<WatchdogHandle> {
+    let period = watchdog_interval()? / 2;
+    let socket = std::env::var_os("NOTIFY_SOCKET")?;
+    spawn_watchdog_to(socket, period, heartbeats)
+}
+
+/// [`spawn_watchdog`] with an explicit socket and check period.
+pub fn spawn_watchdog_to(
+    socket: std::ffi::OsString,
+    period: Duration,
+    heartbeats: Arc<Heartbeats>,
+) -> Option<WatchdogHandle> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("glint-watchdog".into())
+        .spawn(move || {
+            let mut seen = Vec::new();
+            heartbeats.stalled(&mut seen);
+            let mut warned = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
+                let stalled = heartbeats.stalled(&mut seen);
+                if stalled.is_empty() {
+                    if let Err(e) = send_to(&socket, "WATCHDOG=1") {
+                        if !std::mem::replace(&mut warned, true) {
+                            crate::warn!("systemd watchdog: {e}");
+                        }
+                    }
+                } else {
+                    crate::error!("watchdog: cores {stalled:?} made no progress in {period:?}; not telling systemd we are alive");
+                }
+            }
+        })
+        .ok()?;
+    Some(WatchdogHandle {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// Sends `message` to `$NOTIFY_SOCKET` if it is set; logs the first failure only.
@@ -156,6 +253,64 @@ mod tests {
         assert!(send_to(path.as_os_str(), "READY=1").is_err());
         assert!(send_to(OsStr::new("relative/notify"), "READY=1").is_err());
         assert!(send_to(OsStr::new(""), "READY=1").is_err());
+    }
+
+    #[test]
+    fn heartbeats_report_cores_that_did_not_move() {
+        let hb = Heartbeats::new(3);
+        let mut seen = Vec::new();
+        assert_eq!(
+            hb.stalled(&mut seen),
+            Vec::<usize>::new(),
+            "first look sets the baseline"
+        );
+        hb.beat(0);
+        hb.beat(2);
+        hb.beat(7);
+        assert_eq!(hb.stalled(&mut seen), vec![1]);
+        assert_eq!(hb.stalled(&mut seen), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn watchdog_pings_only_while_every_core_beats() {
+        let path = temp_socket_path("watchdog");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let hb = Heartbeats::new(2);
+        let period = Duration::from_millis(50);
+        let handle = spawn_watchdog_to(path.clone().into_os_string(), period, hb.clone()).unwrap();
+        let beat_for = |cores: &[usize], time: Duration| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < time {
+                cores.iter().for_each(|&c| hb.beat(c));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        beat_for(&[0, 1], period * 8);
+        let pings = drain(&listener);
+        assert!(
+            pings >= 2,
+            "{pings} pings in 8 periods while both cores beat"
+        );
+        // Core 1 gets stuck: one check may still see its last beat, none after that.
+        beat_for(&[0], period * 10);
+        drain(&listener);
+        beat_for(&[0], period * 6);
+        assert_eq!(drain(&listener), 0, "pinged although core 1 is stuck");
+        drop(handle);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Counts the datagrams waiting, checking each is a watchdog ping.
+    fn drain(listener: &UnixDatagram) -> usize {
+        listener.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while let Ok(len) = listener.recv(&mut buf) {
+            assert_eq!(&buf[..len], b"WATCHDOG=1");
+            n += 1;
+        }
+        listener.set_nonblocking(false).unwrap();
+        n
     }
 
     #[test]
