@@ -159,7 +159,7 @@ fn serve_runs_when_the_notify_socket_is_gone() {
 }
 
 #[test]
-#[ignore = "enable once glint serve sends WATCHDOG=1 (the lead wires notify::watchdog)"]
+#[ignore = "enable once glint serve feeds the watchdog (notify::Heartbeats + notify::spawn_watchdog)"]
 fn serve_feeds_the_watchdog_while_idle() {
     let dir = common::tempdir("notify-watchdog");
     let path = dir.join("notify.sock");

@@ -260,12 +260,27 @@ pub fn governors(cpus: &[usize]) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Creates (and drops) a small io_uring, the way `glint serve` would; the error says why not.
+/// Creates (and drops) a small io_uring, then one with the setup flags and features glint's
+/// io_uring backend needs (5.19+); the error says why not.
 pub fn probe_io_uring() -> Result<(), String> {
-    match io_uring::IoUring::new(8) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(explain_io_uring_error(&e)),
+    let ring = io_uring::IoUring::new(8).map_err(|e| explain_io_uring_error(&e))?;
+    let params = ring.params();
+    if !params.is_feature_ext_arg() || !params.is_feature_nodrop() {
+        return Err(
+            "io_uring lacks the EXT_ARG/NODROP features glint's backend needs (kernel 5.11+)"
+                .into(),
+        );
     }
+    io_uring::IoUring::<io_uring::squeue::Entry>::builder()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .setup_submit_all()
+        .build(8)
+        .map(drop)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => format!("{e}: io_uring is too old for glint's backend (COOP_TASKRUN and SUBMIT_ALL need kernel 5.19+)"),
+            _ => explain_io_uring_error(&e),
+        })
 }
 
 /// Maps io_uring_setup's errno to the setting that causes it.
