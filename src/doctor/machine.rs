@@ -70,6 +70,8 @@ pub fn format_cpu_list(cpus: &[usize]) -> String {
 #[derive(Debug, Clone)]
 pub struct Nic {
     pub name: String,
+    /// The MAC address, which udev rules match on (names can change at boot).
+    pub mac: String,
     pub rx_queues: usize,
     /// Receive queues with a non-zero `rps_cpus` mask (RPS on).
     pub rps_queues: usize,
@@ -127,8 +129,11 @@ fn read_nic(dir: &Path, name: String) -> Nic {
         .collect();
     irq_cpus.sort_unstable();
     irq_cpus.dedup();
+    let mac = std::fs::read_to_string(dir.join("address"))
+        .map_or_else(|_| "?".into(), |m| m.trim().to_string());
     Nic {
         name,
+        mac,
         rx_queues,
         rps_queues,
         irqs,

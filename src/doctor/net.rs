@@ -54,8 +54,9 @@ pub fn nic_queues_finding(nics: &[Nic], threads: usize) -> Finding {
             current,
             Verdict::Change,
             format!(
-                "ethtool -L {nic} combined {threads} && printf '[Match]\\nOriginalName={nic}\\n\\n[Link]\\nCombinedChannels={threads}\\n' > /etc/systemd/network/10-glint-{nic}.link   (if the NIC has fewer queues, see RPS/RFS)",
-                nic = n.name
+                "ethtool -L {nic} combined {threads} && echo 'ACTION==\"add\", SUBSYSTEM==\"net\", ATTR{{address}}==\"{mac}\", RUN+=\"/usr/sbin/ethtool -L $name combined {threads}\"' > /etc/udev/rules.d/90-glint-{nic}.rules   (if the NIC has fewer queues, see RPS/RFS)",
+                nic = n.name,
+                mac = n.mac
             ),
         ),
     }
@@ -130,8 +131,8 @@ pub fn rps_rfs_finding(nics: &[Nic], threads: usize, cpus: &[usize], flows: u64)
             current,
             Verdict::Change,
             format!(
-                "for q in /sys/class/net/{nic}/queues/rx-*; do echo {mask} > $q/rps_cpus; echo 4096 > $q/rps_flow_cnt; done; echo 'net.core.rps_sock_flow_entries = 32768' >> /etc/sysctl.d/60-glint.conf && sysctl --system   (persist rps_cpus with tuning.md's udev rule)",
-                nic = nic.name
+                "echo 'ACTION==\"add\", SUBSYSTEM==\"queues\", KERNEL==\"rx-*\", ATTRS{{address}}==\"{mac}\", ATTR{{rps_cpus}}=\"{mask}\", ATTR{{rps_flow_cnt}}=\"4096\"' > /etc/udev/rules.d/60-glint-rps.rules && udevadm trigger --action=add --subsystem-match=queues && echo 'net.core.rps_sock_flow_entries = 32768' >> /etc/sysctl.d/60-glint.conf && sysctl --system",
+                mac = nic.mac
             ),
         );
     }
@@ -198,6 +199,7 @@ mod tests {
     fn nic(rx: usize, rps: usize, irqs: Vec<u32>) -> Nic {
         Nic {
             name: "eth0".into(),
+            mac: "52:54:00:12:34:56".into(),
             rx_queues: rx,
             rps_queues: rps,
             irqs,
@@ -228,7 +230,7 @@ mod tests {
         );
         let f = rps_rfs_finding(&[nic(1, 0, vec![])], 4, &[0, 1, 2, 3], 0);
         assert_eq!(f.verdict, Verdict::Change);
-        assert!(f.note.contains("echo f > $q/rps_cpus"), "{}", f.note);
+        assert!(f.note.contains(r#"ATTR{rps_cpus}="f""#), "{}", f.note);
         assert_eq!(
             rps_rfs_finding(&[nic(4, 0, vec![])], 4, &[0, 1, 2, 3], 0).verdict,
             Verdict::Ok
