@@ -73,20 +73,25 @@ pub fn parse_watchdog(usec: &str, pid: Option<&str>, my_pid: u32) -> Option<Dura
 /// One progress counter per worker core; only the watchdog thread reads them.
 #[derive(Debug)]
 pub struct Heartbeats {
-    beats: Box<[AtomicU64]>,
+    beats: Box<[Beat]>,
 }
+
+/// A counter on its own cache line, so cores beating never contend.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Beat(AtomicU64);
 
 impl Heartbeats {
     pub fn new(cores: usize) -> Arc<Heartbeats> {
         Arc::new(Heartbeats {
-            beats: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            beats: (0..cores).map(|_| Beat::default()).collect(),
         })
     }
 
     /// Called by worker `core` from its loop; a relaxed increment of its own counter.
     pub fn beat(&self, core: usize) {
         if let Some(b) = self.beats.get(core) {
-            b.fetch_add(1, Ordering::Relaxed);
+            b.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -95,7 +100,7 @@ impl Heartbeats {
         seen.resize(self.beats.len(), u64::MAX);
         let mut stalled = Vec::new();
         for (core, (beat, last)) in self.beats.iter().zip(seen.iter_mut()).enumerate() {
-            let now = beat.load(Ordering::Relaxed);
+            let now = beat.0.load(Ordering::Relaxed);
             if now == *last {
                 stalled.push(core);
             }
