@@ -202,7 +202,7 @@ fn help_explains_every_flag() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--data-dir", "--io", "--threads"] {
+    for flag in ["--config", "--data-dir", "--io", "--threads"] {
         assert!(help.contains(flag), "{help}");
     }
     assert!(help.contains("uring") && help.contains("epoll"), "{help}");
@@ -218,5 +218,80 @@ fn zero_threads_is_rejected() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads must be at least 1"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn config_file_sets_what_is_checked_and_flags_win() {
+    let dir = tempdir("config");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let config = dir.join("glint.toml");
+    let toml = format!(
+        "listen = [\"127.0.0.1:80\"]\ndata-dir = \"{}\"\nthreads = 3\nring-slots = 4096\n",
+        data.display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = Command::new(GLINT)
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.contains("--threads 3"), "{stdout}\n{stderr}");
+    // 3 rings of 4096 slots x 512 bytes plus a 4 KiB header each.
+    assert!(stdout.contains("new rings need 6.0 MiB"), "{stdout}");
+    let data_row = stdout
+        .lines()
+        .find(|l| l.starts_with("data dir  "))
+        .unwrap();
+    assert!(data_row.ends_with("OK"), "{data_row}");
+    // A flag beats the file: a missing --data-dir fails although the file's exists.
+    let out = Command::new(GLINT)
+        .args(["doctor", "--threads", "1", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("absent"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("--threads 1"), "{stdout}");
+    assert!(stderr.contains("absent does not exist"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shipped_example_config_is_read() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/glint.toml");
+    let dir = tempdir("example");
+    let out = doctor(&dir, &["--config", example.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!stderr.contains("config "), "{stderr}");
+    let io_row = stdout
+        .lines()
+        .find(|l| l.starts_with("io_uring  "))
+        .unwrap();
+    assert!(
+        !io_row.contains("unused"),
+        "example says io = auto: {io_row}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_config_is_one_clear_line() {
+    let dir = tempdir("badconfig");
+    let config = dir.join("glint.toml");
+    std::fs::write(&config, "io = \"fast\"\n").unwrap();
+    let out = doctor(&dir, &["--config", config.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("config {}: key \"io\"", config.display())),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -21,6 +21,9 @@ pub struct Context {
     pub threads: usize,
     /// CPUs this process may run on.
     pub cpus: Vec<usize>,
+    /// Ring geometry glint serve will create rings with (`--slot-size`, `--ring-slots`).
+    pub slot_size: usize,
+    pub ring_slots: u64,
     pub kernel: Option<(u32, u32)>,
     pub nics: Vec<Nic>,
 }

@@ -4,13 +4,14 @@
 //! It never writes. Exit status 1 when a check would stop glint from working: io_uring
 //! unavailable with `--io uring`, a data dir that is missing or not writable, too few file
 //! descriptors, no room for the rings. Run it as the service user so permissions and limits
-//! are the ones glint will have.
+//! are the ones glint will have; `--config` reads what serve will use from its config file.
 #![forbid(unsafe_code)]
 
 pub mod checks;
 pub mod host;
 pub mod machine;
 pub mod net;
+pub mod plan;
 pub mod storage;
 
 use self::checks::{Context, Finding, Verdict, KNOBS};
@@ -21,14 +22,19 @@ use std::process::ExitCode;
 /// Options of `glint doctor`.
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
+    /// glint serve's config file (e.g. /etc/glint/glint.toml): its data-dir, io, threads,
+    /// slot-size and ring-slots are what doctor checks; the flags below win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The data directory glint serve will use: checked for existence, write permission
-    /// (without writing), free space for its rings, filesystem and mount options.
-    #[arg(long, value_name = "DIR", default_value = "./glint-data")]
-    pub data_dir: PathBuf,
+    /// (without writing), free space for its rings, filesystem and mount options
+    /// [default: the config's data-dir, else serve's default ./glint-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// The I/O backend glint serve will be started with; with `uring` an unavailable
-    /// io_uring is a failure, with `auto` glint would fall back to epoll.
-    #[arg(long, value_enum, default_value_t = IoBackend::Auto)]
-    pub io: IoBackend,
+    /// io_uring is a failure, with `auto` glint would fall back to epoll [default: auto].
+    #[arg(long, value_enum)]
+    pub io: Option<IoBackend>,
     /// The worker threads glint serve will run [default: the CPUs this process may use]:
     /// compared with CPUs and NIC queues, and used to size the rings' disk space.
     #[arg(long, value_name = "N")]
@@ -37,15 +43,15 @@ pub struct DoctorArgs {
 
 /// Runs `glint doctor`.
 pub fn run(args: DoctorArgs) -> Result<ExitCode, crate::BoxError> {
-    if args.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
+    let plan = plan::resolve(&args)?;
     let cpus = crate::sys::allowed_cpus();
     let ctx = Context {
-        threads: args.threads.unwrap_or(cpus.len()).max(1),
+        threads: plan.threads.unwrap_or(cpus.len()).max(1),
         cpus,
-        data_dir: args.data_dir,
-        io: args.io,
+        data_dir: plan.data_dir,
+        io: plan.io,
+        slot_size: plan.slot_size,
+        ring_slots: plan.ring_slots,
         kernel: machine::kernel_version(),
         nics: machine::physical_nics(),
     };
@@ -106,16 +112,6 @@ pub fn render(rows: &[(&str, &str, Finding)]) -> String {
     out
 }
 
-/// The ring geometry `glint serve` uses by default (slot size, slots per ring).
-pub fn serve_ring_geometry() -> (usize, u64) {
-    use clap::{Args, FromArgMatches};
-    let cmd = crate::server::ServeArgs::augment_args(clap::Command::new("serve"));
-    cmd.try_get_matches_from(["serve"])
-        .ok()
-        .and_then(|m| crate::server::ServeArgs::from_arg_matches(&m).ok())
-        .map_or((512, 1 << 20), |a| (a.slot_size, a.ring_slots))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,10 +138,5 @@ mod tests {
             lines.last().unwrap(),
             &"1 OK, 1 to change, 0 info, 1 failed"
         );
-    }
-
-    #[test]
-    fn ring_geometry_is_serves_default() {
-        assert_eq!(serve_ring_geometry(), (512, 1 << 20));
     }
 }

@@ -76,8 +76,7 @@ pub fn free_space(ctx: &Context) -> Finding {
             format!("cannot statvfs {}", place.display()),
         );
     };
-    let (slot_size, slots) = super::serve_ring_geometry();
-    let ring = crate::ring::format::file_len(slot_size, slots);
+    let ring = crate::ring::format::file_len(ctx.slot_size, ctx.ring_slots);
     let missing = (0..ctx.threads)
         .filter(|core| {
             !ctx.data_dir
