@@ -120,10 +120,12 @@ pub enum Parsed<'a> {
 
 /// Parses one request head at the start of `buf`.
 pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
-    let mut storage = [httparse::EMPTY_HEADER; HEADERS_CAP];
+    // Uninitialised header slots: zeroing 128 of them cost more than parsing a beacon.
+    let mut storage =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let headers = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(Reject::HeaderTooLarge),
@@ -202,16 +204,17 @@ fn version_error(buf: &[u8]) -> Reject {
 }
 
 /// RFC 9112 2.2 allows a bare LF as a line terminator; accepting it differently from a proxy in
-/// front is a known smuggling vector, so every LF in the head must follow a CR.
+/// front is a known smuggling vector, so every LF in the head must follow a CR. httparse has
+/// already refused any CR not followed by LF, so a bare LF exists exactly when the head holds
+/// more LFs than CRs: two counts the compiler vectorises, instead of a byte-by-byte walk.
 fn has_bare_lf(head: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' && prev != b'\r' {
-            return true;
-        }
-        prev = b;
+    // u8 lanes per 255-byte chunk: 16 bytes per SSE2 instruction, no widening.
+    let (mut lf, mut cr) = (0usize, 0usize);
+    for chunk in head.chunks(255) {
+        lf += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')));
+        cr += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\r')));
     }
-    false
+    lf > cr
 }
 
 #[derive(Default)]

@@ -5,6 +5,7 @@
 //! SIGINT: health checks answer 503 for `--drain-delay`, listeners close, requests already read
 //! are answered, rings are synced, exit 0.
 
+pub mod admin;
 pub mod args;
 pub mod config;
 pub mod core;
