@@ -17,11 +17,12 @@
 //! systemd), never panics, and logs a failed send once instead of on every watchdog tick.
 #![forbid(unsafe_code)]
 
+use crate::server::stats::CoreStats;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,37 +71,37 @@ pub fn parse_watchdog(usec: &str, pid: Option<&str>, my_pid: u32) -> Option<Dura
     }
 }
 
-/// One progress counter per worker core; only the watchdog thread reads them.
+/// The workers' progress counters (`CoreStats::heartbeats`, bumped by each core's once-a-second
+/// timer); only the watchdog thread reads them.
 #[derive(Debug)]
 pub struct Heartbeats {
-    beats: Box<[Beat]>,
+    cores: Vec<Arc<CoreStats>>,
 }
 
-/// A counter on its own cache line, so cores beating never contend.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Beat(AtomicU64);
-
 impl Heartbeats {
-    pub fn new(cores: usize) -> Arc<Heartbeats> {
-        Arc::new(Heartbeats {
-            beats: (0..cores).map(|_| Beat::default()).collect(),
-        })
+    /// Watches the given cores' counters.
+    pub fn of(cores: Vec<Arc<CoreStats>>) -> Arc<Heartbeats> {
+        Arc::new(Heartbeats { cores })
     }
 
-    /// Called by worker `core` from its loop; a relaxed increment of its own counter.
+    /// Fresh counters for `cores` cores (tests).
+    pub fn new(cores: usize) -> Arc<Heartbeats> {
+        Heartbeats::of((0..cores).map(|_| Arc::default()).collect())
+    }
+
+    /// Records progress of worker `core`.
     pub fn beat(&self, core: usize) {
-        if let Some(b) = self.beats.get(core) {
-            b.0.fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = self.cores.get(core) {
+            stats.heartbeat();
         }
     }
 
     /// The cores whose counter has not moved since the previous call; `seen` keeps the counts.
     pub fn stalled(&self, seen: &mut Vec<u64>) -> Vec<usize> {
-        seen.resize(self.beats.len(), u64::MAX);
+        seen.resize(self.cores.len(), u64::MAX);
         let mut stalled = Vec::new();
-        for (core, (beat, last)) in self.beats.iter().zip(seen.iter_mut()).enumerate() {
-            let now = beat.0.load(Ordering::Relaxed);
+        for (core, (stats, last)) in self.cores.iter().zip(seen.iter_mut()).enumerate() {
+            let now = stats.heartbeats.load(Ordering::Relaxed);
             if now == *last {
                 stalled.push(core);
             }
@@ -131,13 +132,19 @@ impl Drop for WatchdogHandle {
 pub fn spawn_watchdog(heartbeats: Arc<Heartbeats>) -> Option<WatchdogHandle> {
     let period = watchdog_interval()? / 2;
     let socket = std::env::var_os("NOTIFY_SOCKET")?;
-    spawn_watchdog_to(socket, period, heartbeats)
+    // Cores beat once a second: judge them over a window that always holds a beat.
+    spawn_watchdog_to(socket, period, period.max(HEARTBEAT_WINDOW), heartbeats)
 }
 
-/// [`spawn_watchdog`] with an explicit socket and check period.
+/// How long a core may go without a heartbeat before it counts as stuck (it beats every second).
+pub const HEARTBEAT_WINDOW: Duration = Duration::from_millis(2500);
+
+/// [`spawn_watchdog`] with an explicit socket, ping period and stall window: pings go out every
+/// `period` as long as every core beat within the last completed `window`.
 pub fn spawn_watchdog_to(
     socket: std::ffi::OsString,
     period: Duration,
+    window: Duration,
     heartbeats: Arc<Heartbeats>,
 ) -> Option<WatchdogHandle> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -147,8 +154,13 @@ pub fn spawn_watchdog_to(
             let mut seen = Vec::new();
             heartbeats.stalled(&mut seen);
             let mut warned = false;
+            let mut checked = std::time::Instant::now();
+            let mut stalled = Vec::new();
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
-                let stalled = heartbeats.stalled(&mut seen);
+                if checked.elapsed() >= window {
+                    stalled = heartbeats.stalled(&mut seen);
+                    checked = std::time::Instant::now();
+                }
                 if stalled.is_empty() {
                     if let Err(e) = send_to(&socket, "WATCHDOG=1") {
                         if !std::mem::replace(&mut warned, true) {
@@ -156,7 +168,7 @@ pub fn spawn_watchdog_to(
                         }
                     }
                 } else {
-                    crate::error!("watchdog: cores {stalled:?} made no progress in {period:?}; not telling systemd we are alive");
+                    crate::error!("watchdog: cores {stalled:?} made no progress in {window:?}; not telling systemd we are alive");
                 }
             }
         })
@@ -282,7 +294,8 @@ mod tests {
         let listener = UnixDatagram::bind(&path).unwrap();
         let hb = Heartbeats::new(2);
         let period = Duration::from_millis(50);
-        let handle = spawn_watchdog_to(path.clone().into_os_string(), period, hb.clone()).unwrap();
+        let handle =
+            spawn_watchdog_to(path.clone().into_os_string(), period, period, hb.clone()).unwrap();
         let beat_for = |cores: &[usize], time: Duration| {
             let start = std::time::Instant::now();
             while start.elapsed() < time {

@@ -149,3 +149,18 @@ pub fn check_dir_writable(dir: &Path) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// [`try_lock_exclusive`], retried for up to `wait`: a process that is exiting (or a fork that
+/// has not yet exec'd and so still shares the descriptor) releases the lock a moment later.
+pub fn lock_exclusive_within(file: &std::fs::File, wait: std::time::Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if try_lock_exclusive(file)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -21,7 +21,13 @@ fn free_port() -> u16 {
 
 fn spawn_serve(notify_socket: &str, port: u16, data_dir: &std::path::Path) -> Child {
     Command::new(common::GLINT)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--admin-listen",
+            "off",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args([
             "--threads",
             "1",
@@ -159,14 +165,20 @@ fn serve_runs_when_the_notify_socket_is_gone() {
 }
 
 #[test]
-#[ignore = "enable once glint serve feeds the watchdog (notify::Heartbeats + notify::spawn_watchdog)"]
+
 fn serve_feeds_the_watchdog_while_idle() {
     let dir = common::tempdir("notify-watchdog");
     let path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     let port = free_port();
     let mut child = Command::new(common::GLINT)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--admin-listen",
+            "off",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(["--threads", "2", "--ring-slots", "4096", "--data-dir"])
         .arg(dir.join("data"))
         .env("NOTIFY_SOCKET", &path)

@@ -65,7 +65,15 @@ fn set_header_u32(ring: &Path, offset: usize, value: u32) {
 
 fn refused_start(dir: &Path) -> String {
     let out = Command::new(common::GLINT)
-        .args(["serve", "--listen", "127.0.0.1:0", "--io", "epoll"])
+        .args([
+            "serve",
+            "--admin-listen",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--io",
+            "epoll",
+        ])
         .args(["--threads", "2", "--ring-slots", "4096", "--data-dir"])
         .arg(dir)
         .output()

@@ -30,6 +30,18 @@ pub struct CycleReport {
     pub problems: Vec<String>,
 }
 
+impl CycleReport {
+    /// Folds a following cycle's report into this one: totals add up, the lag is the newest.
+    pub fn absorb(&mut self, next: CycleReport) {
+        self.moved += next.moved;
+        self.ring_bytes += next.ring_bytes;
+        self.segment_bytes += next.segment_bytes;
+        self.sealed.extend(next.sealed);
+        self.lag = next.lag;
+        self.problems.extend(next.problems);
+    }
+}
+
 /// The compactor's state between cycles.
 pub struct Compactor {
     pub(crate) opts: CompactOptions,

@@ -129,10 +129,29 @@ pub fn run(args: CompactArgs) -> Result<ExitCode, crate::BoxError> {
     loop {
         let mut report = compactor.cycle()?;
         if let Some(rx) = &stop {
-            stopping |= rx.try_recv().is_ok();
+            if rx.try_recv().is_ok() {
+                // The stop came while this cycle ran, and the cycle began before it: records
+                // written in between would be missed, so one more cycle starts after the signal.
+                stopping = true;
+                let more = compactor.cycle()?;
+                report.absorb(more);
+            }
         }
         let last = stop.is_none() || stopping;
         if last {
+            // The last cycle drains: a ring held back by the per-cycle budget gets more cycles,
+            // so `--once` and a stop leave nothing behind that was there when they began.
+            let mut extra = 0;
+            while report
+                .lag
+                .iter()
+                .any(|(_, s)| matches!(s, Some(merge::Stopped::Budget)))
+                && extra < MAX_DRAIN_CYCLES
+            {
+                let more = compactor.cycle()?;
+                report.absorb(more);
+                extra += 1;
+            }
             compactor.commit_and_seal(&mut report)?;
         }
         failed |= !report.problems.is_empty();
@@ -158,6 +177,10 @@ pub fn run(args: CompactArgs) -> Result<ExitCode, crate::BoxError> {
         ExitCode::SUCCESS
     })
 }
+
+/// Bound on the extra cycles a final drain runs (each moves up to one ring's capacity per ring),
+/// so a server that keeps writing faster than the compactor cannot hold a stop forever.
+const MAX_DRAIN_CYCLES: usize = 64;
 
 fn log_cycle(r: &CycleReport, gone: std::io::Result<retention::RetentionReport>) {
     for p in &r.problems {

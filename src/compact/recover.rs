@@ -93,7 +93,7 @@ fn lock_segments(seg_dir: &Path) -> Result<std::fs::File, SegmentError> {
         .write(true)
         .open(&path)
         .map_err(|e| SegmentError::io(&path, e))?;
-    match crate::sys::try_lock_exclusive(&file) {
+    match crate::sys::lock_exclusive_within(&file, std::time::Duration::from_secs(1)) {
         Ok(true) => Ok(file),
         Ok(false) => Err(SegmentError::io(
             &path,

@@ -121,6 +121,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         },
         args.data_dir.display()
     );
+    let _watchdog = crate::notify::spawn_watchdog(crate::notify::Heartbeats::of(all_stats.clone()));
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
