@@ -1,0 +1,82 @@
+//! Decoding throughput: a ring of browser-like beacons to JSON Lines / CSV into a sink, one core.
+//!
+//! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glint::decode::{run_to, DecodeArgs, Format};
+use glint::record::{BodyKind, IpSource, Method, RecordFields};
+use glint::ring::{RingOptions, RingWriter};
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
+const RECORDS: u64 = 1 << 17;
+
+fn ring_of_beacons() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("glint-bench-decode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ring-000.glr");
+    let opts = RingOptions { slot_size: 512, capacity: RECORDS, core: 0 };
+    let (mut w, _) = RingWriter::open(&path, opts).unwrap();
+    let ua = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    for n in 0..RECORDS {
+        let target = format!(
+            "/p.gif?e=pageview&sid={:016x}&url=https%3A%2F%2Fshop.example.com%2Fcat%2F{}&w=1920&h=1080",
+            n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            n % 97
+        );
+        let referer = format!("https://shop.example.com/cat/{}?page={}", n % 89, n % 7);
+        let ip = Ipv6Addr::from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, n as u8]);
+        let rec = RecordFields {
+            ts_ns: 1_764_000_000_000_000_000 + n * 7_919_000,
+            core: 0,
+            status: 200,
+            method: Method::Get,
+            http_minor: 1,
+            flags: 1,
+            peer_ip: ip,
+            peer_port: 40_000 + (n % 20_000) as u16,
+            client_ip: ip,
+            ip_source: IpSource::Peer,
+            body_kind: BodyKind::None,
+            target: target.as_bytes(),
+            user_agent: ua,
+            referer: referer.as_bytes(),
+            cookie: b"",
+            body: b"",
+        };
+        w.append(&rec).unwrap();
+    }
+    path
+}
+
+fn args(path: &PathBuf, format: Format) -> DecodeArgs {
+    DecodeArgs {
+        paths: vec![path.clone()],
+        format,
+        from: None,
+        to: None,
+        fields: None,
+        conditions: Vec::new(),
+        expand_query: false,
+        follow: false,
+        verify: false,
+        stats: false,
+    }
+}
+
+fn decode(c: &mut Criterion) {
+    let path = ring_of_beacons();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(RECORDS));
+    group.sample_size(10);
+    for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
+        let a = args(&path, format);
+        group.bench_function(name, |b| b.iter(|| run_to(&a, &mut std::io::sink()).unwrap()));
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);
