@@ -116,3 +116,23 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
     assert!(err.contains(&format!("{}: offset {}: block CRC mismatch", segs[2].display(), glint::compact::segment::HEADER_LEN)), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("CORRUPT\n"));
 }
+
+#[test]
+fn a_lapped_ring_starts_at_its_oldest_record_and_the_dir_fills_in_from_segments() {
+    let dir = tempdir("lapped");
+    let mut w = open_ring(&dir, 0, 64);
+    let mut sent = append_all(&mut w, (0..64).map(|i| Sent::varied(0, BASE_TS + i * 1000, i)).collect());
+    compact_once(&dir);
+    sent.extend(append_all(&mut w, (64..104).map(|i| Sent::varied(0, BASE_TS + i * 1000, i)).collect()));
+    let ring = dir.join(glint::ring::ring_file_name(0));
+    let seqs: Vec<u64> = jsonl(&decode_ok(&["--fields", "seq", ring.to_str().unwrap()]))
+        .iter()
+        .map(|o| o["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (40..104).collect::<Vec<_>>(), "seqs 0..40 were overwritten");
+    let objs = jsonl(&decode_ok(&[dir.to_str().unwrap()]));
+    assert_eq!(objs.len(), 104);
+    for (obj, s) in objs.iter().zip(&sent) {
+        check_json(obj, s);
+    }
+}

@@ -106,7 +106,7 @@ fn skip_lapped(merger: &mut Merger) {
         if ring.reader.state(next) == SlotState::Uncommitted
             && ring.reader.state(next + cap) != SlotState::Uncommitted
         {
-            let start = ring.reader.valid_range().start;
+            let start = super::source::oldest_seq(&mut ring.reader);
             if start > next {
                 crate::warn!(
                     "{}: the server wrote faster than we read: seqs {next}..{start} were overwritten (they are in segments)",

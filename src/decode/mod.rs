@@ -181,7 +181,8 @@ pub fn run_to(
     let mut plan = Plan::new(args, crate::clock::now_ns())?;
     let inputs = match discover(&args.paths) {
         Ok(inputs) => inputs,
-        Err(_) if args.follow => Vec::new(),
+        // Following a data dir the server has not written to yet is fine: rings will appear.
+        Err(_) if args.follow && args.paths.iter().all(|p| p.is_dir()) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     let mut out = Output::new(sink);

@@ -124,7 +124,7 @@ pub struct RingSource {
 impl RingSource {
     pub fn open(path: &Path) -> Result<RingSource, String> {
         let mut reader = RingReader::open(path).map_err(|e| e.to_string())?;
-        let next = reader.valid_range().start;
+        let next = oldest_seq(&mut reader);
         Ok(RingSource {
             reader,
             next,
@@ -156,6 +156,25 @@ impl RingSource {
             }
         }
     }
+}
+
+/// The oldest record still in a ring: a binary search below the consumer cursor.
+///
+/// Below the cursor the seqs still in their slots form one run ending at the cursor (older
+/// ones were overwritten by the writer's next lap), so "slot holds seq" is monotone there and
+/// a few slot checks find the start, where a scan would CRC every compacted record.
+pub fn oldest_seq(reader: &mut RingReader) -> u64 {
+    let cursor = reader.cursor();
+    let (mut lo, mut hi) = (cursor.saturating_sub(reader.header().capacity), cursor);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if reader.state(mid) == SlotState::Valid {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 /// Records of one segment, from the first block that may hold `from_ns`.
