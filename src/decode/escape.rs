@@ -29,16 +29,13 @@ static JSON_ESCAPE: [bool; 256] = json_escape_table();
 /// valid UTF-8 (then invalid sequences were written as U+FFFD, see the module docs).
 pub fn json_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     out.push(b'"');
-    let valid = match std::str::from_utf8(bytes) {
-        Ok(_) => {
-            json_escape_into(out, bytes);
-            true
-        }
-        Err(_) => {
-            json_escape_into(out, String::from_utf8_lossy(bytes).as_bytes());
-            false
-        }
-    };
+    // ASCII needs no UTF-8 validation; most targets, user agents and referers are ASCII.
+    let valid = bytes.is_ascii() || std::str::from_utf8(bytes).is_ok();
+    if valid {
+        json_escape_into(out, bytes);
+    } else {
+        json_escape_into(out, String::from_utf8_lossy(bytes).as_bytes());
+    }
     out.push(b'"');
     valid
 }
