@@ -16,7 +16,11 @@ fn ring_of_beacons() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ring-000.glr");
-    let opts = RingOptions { slot_size: 512, capacity: RECORDS, core: 0 };
+    let opts = RingOptions {
+        slot_size: 512,
+        capacity: RECORDS,
+        core: 0,
+    };
     let (mut w, _) = RingWriter::open(&path, opts).unwrap();
     let ua = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
     for n in 0..RECORDS {
@@ -26,7 +30,9 @@ fn ring_of_beacons() -> PathBuf {
             n % 97
         );
         let referer = format!("https://shop.example.com/cat/{}?page={}", n % 89, n % 7);
-        let ip = Ipv6Addr::from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, n as u8]);
+        let ip = Ipv6Addr::from([
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, n as u8,
+        ]);
         let rec = RecordFields {
             ts_ns: 1_764_000_000_000_000_000 + n * 7_919_000,
             core: 0,
@@ -50,9 +56,9 @@ fn ring_of_beacons() -> PathBuf {
     path
 }
 
-fn args(path: &PathBuf, format: Format) -> DecodeArgs {
+fn args(path: &std::path::Path, format: Format) -> DecodeArgs {
     DecodeArgs {
-        paths: vec![path.clone()],
+        paths: vec![path.to_path_buf()],
         format,
         from: None,
         to: None,
@@ -72,7 +78,9 @@ fn decode(c: &mut Criterion) {
     group.sample_size(10);
     for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
         let a = args(&path, format);
-        group.bench_function(name, |b| b.iter(|| run_to(&a, &mut std::io::sink()).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| run_to(&a, &mut std::io::sink()).unwrap())
+        });
     }
     group.finish();
     for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
@@ -100,7 +108,10 @@ fn cpu_time_figure(a: &DecodeArgs, name: &str) {
     }
     let cpu = thread_cpu_seconds() - start;
     let records = (RECORDS * rounds) as f64;
-    println!("decode/{name}: {records} records in {cpu:.2} CPU s = {:.0} records per CPU-second", records / cpu);
+    println!(
+        "decode/{name}: {records} records in {cpu:.2} CPU s = {:.0} records per CPU-second",
+        records / cpu
+    );
 }
 
 criterion_group!(benches, decode);

@@ -37,16 +37,21 @@ fn damaged_ring_files_name_file_and_offset() {
     future[12..16].copy_from_slice(&2u32.to_le_bytes());
     let p = write("future.glr", &future);
     let e = fails(&[&p]);
-    assert!(e.contains(&format!("{p}: offset 12: record format version 2")), "{e}");
+    assert!(
+        e.contains(&format!("{p}: offset 12: record format version 2")),
+        "{e}"
+    );
     let p = write("empty.glr", b"");
     assert!(fails(&[&p]).contains(&format!("{p}: offset 0: file is 0 bytes")));
     let mut state = 0x1234_5678_9abc_def0u64;
-    let random: Vec<u8> = (0..9000).map(|_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as u8
-    }).collect();
+    let random: Vec<u8> = (0..9000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
     let p = write("random.bin", &random);
     assert!(fails(&[&p]).contains(&format!("{p}: offset 0: ")));
 }
@@ -57,7 +62,9 @@ fn damaged_segments_and_empty_dirs() {
     write_ring(&dir, 0, 64, BASE_TS, 1000, 20);
     let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
     assert!(out.status.success());
-    let seg = glint::compact::segment::list_segments(&dir).unwrap().remove(0);
+    let seg = glint::compact::segment::list_segments(&dir)
+        .unwrap()
+        .remove(0);
     let bytes = std::fs::read(&seg).unwrap();
     let cut = dir.join("cut.gls");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
@@ -71,7 +78,10 @@ fn damaged_segments_and_empty_dirs() {
     assert!(e.contains(&format!("{}: offset 8", p.display())), "{e}");
     let empty = tempdir("emptydir");
     let e = fails(&[empty.to_str().unwrap()]);
-    assert!(e.contains(&format!("{}: no ring files", empty.display())), "{e}");
+    assert!(
+        e.contains(&format!("{}: no ring files", empty.display())),
+        "{e}"
+    );
     let e = fails(&[empty.join("nope").to_str().unwrap()]);
     assert!(e.contains("No such file"), "{e}");
     let e = fails(&["--from", "yesterday", dir.to_str().unwrap()]);
@@ -90,8 +100,17 @@ fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
     let out = decode(&[path.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains(&format!("{}: offset {offset}: record seq 3 fails its CRC", path.display())), "{err}");
-    let seqs: Vec<u64> = jsonl(&String::from_utf8_lossy(&out.stdout)).iter().map(|o| o["seq"].as_u64().unwrap()).collect();
+    assert!(
+        err.contains(&format!(
+            "{}: offset {offset}: record seq 3 fails its CRC",
+            path.display()
+        )),
+        "{err}"
+    );
+    let seqs: Vec<u64> = jsonl(&String::from_utf8_lossy(&out.stdout))
+        .iter()
+        .map(|o| o["seq"].as_u64().unwrap())
+        .collect();
     let want: Vec<u64> = sent.iter().map(|s| s.seq).filter(|&s| s != 3).collect();
     assert_eq!(seqs, want);
     let out = decode(&["--verify", path.to_str().unwrap()]);
@@ -106,6 +125,12 @@ fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
     let out = decode(&["--verify", path.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains(&format!("offset {}: torn tail: 1 slot(s) from seq 9", 4096 + 9 * SLOT)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "offset {}: torn tail: 1 slot(s) from seq 9",
+            4096 + 9 * SLOT
+        )),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("9 ring records"));
 }

@@ -19,7 +19,9 @@ impl Drop for KillOnDrop {
 }
 
 fn next_line(rx: &mpsc::Receiver<String>) -> serde_json::Value {
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a line within 10 s");
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a line within 10 s");
     serde_json::from_str(&line).unwrap()
 }
 
@@ -50,7 +52,9 @@ fn follow_prints_new_records_as_they_are_appended() {
     // Reopening the ring as its writer resumes at seq 5.
     let mut w = open_ring(&dir, 0, 256);
     for round in 0..3u64 {
-        let recs = (0..4).map(|i| Sent::varied(0, BASE_TS + (10 + round * 4 + i) * 1000, 10 + round * 4 + i)).collect();
+        let recs = (0..4)
+            .map(|i| Sent::varied(0, BASE_TS + (10 + round * 4 + i) * 1000, 10 + round * 4 + i))
+            .collect();
         for s in append_all(&mut w, recs) {
             check_json(&next_line(&rx), &s);
         }
@@ -60,5 +64,8 @@ fn follow_prints_new_records_as_they_are_appended() {
     for s in &late {
         check_json(&next_line(&rx), s);
     }
-    assert!(rx.recv_timeout(Duration::from_millis(400)).is_err(), "nothing printed twice");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(400)).is_err(),
+        "nothing printed twice"
+    );
 }

@@ -9,8 +9,19 @@ use glint::decode::source::{Problems, SegmentSource};
 const HOUR: u64 = 3_600_000_000_000;
 
 fn compact_once(dir: &std::path::Path) {
-    let out = glint(&["compact", "--once", "--segment-span", "1h", "--data-dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = glint(&[
+        "compact",
+        "--once",
+        "--segment-span",
+        "1h",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -19,14 +30,18 @@ fn mixed_dir_prints_each_record_once_in_time_order() {
     let mut sent = Vec::new();
     let mut writers: Vec<_> = (0..2u32).map(|c| open_ring(&dir, c, 1024)).collect();
     for (c, w) in writers.iter_mut().enumerate() {
-        let recs = (0..150).map(|i| Sent::varied(c as u16, BASE_TS + i * 1_000_000 + c as u64, i)).collect();
+        let recs = (0..150)
+            .map(|i| Sent::varied(c as u16, BASE_TS + i * 1_000_000 + c as u64, i))
+            .collect();
         sent.extend(append_all(w, recs));
     }
     compact_once(&dir);
     assert!(!list_segments(&dir).unwrap().is_empty());
     // Newer records only in the rings; the compacted ones are still in the rings too.
     for (c, w) in writers.iter_mut().enumerate() {
-        let recs = (150..200).map(|i| Sent::varied(c as u16, BASE_TS + i * 1_000_000 + c as u64, i)).collect();
+        let recs = (150..200)
+            .map(|i| Sent::varied(c as u16, BASE_TS + i * 1_000_000 + c as u64, i))
+            .collect();
         sent.extend(append_all(w, recs));
     }
     sent.sort_by_key(|s| (s.ts_ns, s.core, s.seq));
@@ -43,10 +58,19 @@ fn mixed_dir_prints_each_record_once_in_time_order() {
         check_json(obj, s);
     }
     // CSV from the mixed dir agrees with JSON.
-    let rows = parse_csv(&decode_ok(&["--format", "csv", "--fields", "core,seq,ts_ns", dir.to_str().unwrap()]));
+    let rows = parse_csv(&decode_ok(&[
+        "--format",
+        "csv",
+        "--fields",
+        "core,seq,ts_ns",
+        dir.to_str().unwrap(),
+    ]));
     assert_eq!(rows.len(), sent.len() + 1);
     for (row, s) in rows[1..].iter().zip(&sent) {
-        assert_eq!(row, &[s.core.to_string(), s.seq.to_string(), s.ts_ns.to_string()]);
+        assert_eq!(
+            row,
+            &[s.core.to_string(), s.seq.to_string(), s.ts_ns.to_string()]
+        );
     }
 }
 
@@ -58,7 +82,10 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
     compact_once(&dir);
     let segments = list_segments(&dir).unwrap();
     assert!(segments.len() >= 24, "hourly segments: {}", segments.len());
-    let total_bytes: u64 = segments.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total_bytes: u64 = segments
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     let (from, to) = (BASE_TS + 10 * HOUR, BASE_TS + 11 * HOUR);
     let mut read = 0u64;
     let mut records = 0u64;
@@ -74,7 +101,10 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
     assert_eq!(problems.count, 0);
     assert!(records >= per_hour, "{records}");
     eprintln!("one hour of 24: read {read} of {total_bytes} segment bytes");
-    assert!(read * 12 < total_bytes, "read {read} of {total_bytes} bytes: the index was not used");
+    assert!(
+        read * 12 < total_bytes,
+        "read {read} of {total_bytes} bytes: the index was not used"
+    );
     // And the command prints exactly that hour, from the segments dir alone.
     let text = decode_ok(&[
         "--from",
@@ -85,8 +115,15 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
         "seq",
         dir.join("segments").to_str().unwrap(),
     ]);
-    let seqs: Vec<u64> = jsonl(&text).iter().map(|o| o["seq"].as_u64().unwrap()).collect();
-    let want: Vec<u64> = sent.iter().filter(|s| (from..to).contains(&s.ts_ns)).map(|s| s.seq).collect();
+    let seqs: Vec<u64> = jsonl(&text)
+        .iter()
+        .map(|o| o["seq"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = sent
+        .iter()
+        .filter(|s| (from..to).contains(&s.ts_ns))
+        .map(|s| s.seq)
+        .collect();
     assert_eq!(seqs, want);
 }
 
@@ -97,23 +134,41 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
     compact_once(&dir);
     let out = decode(&["--verify", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("300 ring records, 300 segment records; 0 gap(s)") && text.ends_with("OK\n"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("300 ring records, 300 segment records; 0 gap(s)") && text.ends_with("OK\n"),
+        "{text}"
+    );
     let segs = list_segments(&dir).unwrap();
     assert_eq!(segs.len(), 3);
     std::fs::remove_file(&segs[1]).unwrap();
     let out = decode(&["--verify", dir.join("segments").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(text.contains("core 0: gap: seqs 100..200 missing (100 records"), "{text}");
+    assert!(
+        text.contains("core 0: gap: seqs 100..200 missing (100 records"),
+        "{text}"
+    );
     // Flip a byte inside the last segment's first block payload: its CRC fails.
     let mut bytes = std::fs::read(&segs[2]).unwrap();
-    bytes[glint::compact::segment::HEADER_LEN + glint::compact::segment::BLOCK_HEADER_LEN + 5] ^= 0x40;
+    bytes[glint::compact::segment::HEADER_LEN + glint::compact::segment::BLOCK_HEADER_LEN + 5] ^=
+        0x40;
     std::fs::write(&segs[2], &bytes).unwrap();
     let out = decode(&["--verify", dir.join("segments").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains(&format!("{}: offset {}: block CRC mismatch", segs[2].display(), glint::compact::segment::HEADER_LEN)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: offset {}: block CRC mismatch",
+            segs[2].display(),
+            glint::compact::segment::HEADER_LEN
+        )),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("CORRUPT\n"));
 }
 
@@ -121,15 +176,29 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
 fn a_lapped_ring_starts_at_its_oldest_record_and_the_dir_fills_in_from_segments() {
     let dir = tempdir("lapped");
     let mut w = open_ring(&dir, 0, 64);
-    let mut sent = append_all(&mut w, (0..64).map(|i| Sent::varied(0, BASE_TS + i * 1000, i)).collect());
+    let mut sent = append_all(
+        &mut w,
+        (0..64)
+            .map(|i| Sent::varied(0, BASE_TS + i * 1000, i))
+            .collect(),
+    );
     compact_once(&dir);
-    sent.extend(append_all(&mut w, (64..104).map(|i| Sent::varied(0, BASE_TS + i * 1000, i)).collect()));
+    sent.extend(append_all(
+        &mut w,
+        (64..104)
+            .map(|i| Sent::varied(0, BASE_TS + i * 1000, i))
+            .collect(),
+    ));
     let ring = dir.join(glint::ring::ring_file_name(0));
     let seqs: Vec<u64> = jsonl(&decode_ok(&["--fields", "seq", ring.to_str().unwrap()]))
         .iter()
         .map(|o| o["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (40..104).collect::<Vec<_>>(), "seqs 0..40 were overwritten");
+    assert_eq!(
+        seqs,
+        (40..104).collect::<Vec<_>>(),
+        "seqs 0..40 were overwritten"
+    );
     let objs = jsonl(&decode_ok(&[dir.to_str().unwrap()]));
     assert_eq!(objs.len(), 104);
     for (obj, s) in objs.iter().zip(&sent) {

@@ -74,7 +74,9 @@ fn first_escape(text: &[u8]) -> usize {
     while let Some(chunk) = text.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let hits = control | zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        let hits = control
+            | zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
@@ -233,11 +235,20 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let len = (state % 24) as usize;
-            let text: Vec<u8> = (0..len).map(|i| {
-                let b = (state >> (i % 8 * 8)) as u8;
-                if b % 5 == 0 { [b'"', b'\\', 0x1f, 0x20, 0x80, 0x9f][usize::from(b) % 6] } else { b }
-            }).collect();
-            let want = text.iter().position(|&b| JSON_ESCAPE[usize::from(b)]).unwrap_or(len);
+            let text: Vec<u8> = (0..len)
+                .map(|i| {
+                    let b = (state >> (i % 8 * 8)) as u8;
+                    if b % 5 == 0 {
+                        [b'"', b'\\', 0x1f, 0x20, 0x80, 0x9f][usize::from(b) % 6]
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            let want = text
+                .iter()
+                .position(|&b| JSON_ESCAPE[usize::from(b)])
+                .unwrap_or(len);
             assert_eq!(first_escape(&text), want, "{text:?}");
         }
     }

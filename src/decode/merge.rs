@@ -124,6 +124,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn seen_seqs_merge_ranges_and_find_repeats() {
         let mut s = SeenSeqs::default();
         for seq in [0, 1, 2, 10, 11, 5, 4, 6, 3] {

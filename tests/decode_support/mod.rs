@@ -50,9 +50,15 @@ impl Sent {
     /// A record varied by `n`: odd bytes, quotes, commas, newlines, long (truncated) fields.
     pub fn varied(core: u16, ts_ns: u64, n: u64) -> Sent {
         let target: Vec<u8> = match n % 6 {
-            0 => format!("/p.gif?e=pv&n={n}&url=https%3A%2F%2Fa.example%2F%3Fx%3D1&tag=a&tag=b").into_bytes(),
+            0 => format!("/p.gif?e=pv&n={n}&url=https%3A%2F%2Fa.example%2F%3Fx%3D1&tag=a&tag=b")
+                .into_bytes(),
             1 => format!("http://collector.example/i?n={n}&q=\"quoted\",comma").into_bytes(),
-            2 => [b"/bad\xff\xfe?n=".as_slice(), n.to_string().as_bytes(), b"&x=%FF"].concat(),
+            2 => [
+                b"/bad\xff\xfe?n=".as_slice(),
+                n.to_string().as_bytes(),
+                b"&x=%FF",
+            ]
+            .concat(),
             3 => format!("/plain-{n}").into_bytes(),
             4 => format!("/long?{}", "k=v&".repeat(150)).into_bytes(),
             _ => format!("/tab\there?line=1\n2&n={n}").into_bytes(),
@@ -63,9 +69,34 @@ impl Sent {
             2 => vec![0xC3, 0x28, b'a', 0x80, b'\\', 0x00, 0x1F],
             _ => "caf\u{e9} \u{1F600} \u{2028} \u{F7FF}".as_bytes().to_vec(),
         };
-        let body = if n % 5 == 0 { format!("{{\"n\":{n},\"s\":\"a,b\"}}").into_bytes() } else { Vec::new() };
-        let cookie = if n % 3 == 0 { format!("uid={n:08x}").into_bytes() } else { Vec::new() };
-        let v4 = Ipv6Addr::from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, (n % 250) as u8]);
+        let body = if n % 5 == 0 {
+            format!("{{\"n\":{n},\"s\":\"a,b\"}}").into_bytes()
+        } else {
+            Vec::new()
+        };
+        let cookie = if n % 3 == 0 {
+            format!("uid={n:08x}").into_bytes()
+        } else {
+            Vec::new()
+        };
+        let v4 = Ipv6Addr::from([
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            198,
+            51,
+            100,
+            (n % 250) as u8,
+        ]);
         Sent {
             ts_ns,
             core,
@@ -73,13 +104,30 @@ impl Sent {
             status: [200, 204, 404, 413][(n % 4) as usize],
             method: [Method::Get, Method::Post, Method::Head][(n % 3) as usize],
             http_minor: (n % 2) as u8,
-            flags: [flags::KEEP_ALIVE, flags::DNT | flags::GPC, flags::PIPELINED | flags::KEEP_ALIVE, 0][(n % 4) as usize]
+            flags: [
+                flags::KEEP_ALIVE,
+                flags::DNT | flags::GPC,
+                flags::PIPELINED | flags::KEEP_ALIVE,
+                0,
+            ][(n % 4) as usize]
                 | if n % 6 == 1 { flags::ABSOLUTE_FORM } else { 0 },
             peer_ip: v4,
             peer_port: 40_000 + (n % 1000) as u16,
-            client_ip: if n % 2 == 0 { v4 } else { "2001:db8::42".parse().unwrap() },
-            ip_source: if n % 2 == 0 { IpSource::Peer } else { IpSource::XForwardedFor },
-            body_kind: if body.is_empty() { BodyKind::None } else { BodyKind::Json },
+            client_ip: if n % 2 == 0 {
+                v4
+            } else {
+                "2001:db8::42".parse().unwrap()
+            },
+            ip_source: if n % 2 == 0 {
+                IpSource::Peer
+            } else {
+                IpSource::XForwardedFor
+            },
+            body_kind: if body.is_empty() {
+                BodyKind::None
+            } else {
+                BodyKind::Json
+            },
             target,
             ua,
             referer: format!("https://shop.example.com/c/{}?p=1,2", n % 7).into_bytes(),
@@ -112,7 +160,11 @@ impl Sent {
 
 pub fn open_ring(dir: &Path, core: u32, capacity: u64) -> RingWriter {
     let path = dir.join(ring_file_name(core as usize));
-    let opts = RingOptions { slot_size: SLOT, capacity, core };
+    let opts = RingOptions {
+        slot_size: SLOT,
+        capacity,
+        core,
+    };
     RingWriter::open(&path, opts).unwrap().0
 }
 
@@ -125,14 +177,26 @@ pub fn append_all(w: &mut RingWriter, mut recs: Vec<Sent>) -> Vec<Sent> {
 }
 
 /// `count` varied records for `core`, `step_ns` apart from `start_ns`.
-pub fn write_ring(dir: &Path, core: u16, capacity: u64, start_ns: u64, step_ns: u64, count: u64) -> Vec<Sent> {
+pub fn write_ring(
+    dir: &Path,
+    core: u16,
+    capacity: u64,
+    start_ns: u64,
+    step_ns: u64,
+    count: u64,
+) -> Vec<Sent> {
     let mut w = open_ring(dir, u32::from(core), capacity);
-    let recs = (0..count).map(|i| Sent::varied(core, start_ns + i * step_ns, i + u64::from(core) * 7)).collect();
+    let recs = (0..count)
+        .map(|i| Sent::varied(core, start_ns + i * step_ns, i + u64::from(core) * 7))
+        .collect();
     append_all(&mut w, recs)
 }
 
 pub fn glint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glint")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_glint"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn decode(args: &[&str]) -> Output {
@@ -145,21 +209,33 @@ pub fn decode(args: &[&str]) -> Output {
 pub fn decode_ok(args: &[&str]) -> String {
     let out = decode(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "glint decode {args:?} failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "glint decode {args:?} failed: {stderr}"
+    );
     assert!(!stderr.contains("error"), "{stderr}");
     String::from_utf8(out.stdout).expect("output is UTF-8")
 }
 
 pub fn jsonl(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 pub fn b64_decode(s: &str) -> Vec<u8> {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let vals: Vec<u32> = s.bytes().filter(|&b| b != b'=').map(|b| A.iter().position(|&a| a == b).unwrap() as u32).collect();
+    let vals: Vec<u32> = s
+        .bytes()
+        .filter(|&b| b != b'=')
+        .map(|b| A.iter().position(|&a| a == b).unwrap() as u32)
+        .collect();
     let mut out = Vec::new();
     for c in vals.chunks(4) {
-        let v = c.iter().enumerate().fold(0u32, |acc, (i, x)| acc | x << (18 - 6 * i));
+        let v = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | x << (18 - 6 * i));
         out.extend_from_slice(&v.to_be_bytes()[1..c.len()]);
     }
     out
@@ -169,7 +245,11 @@ pub fn b64_decode(s: &str) -> Vec<u8> {
 pub fn exact(obj: &serde_json::Value, key: &str) -> Vec<u8> {
     match obj.get(format!("{key}_b64")) {
         Some(b) => b64_decode(b.as_str().unwrap()),
-        None => obj[key].as_str().unwrap_or_else(|| panic!("no {key} in {obj}")).as_bytes().to_vec(),
+        None => obj[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {obj}"))
+            .as_bytes()
+            .to_vec(),
     }
 }
 
@@ -180,7 +260,9 @@ pub fn split(target: &[u8]) -> (Vec<u8>, Vec<u8>) {
         None => (target, &b""[..]),
     };
     let p = if let Some(rest) = p.strip_prefix(b"http://") {
-        rest.iter().position(|&b| b == b'/').map_or(b"/".to_vec(), |i| rest[i..].to_vec())
+        rest.iter()
+            .position(|&b| b == b'/')
+            .map_or(b"/".to_vec(), |i| rest[i..].to_vec())
     } else {
         p.to_vec()
     };
@@ -195,23 +277,48 @@ pub fn check_json(obj: &serde_json::Value, sent: &Sent) {
     let ts = obj["ts"].as_str().unwrap();
     assert_eq!(ts.len(), 27, "{ts}");
     assert!(ts.starts_with("2025-11-2") && ts.ends_with('Z'), "{ts}");
-    assert_eq!(&ts[20..26], format!("{:06}", sent.ts_ns % 1_000_000_000 / 1000));
+    assert_eq!(
+        &ts[20..26],
+        format!("{:06}", sent.ts_ns % 1_000_000_000 / 1000)
+    );
     assert_eq!(obj["core"].as_u64(), Some(u64::from(sent.core)));
     assert_eq!(obj["seq"].as_u64(), Some(sent.seq));
-    assert_eq!(obj["ip"].as_str().unwrap(), ip_from_v6(sent.client_ip).to_string());
-    assert_eq!(obj["peer"].as_str().unwrap(), ip_from_v6(sent.peer_ip).to_string());
+    assert_eq!(
+        obj["ip"].as_str().unwrap(),
+        ip_from_v6(sent.client_ip).to_string()
+    );
+    assert_eq!(
+        obj["peer"].as_str().unwrap(),
+        ip_from_v6(sent.peer_ip).to_string()
+    );
     assert_eq!(obj["ip_source"].as_str().unwrap(), sent.ip_source.as_str());
     assert_eq!(obj["port"].as_u64(), Some(u64::from(sent.peer_port)));
     assert_eq!(obj["method"].as_str().unwrap(), sent.method.as_str());
-    assert_eq!(obj["http_version"].as_str().unwrap(), ["1.0", "1.1"][usize::from(sent.http_minor)]);
+    assert_eq!(
+        obj["http_version"].as_str().unwrap(),
+        ["1.0", "1.1"][usize::from(sent.http_minor)]
+    );
     assert_eq!(obj["status"].as_u64(), Some(u64::from(sent.status)));
-    for (key, bit) in [("dnt", flags::DNT), ("gpc", flags::GPC), ("keep_alive", flags::KEEP_ALIVE), ("pipelined", flags::PIPELINED)] {
+    for (key, bit) in [
+        ("dnt", flags::DNT),
+        ("gpc", flags::GPC),
+        ("keep_alive", flags::KEEP_ALIVE),
+        ("pipelined", flags::PIPELINED),
+    ] {
         assert_eq!(obj[key].as_bool(), Some(sent.flags & bit != 0), "{key}");
     }
-    let truncated: Vec<&str> = obj["truncated"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let truncated: Vec<&str> = obj["truncated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     let check_field = |name: &str, got: &[u8], want: &[u8]| {
         if truncated.contains(&name) {
-            assert!(got.len() < want.len() && want.starts_with(got), "{name} is a strict prefix");
+            assert!(
+                got.len() < want.len() && want.starts_with(got),
+                "{name} is a strict prefix"
+            );
         } else {
             assert_eq!(got, want, "{name} of seq {} core {}", sent.seq, sent.core);
         }
@@ -229,7 +336,10 @@ pub fn check_json(obj: &serde_json::Value, sent: &Sent) {
     check_field("ua", &exact(obj, "ua"), &sent.ua);
     check_field("referer", &exact(obj, "referer"), &sent.referer);
     if sent.cookie.is_empty() {
-        assert!(obj.get("cookie").is_none(), "no cookie key without a cookie: {obj}");
+        assert!(
+            obj.get("cookie").is_none(),
+            "no cookie key without a cookie: {obj}"
+        );
     } else {
         check_field("cookie", &exact(obj, "cookie"), &sent.cookie);
     }
@@ -239,8 +349,21 @@ pub fn check_json(obj: &serde_json::Value, sent: &Sent) {
         check_field("body", &exact(obj, "body"), &sent.body);
         assert_eq!(obj["body_kind"].as_str().unwrap(), sent.body_kind.as_str());
     }
-    let total: usize = [&sent.target, &sent.ua, &sent.referer, &sent.cookie, &sent.body].iter().map(|f| f.len()).sum();
-    assert_eq!(truncated.is_empty(), total <= SLOT - glint::record::HEADER_LEN, "truncated list {truncated:?}");
+    let total: usize = [
+        &sent.target,
+        &sent.ua,
+        &sent.referer,
+        &sent.cookie,
+        &sent.body,
+    ]
+    .iter()
+    .map(|f| f.len())
+    .sum();
+    assert_eq!(
+        truncated.is_empty(),
+        total <= SLOT - glint::record::HEADER_LEN,
+        "truncated list {truncated:?}"
+    );
 }
 
 /// Minimal RFC 4180 reader for checking CSV output: quoted fields, doubled quotes, CRLF rows.
@@ -268,6 +391,9 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
             (false, c) => field.push(c),
         }
     }
-    assert!(field.is_empty() && row.is_empty(), "last row ends with CRLF");
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "last row ends with CRLF"
+    );
     rows
 }
