@@ -64,6 +64,19 @@ fn follow_prints_new_records_as_they_are_appended() {
     for s in &late {
         check_json(&next_line(&rx), s);
     }
+    // The compactor seals a segment holding everything so far: nothing is printed again,
+    // and records after the roll still arrive.
+    let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!glint::compact::segment::list_segments(&dir)
+        .unwrap()
+        .is_empty());
+    let after = append_all(&mut w, vec![Sent::varied(0, BASE_TS + 90_000, 90)]);
+    check_json(&next_line(&rx), &after[0]);
     assert!(
         rx.recv_timeout(Duration::from_millis(400)).is_err(),
         "nothing printed twice"
