@@ -86,7 +86,12 @@ fn decode(c: &mut Criterion) {
     for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
         cpu_time_figure(&args(&path, format), name);
     }
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    // GLINT_DECODE_BENCH_KEEP=1 keeps the ring to time `glint decode RING > /dev/null` on it.
+    if std::env::var_os("GLINT_DECODE_BENCH_KEEP").is_some() {
+        println!("ring kept: {}", path.display());
+    } else {
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
 }
 
 /// User+system CPU seconds of this thread so far, from /proc (clock ticks of 10 ms).

@@ -81,7 +81,7 @@ pub struct DecodeArgs {
     /// (polls rings and new segments every 100 ms) until interrupted (Ctrl-C).
     #[arg(long, conflicts_with_all = ["verify", "stats"])]
     pub follow: bool,
-    /// Check instead of print: every record and block CRC, per-core seq gaps, torn ring tails,
+    /// Check instead of print: every ring record CRC and segment block CRC, per-core seq gaps, torn ring tails,
     /// format errors (file and offset). Prints a summary; exit 1 when anything is corrupt.
     #[arg(long, conflicts_with = "stats")]
     pub verify: bool,
