@@ -76,7 +76,7 @@ impl ResponseParser {
         for h in resp.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
                 match parse_length(h.value) {
-                    Some(n) if length.map_or(true, |l| l == n) => length = Some(n),
+                    Some(n) if !matches!(length, Some(l) if l != n) => length = Some(n),
                     _ => return Step::Invalid("bad Content-Length"),
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
