@@ -47,6 +47,9 @@ if [ ! -x "$GLINT" ]; then
   (cd "$root" && cargo build --release --quiet)
 fi
 server_threads=$(taskset -c "$SERVER_CPUS" nproc)
+# No admin (metrics) listener: it is not under test and its default port may be taken.
+glint_extra=()
+"$GLINT" serve --help | grep -q -- '--admin-listen' && glint_extra=(--admin-listen off)
 load_threads=$(taskset -c "$LOAD_CPUS" nproc)
 
 # --- processes we start, and cleanup ---------------------------------------------------------
@@ -83,7 +86,7 @@ start_server() {
       # Room for a whole turn without a compactor: a full ring would answer 503.
       taskset -c "$SERVER_CPUS" "$GLINT" serve --listen "127.0.0.1:$PORT" \
         --threads "$server_threads" --io "${1#glint-}" --data-dir "$server_dir/data" \
-        --ring-slots $((1 << 22)) 2>"$server_dir/server.log" &
+        --ring-slots $((1 << 22)) "${glint_extra[@]}" 2>"$server_dir/server.log" &
       ;;
     nginx)
       sed -e "s#@PREFIX@#$server_dir#g" -e "s#@PORT@#$PORT#g" -e "s#@WORKERS@#$server_threads#g" \

@@ -341,7 +341,17 @@ fn bad_flags_are_one_error_line_and_exit_1() {
 #[test]
 fn every_2xx_from_glint_serve_is_a_record_in_its_rings() {
     let dir = tempdir("loadgen-serve");
-    let server = Server::start(&dir, &["--ring-slots", "16384", "--threads", "2"]);
+    let server = Server::start(
+        &dir,
+        &[
+            "--ring-slots",
+            "16384",
+            "--threads",
+            "2",
+            "--admin-listen",
+            "off",
+        ],
+    );
     let url = format!("http://{}/p.gif", server.addr);
     let v = loadgen_json(&[
         &url,
