@@ -127,14 +127,20 @@ cpu_ticks() {
   echo "$total"
 }
 
+glint_count_source=server-log
+"$GLINT" decode --help 2>/dev/null | grep -q -- '--stats' && glint_count_source=decode
 # Records the server logged this turn, after it stopped.
 count_logged() {
   case $1 in
     nginx) awk '$9 ~ /^2/' "$server_dir/access.log" | wc -l ;;
     glint-*)
-      # The server's own shutdown count of committed records; switch to `glint decode --stats`
-      # over "$server_dir/data" once decode is merged.
-      sed -n 's/.*stopped: \([0-9]*\) records.*/\1/p' "$server_dir/server.log" | tail -1
+      if [ "$glint_count_source" = decode ]; then
+        # Reads and CRC-checks every record in the ring files: independent of the server.
+        timeout 300 "$GLINT" decode --stats "$server_dir/data" | sed -n 's/^records: //p'
+      else
+        # Without `glint decode --stats`: the server's own shutdown count of committed records.
+        sed -n 's/.*stopped: \([0-9]*\) records.*/\1/p' "$server_dir/server.log" | tail -1
+      fi
       ;;
   esac
 }
@@ -247,6 +253,8 @@ if os.path.exists(sys.argv[2]):
         lc = sum(x[4] for x in v) * 1e6 / max(1, sum(x[5] for x in v))
         print(f"| {sys.argv[4]} conns{', pipeline ' + str(d) if d > 1 else ''} | {w:.0f} | {l:.0f} | {l / w:.2f}x | {wc:.2f} | {lc:.2f} |")
 EOF
+echo
+echo "glint records counted by: $([ "$glint_count_source" = decode ] && echo "glint decode --stats over the ring files" || echo "the server's shutdown line (glint decode --stats not available)")"
 [ -z "$skipped" ] || echo "not measured (did not start):$skipped"
 if awk -F'\t' '$8 < $9 {bad=1} END {exit bad ? 0 : 1}' "$results"; then
   die "a server logged fewer requests than it acknowledged"
