@@ -29,6 +29,7 @@ impl LoadMethod {
 
 /// Options of `glint loadgen` (the flags wrk and wrk2 have mean the same here).
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct LoadgenArgs {
     /// Target URL, http:// only, e.g. http://127.0.0.1:8080/p.gif?e=open
     #[arg(value_name = "URL")]
@@ -75,10 +76,12 @@ pub struct LoadgenArgs {
     /// Add a unique increasing id to every request's query string under this name.
     #[arg(long, value_name = "NAME")]
     pub id_param: Option<String>,
-    /// Write the ids (--id-param) of requests that got a complete 2xx answer, one per line.
+    /// Write the ids (--id-param) of requests that got a complete 2xx answer, one per line, in
+    /// the order the answers arrived on each thread.
     #[arg(long, value_name = "FILE", requires = "id_param")]
     pub acked_out: Option<PathBuf>,
-    /// A request (or connect) not answered within this time counts as a timeout error.
+    /// A request not answered within this time counts as a timeout error (and its connection
+    /// is reopened); a connect that takes longer counts as a connect error.
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Print the summary as one JSON object instead of text.
@@ -88,6 +91,13 @@ pub struct LoadgenArgs {
     #[arg(long)]
     pub latency: bool,
 }
+
+const AFTER_HELP: &str = "\
+Every run ends by itself (-d or -n). Ctrl-C ends it early; the summary is still printed and
+marked interrupted. The summary goes to stdout (text, or JSON with --json); a live progress
+line goes to stderr when it is a terminal. Counts always add up: sent = completed + read,
+write, timeout and protocol errors + in flight at end. Exit status 0 after a run, 1 on a bad
+flag or an unreachable host name.";
 
 /// A validated run description.
 #[derive(Debug, Clone)]
