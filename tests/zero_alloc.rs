@@ -148,3 +148,8 @@ fn run(io: &'static str) {
 fn zero_allocations_per_request_epoll() {
     run("epoll");
 }
+
+#[test]
+fn zero_allocations_per_request_uring() {
+    run("uring");
+}
