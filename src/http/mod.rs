@@ -5,3 +5,4 @@ pub mod chunked;
 pub mod conn;
 pub mod parse;
 pub mod response;
+pub mod route;

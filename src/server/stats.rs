@@ -25,6 +25,14 @@ pub struct CoreStats {
     pub conns_refused: AtomicU64,
     pub accept_errors: AtomicU64,
     pub msync_errors: AtomicU64,
+    /// Connections closed because a request took longer than the head timeout (answered 408).
+    pub request_timeouts: AtomicU64,
+    /// Kept-alive connections closed after the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Redirects refused because the target host is not in `--redirect-allow`.
+    pub redirects_refused: AtomicU64,
+    /// Hits with `Sec-GPC: 1` answered but not stored (`--honor-gpc drop`).
+    pub gpc_dropped: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -102,6 +110,23 @@ impl CoreStats {
 
     pub fn conn_refused(&self) {
         bump(&self.conns_refused);
+    }
+
+    pub fn timed_out(&self, mid_request: bool) {
+        if mid_request {
+            bump(&self.request_timeouts);
+            self.answered(408);
+        } else {
+            bump(&self.idle_timeouts);
+        }
+    }
+
+    pub fn redirect_refused(&self) {
+        bump(&self.redirects_refused);
+    }
+
+    pub fn gpc_dropped(&self) {
+        bump(&self.gpc_dropped);
     }
 
     pub fn accept_error(&self) {
