@@ -29,9 +29,14 @@ const SUBMISSION_ENTRIES: u32 = 1024;
 enum Life {
     /// A recv is in flight, behind a send of `out[from..end]` when `end > 0`.
     Reading {
+        /// No request is partly read: closing ends this connection at once.
         idle: bool,
         from: usize,
         end: usize,
+        /// The coarse second of the idle or head timeout ([`Conn::deadline`]).
+        deadline: u64,
+        /// The deadline passed: a cancelled recv means "time out".
+        expired: bool,
         cancel_sent: bool,
     },
     /// A lone send of `out[from..]` is in flight.
@@ -70,6 +75,8 @@ struct EventLoop {
     max_conns: usize,
     /// Set when `Phase::Closing` arrives: the time busy connections must be done by.
     deadline: Option<Instant>,
+    /// The second of the last deadline sweep.
+    swept_secs: u64,
     /// Lingering connections (index, generation, deadline) in deadline order.
     lingering: VecDeque<(u32, u32, Instant)>,
     last_accept_warning: Option<Instant>,
@@ -109,6 +116,7 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
         drain_timeout,
         max_conns,
         deadline: None,
+        swept_secs: 0,
         lingering: VecDeque::new(),
         last_accept_warning: None,
     };
@@ -179,6 +187,10 @@ impl EventLoop {
         } else {
             self.cancel_idle_reads()?;
         }
+        if self.core.now_secs() != self.swept_secs {
+            self.swept_secs = self.core.now_secs();
+            self.expire_reads()?;
+        }
         while let Some(&(index, gen, deadline)) = self.lingering.front() {
             if deadline > now {
                 break;
@@ -236,6 +248,36 @@ impl EventLoop {
             {
                 *sent = true;
                 self.driver.cancel(user_data(Op::Recv, index, gen))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Once a second: cancels the recv of every connection past its idle or head timeout.
+    fn expire_reads(&mut self) -> std::io::Result<()> {
+        let now_secs = self.core.now_secs();
+        for index in 0..self.driver.capacity() {
+            let Some(gen) = self.driver.gen(index) else {
+                continue;
+            };
+            if let Some(ConnState {
+                life:
+                    Life::Reading {
+                        deadline,
+                        expired,
+                        cancel_sent,
+                        ..
+                    },
+                ..
+            }) = self.driver.state_mut(index)
+            {
+                if *deadline <= now_secs {
+                    *expired = true;
+                    if !*cancel_sent {
+                        *cancel_sent = true;
+                        self.driver.cancel(user_data(Op::Recv, index, gen))?;
+                    }
+                }
             }
         }
         Ok(())
@@ -308,13 +350,16 @@ impl EventLoop {
             return;
         }
         let Ok(peer) = stream.peer_addr() else { return };
-        let conn = Conn::new(peer, &self.core);
+        let mut conn = Conn::new(peer, &self.core);
         self.core.stats.conn_opened();
+        let deadline = conn.deadline(self.core.now_secs(), &self.core);
         let state = ConnState {
             life: Life::Reading {
                 idle: true,
                 from: 0,
                 end: 0,
+                deadline,
+                expired: false,
                 cancel_sent: false,
             },
             send_failed: None,
@@ -339,24 +384,27 @@ impl EventLoop {
         let Some(state) = self.driver.state_mut(index) else {
             return;
         };
-        let Life::Reading { from, end, .. } = state.life else {
+        let Life::Reading {
+            from, end, expired, ..
+        } = state.life
+        else {
             return self.close(index);
         };
         if let Some(sent) = state.send_failed.take() {
             let resumed = from + sent.max(0) as usize;
             if sent > 0 && resumed < end {
                 // Cut short (a signal, say): send the rest, then read as planned.
-                state.life = Life::Reading {
-                    idle: true,
-                    from: resumed,
-                    end,
-                    cancel_sent: false,
-                };
+                if let Life::Reading { from, .. } = &mut state.life {
+                    *from = resumed;
+                }
                 if self.driver.send_then_recv(index, resumed).is_ok() {
                     return;
                 }
             }
             return self.close(index);
+        }
+        if result == -libc::ECANCELED && expired {
+            return self.time_out(index);
         }
         if result <= 0 {
             return self.close(index);
@@ -419,6 +467,20 @@ impl EventLoop {
         }
     }
 
+    /// Past its deadline: 408 if a request was partly read, then a lingering close.
+    fn time_out(&mut self, index: u32) {
+        let Some(conn) = self.driver.conn_mut(index) else {
+            return;
+        };
+        conn.out.clear();
+        conn.timed_out(&mut self.core);
+        if conn.out.is_empty() {
+            self.start_linger(index, Instant::now());
+        } else if self.write(index, AfterWrite::Linger).is_err() {
+            self.close(index);
+        }
+    }
+
     /// Answers what the connection has buffered and starts its next operation.
     fn run_conn(&mut self, index: u32) {
         let closing = self.deadline.is_some();
@@ -426,20 +488,21 @@ impl EventLoop {
             return;
         };
         let next = conn.process(&mut self.core);
-        let (out, buffered) = (conn.out.len(), conn.buffered());
+        let (out, idle) = (conn.out.len(), !conn.mid_request());
         let started = match next {
-            Next::Read | Next::Write if closing && buffered == 0 && out == 0 => {
-                return self.close(index)
-            }
-            Next::Read if closing && buffered == 0 => self.write(index, AfterWrite::Close),
+            Next::Read | Next::Write if closing && idle && out == 0 => return self.close(index),
+            Next::Read if closing && idle => self.write(index, AfterWrite::Close),
             Next::Write if out > 0 => self.write(index, AfterWrite::Process),
             Next::Read | Next::Write => {
+                let deadline = conn.deadline(self.core.now_secs(), &self.core);
                 self.set_life(
                     index,
                     Life::Reading {
-                        idle: buffered == 0,
+                        idle,
                         from: 0,
                         end: out,
+                        deadline,
+                        expired: false,
                         cancel_sent: false,
                     },
                 );
