@@ -10,9 +10,11 @@
 
 #![deny(unsafe_code)]
 
+mod connection;
 #[allow(unsafe_code)]
 mod driver;
 mod event_loop;
+mod op;
 
 use super::Worker;
 
