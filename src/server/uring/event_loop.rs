@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use super::connection::{ConnState, Life};
-use super::driver::{Driver, REAP_BATCH};
+use super::driver::{Driver, TaskRun, REAP_BATCH};
 use super::op::{user_data, Completion, Op};
 use crate::http::conn::Conn;
 use crate::server::core::CoreState;
@@ -57,7 +57,11 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
     let driver =
         Driver::new(SUBMISSION_ENTRIES, max_conns).map_err(|e| format!("io_uring setup: {e}"))?;
     if core.id == 0 {
-        crate::info!("io_uring task running: {:?}", driver.task_run);
+        let mode = match driver.task_run {
+            TaskRun::Deferred => "SINGLE_ISSUER | DEFER_TASKRUN",
+            TaskRun::Cooperative => "COOP_TASKRUN (kernel before 6.1)",
+        };
+        crate::info!("io_uring ring set up with {mode}");
     }
     let listeners = listeners
         .into_iter()
@@ -341,5 +345,17 @@ impl EventLoop {
         if self.listeners[i].rearm_at.is_none_or(|t| t <= now) {
             let _ = self.arm_listeners(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&listener).set_nodelay(true).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }

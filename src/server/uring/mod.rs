@@ -62,6 +62,15 @@ fn explain_setup_error(err: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::driver::Driver;
+    use super::op::Op;
+    use crate::http::conn::Conn;
+    use crate::server::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
     #[test]
     fn probe_explains_every_known_errno() {
         for (errno, name) in [
@@ -73,5 +82,90 @@ mod tests {
             let msg = super::explain_setup_error(&std::io::Error::from_raw_os_error(errno));
             assert!(msg.contains(name), "{msg}");
         }
+    }
+
+    fn test_core(dir: &std::path::Path) -> CoreState {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let opts = crate::ring::RingOptions {
+            slot_size: 512,
+            capacity: 64,
+            core: 0,
+        };
+        let (ring, _) = crate::ring::RingWriter::open(&dir.join("ring-000.glr"), opts).unwrap();
+        let cfg = ServeConfig {
+            limits: crate::http::parse::Limits::default(),
+            slot_size: 512,
+            health_path: "/healthz".into(),
+            max_requests_per_conn: 100,
+            sync_always: false,
+            head_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            routes: crate::http::route::Routes::new(vec![], ResponseKind::Gif).unwrap(),
+            cors: crate::http::route::CorsOrigins::new(&[], 600),
+            redirect_allow: vec![],
+            honor_gpc: GpcPolicy::Flag,
+        };
+        CoreState {
+            id: 0,
+            ring,
+            date: crate::clock::HttpDate::default(),
+            cfg: Arc::new(cfg),
+            stats: Arc::default(),
+            draining: false,
+        }
+    }
+
+    /// The driver's safety contract, on a real ring and socket: a slot whose buffer the kernel
+    /// holds is neither handed out nor freed until its completion was reaped.
+    #[test]
+    fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
+        let dir = std::env::temp_dir().join(format!("glint-uring-driver-{}", std::process::id()));
+        let core = test_core(&dir);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut driver: Driver<()> = Driver::new(8, 4).unwrap();
+        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        driver.recv(index).unwrap();
+        assert!(
+            driver.conn_mut(index).is_none(),
+            "buffer lent to the kernel"
+        );
+        assert!(
+            !driver.remove(index),
+            "freed while the kernel holds its buffer"
+        );
+        assert!(
+            driver.recv(index).is_err(),
+            "second buffer operation on a busy slot"
+        );
+        let request = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n";
+        client.write_all(request).unwrap();
+        let mut batch = Vec::with_capacity(8);
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while batch.is_empty() && Instant::now() < give_up {
+            driver.submit_and_wait(Duration::from_millis(100)).unwrap();
+            driver.reap(&mut batch);
+        }
+        let c = &batch[0];
+        assert_eq!(
+            (c.op, c.index, c.gen, c.result),
+            (Op::Recv, index, gen, request.len() as i32)
+        );
+        let conn = driver.conn_mut(index).expect("released by its completion");
+        conn.filled(request.len());
+        assert_eq!(conn.buffered(), request.len());
+        assert!(driver.remove(index));
+        assert_eq!(driver.len(), 0);
+        let _client2 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server2, peer2) = listener.accept().unwrap();
+        let reused = driver.insert(server2, Conn::new(peer2, &core), ());
+        assert_eq!(
+            reused,
+            (index, gen + 1),
+            "a reused slot gets a new generation"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
