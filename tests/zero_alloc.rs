@@ -76,6 +76,10 @@ fn worker(
         cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
         redirect_allow: vec![],
         honor_gpc: glint::server::core::GpcPolicy::Flag,
+        proxy_protocol: false,
+        real_ip: Default::default(),
+        anonymize: None,
+        capture_cookie: None,
     };
     let core = CoreState {
         id: 0,

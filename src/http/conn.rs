@@ -8,6 +8,8 @@
 
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::parse::{parse_request_head, Framing, Parsed, Reject, RequestHead};
+use super::proxy::{parse_proxy_header, ProxyParse};
+use super::realip::{anonymize, cookie_value, ForwardingHeaders};
 use super::response::{self, Canned, ConnHeader};
 use super::route::{self, RouteAction};
 use crate::record::{flags, BodyKind, IpSource, Method, RecordFields, HEADER_LEN};
@@ -27,6 +29,8 @@ pub enum Next {
 }
 
 enum State {
+    /// Waiting for the PROXY protocol header (`--proxy-protocol`).
+    Proxy,
     Head,
     /// A Content-Length body still arriving; the head was copied to `head_copy`.
     Body {
@@ -60,8 +64,16 @@ struct Side {
     scratch: Vec<u8>,
     peer_ip: Ipv6Addr,
     peer_port: u16,
+    /// Where client-IP resolution starts: the socket peer, or the PROXY protocol source.
+    base_ip: Ipv6Addr,
+    base_source: IpSource,
     requests: u64,
 }
+
+/// Indexes into `http::proxy::PROXY_ERROR_REASONS`.
+const PROXY_UNTRUSTED: usize = 0;
+const PROXY_MALFORMED: usize = 1;
+const PROXY_INCOMPLETE: usize = 2;
 
 /// Bytes reserved in `out` per response beyond the varying headers (which are bounded by the
 /// head size); `process` stops before `out` would grow past its capacity.
@@ -69,23 +81,36 @@ const RESPONSE_ROOM: usize = 512;
 const OUT_CAPACITY: usize = 32 * 1024;
 
 impl Conn {
+    /// A connection from `peer`. With `--proxy-protocol`, a peer outside `--trusted-proxy` is
+    /// refused at once (see [`Conn::is_closed`]) and counted.
     pub fn new(peer: SocketAddr, core: &CoreState) -> Conn {
         let cfg = &core.cfg;
         let body_room = cfg.slot_size - HEADER_LEN;
+        let peer_ip = crate::record::ip_to_v6(peer.ip());
+        let state = match cfg.proxy_protocol {
+            false => State::Head,
+            true if cfg.real_ip.trusted.contains(peer_ip) => State::Proxy,
+            true => {
+                core.stats.proxy_error(PROXY_UNTRUSTED);
+                State::Closed
+            }
+        };
         Conn {
             buf: vec![0u8; cfg.limits.max_head.max(16 * 1024)].into_boxed_slice(),
             start: 0,
             end: 0,
             out: Vec::with_capacity(OUT_CAPACITY + cfg.limits.max_head),
-            state: State::Head,
+            state,
             head_copy: Vec::new(),
             body: Vec::with_capacity(body_room),
             body_len: 0,
             side: Side {
                 extra: Vec::new(),
                 scratch: Vec::new(),
-                peer_ip: crate::record::ip_to_v6(peer.ip()),
+                peer_ip,
                 peer_port: peer.port(),
+                base_ip: peer_ip,
+                base_source: IpSource::Peer,
                 requests: 0,
             },
             request_started: 0,
@@ -113,6 +138,11 @@ impl Conn {
         self.end - self.start
     }
 
+    /// Whether the connection is finished (refused at accept, or after `Next::Close`).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
     /// Whether a request is partly read (head or body still arriving).
     pub fn mid_request(&self) -> bool {
         self.start < self.end || matches!(self.state, State::Body { .. } | State::Chunked(_))
@@ -138,7 +168,10 @@ impl Conn {
     /// Called when [`Conn::deadline`] has passed: a partial request gets 408, an idle
     /// connection is just closed. Always ends the connection.
     pub fn timed_out(&mut self, core: &mut CoreState) -> Next {
-        if self.mid_request() && !matches!(self.state, State::Closed) {
+        if matches!(self.state, State::Proxy) {
+            core.stats.proxy_error(PROXY_INCOMPLETE);
+            core.stats.timed_out(false);
+        } else if self.mid_request() && !matches!(self.state, State::Closed) {
             core.stats.timed_out(true);
             response::write(
                 &mut self.out,
@@ -181,6 +214,25 @@ impl Conn {
             }
             match &mut self.state {
                 State::Closed => return Next::Close,
+                State::Proxy => match parse_proxy_header(&self.buf[self.start..self.end]) {
+                    ProxyParse::Partial => return Next::Read,
+                    ProxyParse::Invalid(_) => {
+                        core.stats.proxy_error(PROXY_MALFORMED);
+                        self.state = State::Closed;
+                        return Next::Close;
+                    }
+                    ProxyParse::Complete {
+                        consumed, source, ..
+                    } => {
+                        self.start += consumed;
+                        if let Some(src) = source {
+                            self.side.base_ip = crate::record::ip_to_v6(src.ip());
+                            self.side.base_source = IpSource::ProxyProtocol;
+                        }
+                        self.state = State::Head;
+                        continue;
+                    }
+                },
                 State::Head => {
                     if self.start == self.end {
                         return Next::Read;
@@ -449,6 +501,27 @@ fn record_fields<'a>(
         .iter()
         .filter(|(on, _)| *on)
         .fold(0, |acc, (_, bit)| acc | bit);
+    let cfg = &core.cfg;
+    let forwarding = ForwardingHeaders {
+        x_forwarded_for: head.x_forwarded_for,
+        forwarded: head.forwarded,
+        named: head.named_ip,
+    };
+    let (mut client_ip, ip_source) =
+        cfg.real_ip
+            .resolve(side.base_ip, side.base_source, &forwarding);
+    let mut peer_ip = side.peer_ip;
+    if let Some((v4, v6)) = cfg.anonymize {
+        client_ip = anonymize(client_ip, v4, v6);
+        // A trusted proxy's address is infrastructure, kept; any other peer is the client.
+        if !cfg.real_ip.trusted.contains(peer_ip) {
+            peer_ip = anonymize(peer_ip, v4, v6);
+        }
+    }
+    let cookie = cfg
+        .capture_cookie
+        .as_deref()
+        .and_then(|name| cookie_value(head.cookie, name));
     RecordFields {
         ts_ns: crate::clock::now_ns(),
         core: core.id,
@@ -456,15 +529,15 @@ fn record_fields<'a>(
         method: head.method,
         http_minor: head.http_minor,
         flags: flag_bits,
-        peer_ip: side.peer_ip,
+        peer_ip,
         peer_port: side.peer_port,
-        client_ip: side.peer_ip,
-        ip_source: IpSource::Peer,
+        client_ip,
+        ip_source,
         body_kind: body_kind(head.content_type, body_len),
         target: head.target,
         user_agent: head.user_agent,
         referer: head.referer,
-        cookie: b"",
+        cookie: cookie.unwrap_or(b""),
         body,
     }
 }

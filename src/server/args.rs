@@ -2,6 +2,7 @@
 
 use super::core::{GpcPolicy, ResponseKind};
 use crate::clock::parse_duration;
+use crate::http::realip::{Cidr, ClientIpHeader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -107,4 +108,28 @@ pub struct ServeArgs {
     /// On shutdown, how long open connections may take to finish after the listeners close.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Expect a PROXY protocol v1/v2 header first on every connection; peers outside --trusted-proxy are refused.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+    /// Load balancer address or CIDR whose PROXY header and forwarding headers are believed (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<Cidr>,
+    /// Header trusted proxies set with the client IP: x-forwarded-for, forwarded, or a CDN header such as CF-Connecting-IP.
+    #[arg(long, value_name = "NAME", default_value = "x-forwarded-for")]
+    pub client_ip_header: ClientIpHeader,
+    /// Truncate client IPs (and the peer, unless it is a trusted proxy) before they reach disk.
+    #[arg(long)]
+    pub ip_anonymize: bool,
+    /// IPv4 prefix kept by --ip-anonymize.
+    #[arg(long, value_name = "BITS", default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub ipv4_prefix: u8,
+    /// IPv6 prefix kept by --ip-anonymize.
+    #[arg(long, value_name = "BITS", default_value_t = 48, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_prefix: u8,
+    /// Store the value of this one cookie (a visitor id the site sets); the Cookie header itself is never stored.
+    #[arg(long, value_name = "NAME")]
+    pub capture_cookie: Option<String>,
+    /// Admin listener for Prometheus metrics (GET /metrics) and health; `off` disables it. Never the public port.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9100")]
+    pub admin_listen: String,
 }

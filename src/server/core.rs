@@ -45,6 +45,13 @@ pub struct ServeConfig {
     /// Hosts (and their subdomains) the click redirect may send browsers to.
     pub redirect_allow: Vec<String>,
     pub honor_gpc: GpcPolicy,
+    /// Expect a PROXY protocol header first on every connection (from trusted peers only).
+    pub proxy_protocol: bool,
+    pub real_ip: crate::http::realip::RealIpPolicy,
+    /// `--ip-anonymize` prefixes (IPv4, IPv6) applied before anything reaches the ring.
+    pub anonymize: Option<(u8, u8)>,
+    /// Name of the one cookie whose value is stored (`--capture-cookie`).
+    pub capture_cookie: Option<Vec<u8>>,
 }
 
 /// One worker's state. Lives on that worker's thread only.
@@ -69,7 +76,8 @@ impl CoreState {
     pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), RingFull> {
         match self.ring.append(fields) {
             Ok(appended) => {
-                self.stats.recorded(appended.truncated, self.cfg.slot_size);
+                self.stats
+                    .recorded(appended.seq, appended.truncated, self.cfg.slot_size);
                 Ok(())
             }
             Err(full) => {

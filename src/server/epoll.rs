@@ -145,6 +145,9 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, max_conns: usize) {
 async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx) {
     let mut phase = ctx.phase.clone();
     let mut conn = Conn::new(peer, &ctx.core.borrow());
+    if conn.is_closed() {
+        return;
+    }
     let deadline = Rc::new(Deadline::default());
     ctx.timers.borrow_mut().push(Rc::downgrade(&deadline));
     loop {

@@ -89,6 +89,7 @@ impl Signals {
         phase: &watch::Sender<Phase>,
         done: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Result<(), String>)>,
         drain_delay: Duration,
+        on_drain: &dyn Fn(),
     ) -> Result<Option<usize>, crate::BoxError> {
         let Signals { rt, term, int } = &mut self;
         rt.block_on(async {
@@ -103,6 +104,7 @@ impl Signals {
             };
             crate::info!("shutting down: draining for {drain_delay:?}, then closing listeners");
             crate::notify::stopping();
+            on_drain();
             let _ = phase.send(Phase::Draining);
             tokio::select! {
                 _ = tokio::time::sleep(drain_delay) => {}

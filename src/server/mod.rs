@@ -5,6 +5,7 @@
 //! SIGINT: health checks answer 503 for `--drain-delay`, listeners close, requests already read
 //! are answered, rings are synced, exit 0.
 
+pub mod admin;
 pub mod args;
 pub mod config;
 pub mod core;
@@ -14,12 +15,14 @@ pub mod listener;
 pub mod stats;
 pub mod uring;
 
+use self::admin::{AdminState, RingOccupancy};
 pub use self::args::{IoBackend, ServeArgs, SyncMode};
 use self::core::{CoreState, ServeConfig};
 use self::lifecycle::{lock_data_dir, spawn_syncer, sync_files_clone, Signals};
 use self::stats::CoreStats;
 use crate::clock::HttpDate;
 use crate::http::parse::{Limits, HEADERS_CAP};
+use crate::http::realip::{ClientIpHeader, RealIpPolicy, TrustedProxies};
 use crate::ring::{ring_file_name, RingOptions, RingWriter};
 
 use std::net::TcpListener;
@@ -84,16 +87,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
             max_conns: args.max_conns,
         });
     }
-    crate::info!(
-        "listening on {} with {threads} workers, io {}, data dir {}",
-        addrs.join(", "),
-        if backend == IoBackend::Uring {
-            "uring"
-        } else {
-            "epoll"
-        },
-        args.data_dir.display()
-    );
     let (done_tx, mut done_rx) =
         tokio::sync::mpsc::unbounded_channel::<(usize, Result<(), String>)>();
     let mut handles = Vec::with_capacity(threads);
@@ -117,10 +110,32 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         handles.push(handle);
     }
     drop(done_tx);
+    let admin = start_admin(&args, &all_stats, &sync_files, backend)?;
+    crate::info!(
+        "listening on {} with {threads} workers, io {}, data dir {}",
+        addrs.join(", "),
+        if backend == IoBackend::Uring {
+            "uring"
+        } else {
+            "epoll"
+        },
+        args.data_dir.display()
+    );
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
-    let failed = signals.wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay)?;
+    let on_drain = || {
+        if let Some((state, _)) = &admin {
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let failed = signals.wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay, &on_drain)?;
+    if let Some((state, handle)) = admin {
+        state.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = handle.join();
+    }
     for handle in handles {
         let _ = handle.join();
     }
@@ -195,6 +210,11 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
     if args.max_head_size < 256 || args.max_head_size > 1 << 20 {
         return Err("--max-head-size must be from 256 bytes to 1 MiB".into());
     }
+    if args.proxy_protocol && args.trusted_proxy.is_empty() {
+        return Err(
+            "--proxy-protocol needs --trusted-proxy with the load balancer's address".into(),
+        );
+    }
     if !args.health_path.starts_with('/') {
         return Err(format!(
             "--health-path {:?} must start with /",
@@ -207,6 +227,11 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
             max_headers: args.max_headers,
             max_target: args.max_target.min(args.max_head_size),
             max_body: args.max_body,
+            named_ip_header: match &args.client_ip_header {
+                // Leaked once at start-up: the parser borrows the name for the process's life.
+                ClientIpHeader::Named(name) => Some(Box::leak(name.clone()).as_bytes()),
+                _ => None,
+            },
         },
         slot_size: args.slot_size,
         health_path: args.health_path.clone(),
@@ -222,6 +247,18 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
             .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
             .collect(),
         honor_gpc: args.honor_gpc,
+        proxy_protocol: args.proxy_protocol,
+        real_ip: RealIpPolicy {
+            trusted: TrustedProxies::new(args.trusted_proxy.clone()),
+            header: Some(args.client_ip_header.clone()),
+        },
+        anonymize: args
+            .ip_anonymize
+            .then_some((args.ipv4_prefix, args.ipv6_prefix)),
+        capture_cookie: args
+            .capture_cookie
+            .as_ref()
+            .map(|c| c.trim().as_bytes().to_vec()),
     })
 }
 
@@ -269,12 +306,65 @@ fn open_core(
             }
         );
     }
+    let stats = Arc::new(CoreStats::default());
+    stats
+        .ring_head
+        .store(rec.next_seq, std::sync::atomic::Ordering::Relaxed);
     Ok(CoreState {
         id: id as u16,
         ring,
         date: HttpDate::default(),
         cfg: cfg.clone(),
-        stats: Arc::new(CoreStats::default()),
+        stats,
         draining: false,
     })
+}
+
+/// The running admin listener: its shared state and its thread.
+type Admin = (Arc<AdminState>, std::thread::JoinHandle<()>);
+
+/// Starts the admin listener (metrics, health) unless `--admin-listen off`.
+fn start_admin(
+    args: &ServeArgs,
+    stats: &[Arc<CoreStats>],
+    rings: &[(std::path::PathBuf, std::fs::File)],
+    backend: IoBackend,
+) -> Result<Option<Admin>, crate::BoxError> {
+    if args.admin_listen.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = args.admin_listen.parse().map_err(|_| {
+        format!(
+            "--admin-listen {:?}: expected ADDR:PORT or off",
+            args.admin_listen
+        )
+    })?;
+    let readers = rings
+        .iter()
+        .map(|(path, _)| crate::ring::RingReader::open(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let heads: Vec<Arc<CoreStats>> = stats.to_vec();
+    let occupancy = move |core: usize| {
+        let head = heads[core]
+            .ring_head
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let reader = &readers[core];
+        RingOccupancy {
+            used: head.saturating_sub(reader.cursor()),
+            capacity: reader.header().capacity,
+        }
+    };
+    let name = if backend == IoBackend::Uring {
+        "uring"
+    } else {
+        "epoll"
+    };
+    let state = Arc::new(AdminState::new(stats.to_vec(), name, Box::new(occupancy)));
+    let (bound, handle) = admin::spawn_admin(addr, state.clone()).map_err(|e| {
+        format!(
+            "cannot listen on admin address {addr}: {e} (pick another with --admin-listen, or off)"
+        )
+    })?;
+    crate::info!("admin listening on {bound} (GET /metrics)");
+    Ok(Some((state, handle)))
 }

@@ -33,6 +33,10 @@ pub struct CoreStats {
     pub redirects_refused: AtomicU64,
     /// Hits with `Sec-GPC: 1` answered but not stored (`--honor-gpc drop`).
     pub gpc_dropped: AtomicU64,
+    /// PROXY-protocol connections closed, by reason (see `http::proxy::PROXY_ERROR_REASONS`).
+    pub proxy_errors: [AtomicU64; 3],
+    /// The ring's next sequence number, for occupancy (the consumer cursor is in the ring file).
+    pub ring_head: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -58,8 +62,9 @@ fn add(c: &AtomicU64, n: u64) {
 
 impl CoreStats {
     #[inline]
-    pub fn recorded(&self, truncated: u32, slot_size: usize) {
+    pub fn recorded(&self, seq: u64, truncated: u32, slot_size: usize) {
         bump(&self.records);
+        self.ring_head.store(seq + 1, Relaxed);
         add(&self.record_bytes, slot_size as u64);
         if truncated != 0 {
             for f in Field::ALL {
@@ -123,6 +128,11 @@ impl CoreStats {
 
     pub fn redirect_refused(&self) {
         bump(&self.redirects_refused);
+    }
+
+    /// Counts a PROXY-protocol failure; `reason` indexes `http::proxy::PROXY_ERROR_REASONS`.
+    pub fn proxy_error(&self, reason: usize) {
+        bump(&self.proxy_errors[reason]);
     }
 
     pub fn gpc_dropped(&self) {
