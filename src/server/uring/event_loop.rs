@@ -319,6 +319,11 @@ impl EventLoop {
         let Ok(peer) = stream.peer_addr() else { return };
         let mut conn = Conn::new(peer, &self.core);
         self.core.stats.conn_opened();
+        if conn.is_closed() {
+            // Refused by the connection itself (PROXY protocol from an untrusted peer).
+            self.core.stats.conn_closed();
+            return;
+        }
         let deadline = conn.deadline(self.core.now_secs(), &self.core);
         let state = ConnState {
             life: Life::Reading {
