@@ -105,6 +105,10 @@ mod tests {
             cors: crate::http::route::CorsOrigins::new(&[], 600),
             redirect_allow: vec![],
             honor_gpc: GpcPolicy::Flag,
+            proxy_protocol: false,
+            real_ip: Default::default(),
+            anonymize: None,
+            capture_cookie: None,
         };
         CoreState {
             id: 0,
