@@ -162,7 +162,7 @@ impl EventLoop {
             Next::Read if closing && idle => self.write(index, AfterWrite::Close),
             Next::Write if out > 0 => self.write(index, AfterWrite::Process),
             Next::Read | Next::Write => {
-                let deadline = conn.deadline(self.core.now_secs(), &self.core);
+                let deadline = conn.deadline(crate::clock::now_secs(), &self.core);
                 self.set_life(
                     index,
                     Life::Reading {

@@ -137,6 +137,7 @@ impl EventLoop {
         self.core
             .date
             .refresh(crate::clock::now_ns() / 1_000_000_000);
+        self.core.stats.heartbeat();
         let phase = match self.phase.has_changed() {
             Ok(true) => Some(*self.phase.borrow_and_update()),
             Ok(false) => None,
@@ -324,7 +325,7 @@ impl EventLoop {
             self.core.stats.conn_closed();
             return;
         }
-        let deadline = conn.deadline(self.core.now_secs(), &self.core);
+        let deadline = conn.deadline(crate::clock::now_secs(), &self.core);
         let state = ConnState {
             life: Life::Reading {
                 idle: true,
