@@ -23,7 +23,8 @@ enum State {
     DataCr,
     DataLf,
     TrailerLineStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLineLf,
     EndLf,
     Done,
@@ -101,11 +102,12 @@ impl ChunkedDecoder {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => SizeStart,
             (TrailerLineStart, b'\r') => EndLf,
-            (TrailerLine, b'\r') => TrailerLineLf,
-            (TrailerLineStart | TrailerLine, b)
-                if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 =>
-            {
-                self.meta(TrailerLine)?
+            // A trailer is a field line: token ":" value; no obs-fold, no space before the colon.
+            (TrailerLineStart | TrailerName, b) if is_tchar(b) => self.meta(TrailerName)?,
+            (TrailerName, b':') => self.meta(TrailerValue)?,
+            (TrailerValue, b'\r') => TrailerLineLf,
+            (TrailerValue, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => {
+                self.meta(TrailerValue)?
             }
             (TrailerLineLf, b'\n') => TrailerLineStart,
             (EndLf, b'\n') => Done,
@@ -121,6 +123,11 @@ impl ChunkedDecoder {
         }
         Ok(next)
     }
+}
+
+/// RFC 9110 5.6.2 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -154,6 +161,8 @@ mod tests {
                 "stops exactly at the body's end"
             );
         }
+        let trailers = b"1\r\nx\r\n0\r\nX-A:\r\nx-b: v\tw \xff\r\nContent-Length: 9\r\n\r\n";
+        assert_eq!(decode_in_pieces(trailers, 1).unwrap().0, b"x");
         assert_eq!(
             decode_in_pieces(b"a\r\n0123456789\r\n0\r\n\r\n", 4)
                 .unwrap()
@@ -176,6 +185,12 @@ mod tests {
             b"ffffffffffffffffff\r\n",
             b"\r\n",
             b"0\r\n\n",
+            b"0\r\nNoColon\r\n\r\n",
+            b"0\r\nX-T : 1\r\n\r\n",
+            b"0\r\nX-T: 1\r\n folded\r\n\r\n",
+            b"0\r\n: no-name\r\n\r\n",
+            b"0\r\nX-T: a\x01b\r\n\r\n",
+            b"0\r\nX-T: 1\r\n\n",
         ];
         for raw in bad {
             let mut d = ChunkedDecoder::default();
