@@ -36,6 +36,8 @@ pub struct ChunkedDecoder {
     state: State,
     size: u64,
     meta_bytes: usize,
+    /// Sum of the chunk sizes read so far, including the chunk being received.
+    declared: u64,
 }
 
 /// Budget for chunk extensions plus trailer fields, bytes.
@@ -47,6 +49,7 @@ impl Default for ChunkedDecoder {
             state: State::SizeStart,
             size: 0,
             meta_bytes: 0,
+            declared: 0,
         }
     }
 }
@@ -55,6 +58,12 @@ impl ChunkedDecoder {
     /// Whether the final CRLF after the last chunk (and trailers) has been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Body bytes announced so far: every chunk size read, the current chunk in full. Lets the
+    /// caller refuse an oversized body (413) as soon as its size line arrives.
+    pub fn declared_len(&self) -> u64 {
+        self.declared
     }
 
     /// Consumes bytes of `input`, handing decoded data to `sink`; returns how many bytes were
@@ -98,7 +107,10 @@ impl ChunkedDecoder {
             (Ext, b'\r') => SizeLf,
             (Ext, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => self.meta(Ext)?,
             (SizeLf, b'\n') if self.size == 0 => TrailerLineStart,
-            (SizeLf, b'\n') => Data(std::mem::take(&mut self.size)),
+            (SizeLf, b'\n') => {
+                self.declared = self.declared.saturating_add(self.size);
+                Data(std::mem::take(&mut self.size))
+            }
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => SizeStart,
             (TrailerLineStart, b'\r') => EndLf,
@@ -169,6 +181,17 @@ mod tests {
                 .0,
             b"0123456789"
         );
+    }
+
+    #[test]
+    fn declared_length_counts_sizes_before_their_data() {
+        let mut d = ChunkedDecoder::default();
+        d.feed(b"5\r\nhello\r\nfffffff\r\nab", |_| {}).unwrap();
+        assert_eq!(d.declared_len(), 5 + 0xfff_ffff);
+        assert!(!d.is_done());
+        let mut d = ChunkedDecoder::default();
+        d.feed(b"3\r\nabc\r\n0\r\n\r\n", |_| {}).unwrap();
+        assert_eq!((d.declared_len(), d.is_done()), (3, true));
     }
 
     #[test]
