@@ -40,6 +40,11 @@ impl HttpDate {
         }
     }
 
+    /// The second the value was rendered for.
+    pub fn secs(&self) -> u64 {
+        self.secs
+    }
+
     pub fn as_bytes(&self) -> &[u8; HTTP_DATE_LEN] {
         &self.bytes
     }

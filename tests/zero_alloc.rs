@@ -67,10 +67,19 @@ fn worker(
     let cfg = ServeConfig {
         limits: Limits::default(),
         slot_size: 512,
-        response: ResponseKind::Gif,
         health_path: "/healthz".into(),
         max_requests_per_conn: u64::MAX,
         sync_always: false,
+        head_timeout_secs: 10,
+        idle_timeout_secs: 60,
+        routes: glint::http::route::Routes::new(vec![], ResponseKind::Gif).unwrap(),
+        cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
+        redirect_allow: vec![],
+        honor_gpc: glint::server::core::GpcPolicy::Flag,
+        proxy_protocol: false,
+        real_ip: Default::default(),
+        anonymize: None,
+        capture_cookie: None,
     };
     let core = CoreState {
         id: 0,

@@ -1,6 +1,7 @@
 //! The whole connection state machine (`Conn`) on arbitrary bytes in arbitrary pieces.
 //!
-//! Bytes 0..2 pick the read sizes, the config and whether the core is draining; the rest is
+//! Byte 0 caps the read sizes, byte 1 seeds them, byte 2 picks one of three configs (limits,
+//! routes, CORS, forwarded IPs, PROXY protocol), draining, and a timeout at the end; the rest is
 //! what the client sends. The driver does what a backend does: read into `read_buf`, `filled`,
 //! `process` until `Read`, write `out`, stop at `Close`. Invariants: never panics, never spins;
 //! every byte written parses as a sequence of well-formed HTTP/1.1 responses; every 2xx beacon
@@ -10,8 +11,10 @@
 use glint::clock::HttpDate;
 use glint::http::conn::{Conn, Next};
 use glint::http::parse::Limits;
+use glint::http::realip::{ClientIpHeader, RealIpPolicy, TrustedProxies};
+use glint::http::route::{CorsOrigins, Routes};
 use glint::ring::{RingOptions, RingReader, RingWriter};
-use glint::server::core::{CoreState, ResponseKind, ServeConfig};
+use glint::server::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
 use glint::server::stats::CoreStats;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 struct Fixture {
     core: CoreState,
     consumer: RingReader,
-    configs: [Arc<ServeConfig>; 2],
+    configs: [Arc<ServeConfig>; 3],
 }
 
 thread_local! {
@@ -40,20 +43,51 @@ fn fixture() -> Fixture {
     let base = ServeConfig {
         limits: Limits::default(),
         slot_size: 512,
-        response: ResponseKind::Gif,
         health_path: "/healthz".into(),
         max_requests_per_conn: u64::MAX,
         sync_always: false,
+        head_timeout_secs: 10,
+        idle_timeout_secs: 60,
+        routes: Routes::new(vec![], ResponseKind::Gif).unwrap(),
+        cors: CorsOrigins::new(&["*".into()], 600),
+        redirect_allow: vec!["example.com".into()],
+        honor_gpc: GpcPolicy::Flag,
+        proxy_protocol: false,
+        real_ip: Default::default(),
+        anonymize: None,
+        capture_cookie: None,
     };
+    // Small limits, 204 answers, few requests per connection, forwarded client IPs.
     let small = ServeConfig {
         limits: Limits {
             max_head: 512,
             max_headers: 8,
             max_target: 128,
             max_body: 300,
+            named_ip_header: None,
         },
-        response: ResponseKind::NoContent,
+        routes: Routes::new(vec![], ResponseKind::NoContent).unwrap(),
+        cors: CorsOrigins::new(&["https://shop.example".into()], 60),
         max_requests_per_conn: 5,
+        real_ip: RealIpPolicy {
+            trusted: TrustedProxies::parse(["127.0.0.0/8"]).unwrap(),
+            header: Some(ClientIpHeader::XForwardedFor),
+        },
+        anonymize: Some((24, 48)),
+        capture_cookie: Some(b"sid".to_vec()),
+        ..base.clone()
+    };
+    // PROXY protocol from a trusted peer, then a named CDN header.
+    let proxied = ServeConfig {
+        proxy_protocol: true,
+        real_ip: RealIpPolicy {
+            trusted: TrustedProxies::parse(["127.0.0.1"]).unwrap(),
+            header: Some(ClientIpHeader::Named("cf-connecting-ip".into())),
+        },
+        limits: Limits {
+            named_ip_header: Some(b"cf-connecting-ip"),
+            ..Limits::default()
+        },
         ..base.clone()
     };
     let mut date = HttpDate::default();
@@ -68,7 +102,7 @@ fn fixture() -> Fixture {
             draining: false,
         },
         consumer: RingReader::open_consumer(&path).unwrap(),
-        configs: [Arc::new(base), Arc::new(small)],
+        configs: [Arc::new(base), Arc::new(small), Arc::new(proxied)],
     }
 }
 
@@ -95,14 +129,15 @@ pub fn check(data: &[u8]) {
     };
     FIXTURE.with(|f| {
         let f = &mut *f.borrow_mut();
-        f.core.cfg = f.configs[usize::from(c & 1)].clone();
-        f.core.draining = c & 2 != 0;
+        f.core.cfg = f.configs[usize::from(c & 3) % 3].clone();
+        f.core.draining = c & 4 != 0;
+        let time_out_at_end = c & 8 != 0;
         let max = if *a == 0 { 1 << 16 } else { usize::from(*a) };
         let mut pieces = Pieces {
             state: u32::from(*b),
             max,
         };
-        run(&mut f.core, input, &mut pieces);
+        run(&mut f.core, input, &mut pieces, time_out_at_end);
         // Keep the ring from filling (consume everything), but not every run: it msyncs.
         if f.core.ring.occupancy() > 32 {
             f.consumer.advance_cursor(f.core.ring.next_seq()).unwrap();
@@ -110,7 +145,7 @@ pub fn check(data: &[u8]) {
     });
 }
 
-fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces) {
+fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces, time_out_at_end: bool) {
     let mut conn = Conn::new("127.0.0.1:40000".parse().unwrap(), core);
     let first_seq = core.ring.next_seq();
     let mut wire = Vec::new();
@@ -136,6 +171,15 @@ fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces) {
                 }
             }
         }
+    }
+    if !closed && time_out_at_end {
+        // The backend's deadline passed: a partial request gets 408, then the close.
+        let mid_request = conn.mid_request();
+        assert_eq!(conn.timed_out(core), Next::Close);
+        assert_eq!(conn.out.starts_with(b"HTTP/1.1 408 "), mid_request);
+        wire.extend_from_slice(&conn.out);
+        conn.out.clear();
+        closed = true;
     }
     let recorded = core.ring.next_seq() - first_seq;
     if closed {
@@ -209,7 +253,8 @@ fn check_responses(mut wire: &[u8]) -> Answers {
             }
         };
         let gif = header("Content-Type") == Some(b"image/gif".as_slice());
-        if (status == 200 && gif) || (status == 204 && header("Allow").is_none()) {
+        // Every route records: a pixel, a 204 that is not an OPTIONS answer, a redirect.
+        if (status == 200 && gif) || (status == 204 && header("Allow").is_none()) || status == 302 {
             answers.beacons += 1;
         }
         // A HEAD answer carries Content-Length without the body: the next response tells.

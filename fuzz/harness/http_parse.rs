@@ -20,6 +20,7 @@ pub fn check(data: &[u8]) {
             max_headers: 4,
             max_target: 64,
             max_body: 100,
+            named_ip_header: None,
         }
     };
     if control & 2 == 0 {

@@ -8,9 +8,12 @@
 
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::parse::{parse_request_head, Framing, Parsed, Reject, RequestHead};
+use super::proxy::{parse_proxy_header, ProxyParse};
+use super::realip::{anonymize, cookie_value, ForwardingHeaders};
 use super::response::{self, Canned, ConnHeader};
+use super::route::{self, RouteAction};
 use crate::record::{flags, BodyKind, IpSource, Method, RecordFields, HEADER_LEN};
-use crate::server::core::{CoreState, ResponseKind};
+use crate::server::core::{CoreState, GpcPolicy};
 use std::net::{Ipv6Addr, SocketAddr};
 
 /// What the backend does after writing `out`.
@@ -26,6 +29,8 @@ pub enum Next {
 }
 
 enum State {
+    /// Waiting for the PROXY protocol header (`--proxy-protocol`).
+    Proxy,
     Head,
     /// A Content-Length body still arriving; the head was copied to `head_copy`.
     Body {
@@ -47,31 +52,68 @@ pub struct Conn {
     head_copy: Vec<u8>,
     body: Vec<u8>,
     body_len: u64,
+    side: Side,
+    /// Coarse second at which the request now arriving began (0 = between requests).
+    request_started: u64,
+}
+
+/// What answering needs besides the request: the peer, the per-connection buffers for headers
+/// that vary (CORS origin, redirect Location), and the request count.
+struct Side {
+    extra: Vec<u8>,
+    scratch: Vec<u8>,
     peer_ip: Ipv6Addr,
     peer_port: u16,
+    /// Where client-IP resolution starts: the socket peer, or the PROXY protocol source.
+    base_ip: Ipv6Addr,
+    base_source: IpSource,
     requests: u64,
 }
 
-/// Bytes reserved in `out` per response; `process` stops before `out` would grow past capacity.
+/// Indexes into `http::proxy::PROXY_ERROR_REASONS`.
+const PROXY_UNTRUSTED: usize = 0;
+const PROXY_MALFORMED: usize = 1;
+const PROXY_INCOMPLETE: usize = 2;
+
+/// Bytes reserved in `out` per response beyond the varying headers (which are bounded by the
+/// head size); `process` stops before `out` would grow past its capacity.
 const RESPONSE_ROOM: usize = 512;
 const OUT_CAPACITY: usize = 32 * 1024;
 
 impl Conn {
+    /// A connection from `peer`. With `--proxy-protocol`, a peer outside `--trusted-proxy` is
+    /// refused at once (see [`Conn::is_closed`]) and counted.
     pub fn new(peer: SocketAddr, core: &CoreState) -> Conn {
         let cfg = &core.cfg;
         let body_room = cfg.slot_size - HEADER_LEN;
+        let peer_ip = crate::record::ip_to_v6(peer.ip());
+        let state = match cfg.proxy_protocol {
+            false => State::Head,
+            true if cfg.real_ip.trusted.contains(peer_ip) => State::Proxy,
+            true => {
+                core.stats.proxy_error(PROXY_UNTRUSTED);
+                State::Closed
+            }
+        };
         Conn {
             buf: vec![0u8; cfg.limits.max_head.max(16 * 1024)].into_boxed_slice(),
             start: 0,
             end: 0,
-            out: Vec::with_capacity(OUT_CAPACITY),
-            state: State::Head,
+            out: Vec::with_capacity(OUT_CAPACITY + cfg.limits.max_head),
+            state,
             head_copy: Vec::new(),
             body: Vec::with_capacity(body_room),
             body_len: 0,
-            peer_ip: crate::record::ip_to_v6(peer.ip()),
-            peer_port: peer.port(),
-            requests: 0,
+            side: Side {
+                extra: Vec::new(),
+                scratch: Vec::new(),
+                peer_ip,
+                peer_port: peer.port(),
+                base_ip: peer_ip,
+                base_source: IpSource::Peer,
+                requests: 0,
+            },
+            request_started: 0,
         }
     }
 
@@ -96,6 +138,56 @@ impl Conn {
         self.end - self.start
     }
 
+    /// Whether the connection is finished (refused at accept, or after `Next::Close`).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether a request is partly read (head or body still arriving).
+    pub fn mid_request(&self) -> bool {
+        self.start < self.end || matches!(self.state, State::Body { .. } | State::Chunked(_))
+    }
+
+    /// The coarse second after which this connection has timed out, given the current second.
+    ///
+    /// Between requests the idle timeout runs from the last activity; once a request starts
+    /// arriving, the head timeout runs from that moment and is not extended by further bytes,
+    /// so a client trickling one byte at a time (slowloris) cannot hold the connection.
+    pub fn deadline(&mut self, now_secs: u64, core: &CoreState) -> u64 {
+        if self.mid_request() {
+            if self.request_started == 0 {
+                self.request_started = now_secs;
+            }
+            self.request_started + core.cfg.head_timeout_secs
+        } else {
+            self.request_started = 0;
+            now_secs + core.cfg.idle_timeout_secs
+        }
+    }
+
+    /// Called when [`Conn::deadline`] has passed: a partial request gets 408, an idle
+    /// connection is just closed. Always ends the connection.
+    pub fn timed_out(&mut self, core: &mut CoreState) -> Next {
+        if matches!(self.state, State::Proxy) {
+            core.stats.proxy_error(PROXY_INCOMPLETE);
+            core.stats.timed_out(false);
+        } else if self.mid_request() && !matches!(self.state, State::Closed) {
+            core.stats.timed_out(true);
+            response::write(
+                &mut self.out,
+                &response::REQUEST_TIMEOUT,
+                &core.date,
+                ConnHeader::Close,
+                b"",
+                false,
+            );
+        } else {
+            core.stats.timed_out(false);
+        }
+        self.state = State::Closed;
+        Next::Close
+    }
+
     /// Answers every complete request in the buffer (see module docs).
     pub fn process(&mut self, core: &mut CoreState) -> Next {
         let first_seq = core.ring.next_seq();
@@ -117,11 +209,30 @@ impl Conn {
     fn process_batch(&mut self, core: &mut CoreState) -> Next {
         let mut pipelined = false;
         loop {
-            if self.out.len() + RESPONSE_ROOM > self.out.capacity() {
+            if self.out.len() + RESPONSE_ROOM + core.cfg.limits.max_head > self.out.capacity() {
                 return Next::Write;
             }
             match &mut self.state {
                 State::Closed => return Next::Close,
+                State::Proxy => match parse_proxy_header(&self.buf[self.start..self.end]) {
+                    ProxyParse::Partial => return Next::Read,
+                    ProxyParse::Invalid(_) => {
+                        core.stats.proxy_error(PROXY_MALFORMED);
+                        self.state = State::Closed;
+                        return Next::Close;
+                    }
+                    ProxyParse::Complete {
+                        consumed, source, ..
+                    } => {
+                        self.start += consumed;
+                        if let Some(src) = source {
+                            self.side.base_ip = crate::record::ip_to_v6(src.ip());
+                            self.side.base_source = IpSource::ProxyProtocol;
+                        }
+                        self.state = State::Head;
+                        continue;
+                    }
+                },
                 State::Head => {
                     if self.start == self.end {
                         return Next::Read;
@@ -186,16 +297,14 @@ impl Conn {
         if framing_done {
             let consumed = head_len + body.len();
             self.body_len = body.len() as u64;
-            let peer = (self.peer_ip, self.peer_port);
             let keep = answer(
                 core,
                 &mut self.out,
+                &mut self.side,
                 &head,
                 body,
                 self.body_len,
-                peer,
                 pipelined,
-                &mut self.requests,
             );
             self.start += consumed;
             if !keep {
@@ -227,19 +336,15 @@ impl Conn {
     /// Answers the request whose head is in `head_copy` and body in `body`.
     fn finish_buffered_request(&mut self, core: &mut CoreState, pipelined: bool) {
         let keep = match parse_request_head(&self.head_copy, &core.cfg.limits) {
-            Parsed::Complete(head) => {
-                let peer = (self.peer_ip, self.peer_port);
-                answer(
-                    core,
-                    &mut self.out,
-                    &head,
-                    &self.body,
-                    self.body_len,
-                    peer,
-                    pipelined,
-                    &mut self.requests,
-                )
-            }
+            Parsed::Complete(head) => answer(
+                core,
+                &mut self.out,
+                &mut self.side,
+                &head,
+                &self.body,
+                self.body_len,
+                pipelined,
+            ),
             // The same bytes parsed a moment ago; unreachable, but never panic on the request path.
             _ => false,
         };
@@ -277,28 +382,27 @@ fn capture(body: &mut Vec<u8>, data: &[u8]) {
 
 /// Routes one complete request, records it if it is a beacon, and appends the answer.
 /// Returns whether the connection stays open.
-#[allow(clippy::too_many_arguments)]
 fn answer(
     core: &mut CoreState,
     out: &mut Vec<u8>,
+    side: &mut Side,
     head: &RequestHead<'_>,
     body: &[u8],
     body_len: u64,
-    peer: (Ipv6Addr, u16),
     pipelined: bool,
-    requests: &mut u64,
 ) -> bool {
-    *requests += 1;
-    let keep_alive =
-        head.keep_alive && !core.draining && *requests < core.cfg.max_requests_per_conn;
+    side.requests += 1;
+    let cfg = &core.cfg;
+    let keep_alive = head.keep_alive && !core.draining && side.requests < cfg.max_requests_per_conn;
     let conn = match (keep_alive, head.http_minor) {
         (false, _) => ConnHeader::Close,
         (true, 0) => ConnHeader::KeepAlive,
         (true, _) => ConnHeader::None,
     };
-    let head_only = head.method == Method::Head;
-    let (canned, record): (&Canned, bool) = match head.method {
-        Method::Get | Method::Head if path_of(head.target) == core.cfg.health_path.as_bytes() => (
+    let path = path_of(head.target);
+    side.extra.clear();
+    let (canned, mut record): (&Canned, bool) = match head.method {
+        Method::Get | Method::Head if path == cfg.health_path.as_bytes() => (
             if core.draining {
                 &response::HEALTH_DRAINING
             } else {
@@ -306,63 +410,144 @@ fn answer(
             },
             false,
         ),
-        Method::Get | Method::Head => match core.cfg.response {
-            ResponseKind::Gif => (&response::PIXEL, true),
-            ResponseKind::NoContent => (&response::NO_CONTENT, true),
+        Method::Get | Method::Head => match cfg.routes.lookup(path) {
+            (RouteAction::Gif, rec) => (&response::PIXEL, rec),
+            (RouteAction::NoContent, rec) => (&response::NO_CONTENT, rec),
+            (RouteAction::Redirect, rec) => {
+                match route::redirect_target(
+                    query_of(head.target),
+                    &cfg.redirect_allow,
+                    &mut side.scratch,
+                ) {
+                    Some(url) => {
+                        side.extra.extend_from_slice(b"Location: ");
+                        side.extra.extend_from_slice(url);
+                        side.extra.extend_from_slice(b"\r\n");
+                        (&response::FOUND, rec)
+                    }
+                    None => {
+                        core.stats.redirect_refused();
+                        (&response::REDIRECT_REFUSED, false)
+                    }
+                }
+            }
         },
-        Method::Post => (&response::NO_CONTENT, true),
+        Method::Post => (&response::NO_CONTENT, cfg.routes.lookup(path).1),
         Method::Options => (&response::OPTIONS, false),
         _ if head.unknown_method => (&response::UNKNOWN_METHOD, false),
         _ => (&response::METHOD_NOT_ALLOWED, false),
     };
+    if let Some(origin) = head.origin.filter(|o| cfg.cors.allows(o)) {
+        cfg.cors
+            .write_headers(&mut side.extra, origin, head.method == Method::Options);
+    }
+    if record && head.gpc && cfg.honor_gpc == GpcPolicy::Drop {
+        core.stats.gpc_dropped();
+        record = false;
+    }
     let canned = if record {
-        let mut flag_bits = 0;
-        if keep_alive {
-            flag_bits |= flags::KEEP_ALIVE;
-        }
-        if pipelined {
-            flag_bits |= flags::PIPELINED;
-        }
-        if head.dnt {
-            flag_bits |= flags::DNT;
-        }
-        if head.gpc {
-            flag_bits |= flags::GPC;
-        }
-        if !head.target.starts_with(b"/") {
-            flag_bits |= flags::ABSOLUTE_FORM;
-        }
-        if head.framing == Framing::Chunked {
-            flag_bits |= flags::CHUNKED;
-        }
-        let fields = RecordFields {
-            ts_ns: crate::clock::now_ns(),
-            core: core.id,
-            status: canned.status,
-            method: head.method,
-            http_minor: head.http_minor,
-            flags: flag_bits,
-            peer_ip: peer.0,
-            peer_port: peer.1,
-            client_ip: peer.0,
-            ip_source: IpSource::Peer,
-            body_kind: body_kind(head.content_type, body_len),
-            target: head.target,
-            user_agent: head.user_agent,
-            referer: head.referer,
-            cookie: b"",
+        match core.append(&record_fields(
+            core,
+            head,
             body,
-        };
-        match core.append(&fields) {
+            body_len,
+            side,
+            keep_alive,
+            pipelined,
+            canned.status,
+        )) {
             Ok(()) => canned,
-            Err(_) => &response::RING_FULL,
+            Err(_) => {
+                side.extra.clear();
+                &response::RING_FULL
+            }
         }
     } else {
         canned
     };
     core.stats.answered(canned.status);
-    response::write(out, canned, &core.date, conn, b"", head_only);
+    response::write(
+        out,
+        canned,
+        &core.date,
+        conn,
+        &side.extra,
+        head.method == Method::Head,
+    );
     keep_alive
+}
+
+/// The record of one answered request.
+#[allow(clippy::too_many_arguments)]
+fn record_fields<'a>(
+    core: &CoreState,
+    head: &RequestHead<'a>,
+    body: &'a [u8],
+    body_len: u64,
+    side: &Side,
+    keep_alive: bool,
+    pipelined: bool,
+    status: u16,
+) -> RecordFields<'a> {
+    let bits = [
+        (keep_alive, flags::KEEP_ALIVE),
+        (pipelined, flags::PIPELINED),
+        (head.dnt, flags::DNT),
+        (head.gpc, flags::GPC),
+        (!head.target.starts_with(b"/"), flags::ABSOLUTE_FORM),
+        (head.framing == Framing::Chunked, flags::CHUNKED),
+    ];
+    let flag_bits = bits
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, bit)| acc | bit);
+    let cfg = &core.cfg;
+    let forwarding = ForwardingHeaders {
+        x_forwarded_for: head.x_forwarded_for,
+        forwarded: head.forwarded,
+        named: head.named_ip,
+    };
+    let (mut client_ip, ip_source) =
+        cfg.real_ip
+            .resolve(side.base_ip, side.base_source, &forwarding);
+    let mut peer_ip = side.peer_ip;
+    if let Some((v4, v6)) = cfg.anonymize {
+        client_ip = anonymize(client_ip, v4, v6);
+        // A trusted proxy's address is infrastructure, kept; any other peer is the client.
+        if !cfg.real_ip.trusted.contains(peer_ip) {
+            peer_ip = anonymize(peer_ip, v4, v6);
+        }
+    }
+    let cookie = cfg
+        .capture_cookie
+        .as_deref()
+        .and_then(|name| cookie_value(head.cookie, name));
+    RecordFields {
+        ts_ns: crate::clock::now_ns(),
+        core: core.id,
+        status,
+        method: head.method,
+        http_minor: head.http_minor,
+        flags: flag_bits,
+        peer_ip,
+        peer_port: side.peer_port,
+        client_ip,
+        ip_source,
+        body_kind: body_kind(head.content_type, body_len),
+        target: head.target,
+        user_agent: head.user_agent,
+        referer: head.referer,
+        cookie: cookie.unwrap_or(b""),
+        body,
+    }
+}
+
+/// The query of a target (after the first `?`), or empty.
+pub fn query_of(target: &[u8]) -> &[u8] {
+    target
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&b""[..], |i| &target[i + 1..])
 }
 
 /// The path of an origin-form or absolute-form target, without the query.

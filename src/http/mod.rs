@@ -4,4 +4,7 @@
 pub mod chunked;
 pub mod conn;
 pub mod parse;
+pub mod proxy;
+pub mod realip;
 pub mod response;
+pub mod route;

@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_target: usize,
     /// Largest request body, bytes.
     pub max_body: u64,
+    /// Lower-case name of a CDN header holding the client IP (`--client-ip-header`), captured
+    /// into [`RequestHead::named_ip`].
+    pub named_ip_header: Option<&'static [u8]>,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             max_headers: 64,
             max_target: 4096,
             max_body: 65_536,
+            named_ip_header: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct RequestHead<'a> {
     pub origin: Option<&'a [u8]>,
     pub x_forwarded_for: Option<&'a [u8]>,
     pub forwarded: Option<&'a [u8]>,
+    /// Value of the configured CDN client-IP header, if present.
+    pub named_ip: Option<&'a [u8]>,
     pub dnt: bool,
     pub gpc: bool,
     pub keep_alive: bool,
@@ -120,10 +126,12 @@ pub enum Parsed<'a> {
 
 /// Parses one request head at the start of `buf`.
 pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
-    let mut storage = [httparse::EMPTY_HEADER; HEADERS_CAP];
+    // Uninitialised header slots: zeroing 128 of them cost more than parsing a beacon.
+    let mut storage =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS_CAP];
     let headers = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(Reject::HeaderTooLarge),
@@ -161,6 +169,7 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
             origin: h.origin,
             x_forwarded_for: h.x_forwarded_for,
             forwarded: h.forwarded,
+            named_ip: h.named_ip,
             dnt: h.dnt,
             gpc: h.gpc,
             keep_alive: h.keep_alive,
@@ -217,16 +226,17 @@ fn version_error(buf: &[u8]) -> Reject {
 }
 
 /// RFC 9112 2.2 allows a bare LF as a line terminator; accepting it differently from a proxy in
-/// front is a known smuggling vector, so every LF in the head must follow a CR.
+/// front is a known smuggling vector, so every LF in the head must follow a CR. httparse has
+/// already refused any CR not followed by LF, so a bare LF exists exactly when the head holds
+/// more LFs than CRs: two counts the compiler vectorises, instead of a byte-by-byte walk.
 fn has_bare_lf(head: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' && prev != b'\r' {
-            return true;
-        }
-        prev = b;
+    // u8 lanes per 255-byte chunk: 16 bytes per SSE2 instruction, no widening.
+    let (mut lf, mut cr) = (0usize, 0usize);
+    for chunk in head.chunks(255) {
+        lf += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')));
+        cr += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\r')));
     }
-    false
+    lf > cr
 }
 
 #[derive(Default)]
@@ -238,6 +248,7 @@ struct Headers<'a> {
     origin: Option<&'a [u8]>,
     x_forwarded_for: Option<&'a [u8]>,
     forwarded: Option<&'a [u8]>,
+    named_ip: Option<&'a [u8]>,
     dnt: bool,
     gpc: bool,
     keep_alive: bool,
@@ -312,6 +323,12 @@ fn read_headers<'a>(
                 if value.is_empty() {
                     return Err(Reject::BadRequest);
                 }
+            }
+            _ if limits
+                .named_ip_header
+                .is_some_and(|n| name.eq_ignore_ascii_case(n)) =>
+            {
+                h.named_ip = Some(value)
             }
             _ => {}
         }
@@ -587,6 +604,7 @@ mod tests {
             max_headers: 2,
             max_target: 16,
             max_body: 10,
+            named_ip_header: None,
         };
         let long_target = [b"GET /".as_slice(), &[b'a'; 100]].concat();
         assert!(matches!(

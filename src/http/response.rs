@@ -48,6 +48,20 @@ canned!(
 );
 canned!(NO_CONTENT, 204, "204 No Content", no_cache!(), b"");
 canned!(
+    FOUND,
+    302,
+    "302 Found",
+    concat!("Content-Length: 0\r\n", no_cache!()),
+    b""
+);
+canned!(
+    REDIRECT_REFUSED,
+    400,
+    "400 Bad Request",
+    "Content-Length: 0\r\n",
+    b""
+);
+canned!(
     OPTIONS,
     204,
     "204 No Content",
@@ -196,7 +210,9 @@ pub fn write(
 mod tests {
     use super::*;
 
-    const ALL: [&Canned; 15] = [
+    const ALL: [&Canned; 17] = [
+        &FOUND,
+        &REDIRECT_REFUSED,
         &PIXEL,
         &NO_CONTENT,
         &OPTIONS,

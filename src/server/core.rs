@@ -19,15 +19,39 @@ pub enum ResponseKind {
     NoContent,
 }
 
+/// What to do with hits that carry `Sec-GPC: 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GpcPolicy {
+    /// Store them, with the GPC flag set.
+    Flag,
+    /// Answer them but store nothing.
+    Drop,
+}
+
 /// Settings every core reads; built once from the command line, never written after start.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub limits: Limits,
     pub slot_size: usize,
-    pub response: ResponseKind,
     pub health_path: String,
     pub max_requests_per_conn: u64,
     pub sync_always: bool,
+    /// Seconds a client has to send a whole request (head and body) once it starts.
+    pub head_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    pub idle_timeout_secs: u64,
+    pub routes: crate::http::route::Routes,
+    pub cors: crate::http::route::CorsOrigins,
+    /// Hosts (and their subdomains) the click redirect may send browsers to.
+    pub redirect_allow: Vec<String>,
+    pub honor_gpc: GpcPolicy,
+    /// Expect a PROXY protocol header first on every connection (from trusted peers only).
+    pub proxy_protocol: bool,
+    pub real_ip: crate::http::realip::RealIpPolicy,
+    /// `--ip-anonymize` prefixes (IPv4, IPv6) applied before anything reaches the ring.
+    pub anonymize: Option<(u8, u8)>,
+    /// Name of the one cookie whose value is stored (`--capture-cookie`).
+    pub capture_cookie: Option<Vec<u8>>,
 }
 
 /// One worker's state. Lives on that worker's thread only.
@@ -42,12 +66,18 @@ pub struct CoreState {
 }
 
 impl CoreState {
+    /// The current second, as last refreshed by this core's timer (coarse, no syscall).
+    pub fn now_secs(&self) -> u64 {
+        self.date.secs()
+    }
+
     /// Appends one record and counts it.
     #[inline]
     pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), RingFull> {
         match self.ring.append(fields) {
             Ok(appended) => {
-                self.stats.recorded(appended.truncated, self.cfg.slot_size);
+                self.stats
+                    .recorded(appended.seq, appended.truncated, self.cfg.slot_size);
                 Ok(())
             }
             Err(full) => {

@@ -8,11 +8,11 @@ use crate::http::conn::{Conn, Next};
 use crate::server::core::CoreState;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Runs one worker until shutdown; returns when its connections are done or the drain timed out.
 pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
@@ -33,6 +33,7 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
     } = worker;
     let core = Rc::new(RefCell::new(core));
     let open = Rc::new(Cell::new(0usize));
+    let timers: Timers = Rc::default();
     let mut accepts = Vec::new();
     for listener in listeners {
         let listener = TcpListener::from_std(listener)?;
@@ -41,6 +42,7 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
             phase: phase.clone(),
             open: open.clone(),
             drain_timeout,
+            timers: timers.clone(),
         };
         accepts.push(tokio::task::spawn_local(accept_loop(
             listener, ctx, max_conns,
@@ -49,7 +51,10 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = tick.tick() => core.borrow_mut().date.refresh(crate::clock::now_ns() / 1_000_000_000),
+            _ = tick.tick() => {
+                core.borrow_mut().date.refresh(crate::clock::now_ns() / 1_000_000_000);
+                sweep(&timers, core.borrow().now_secs());
+            }
             changed = phase.changed() => {
                 let now = if changed.is_err() { Phase::Closing } else { *phase.borrow_and_update() };
                 core.borrow_mut().draining = now != Phase::Running;
@@ -75,6 +80,30 @@ struct ConnCtx {
     phase: watch::Receiver<Phase>,
     open: Rc<Cell<usize>>,
     drain_timeout: Duration,
+    timers: Timers,
+}
+
+/// A connection's deadline, checked by the core's once-a-second sweep instead of a timer per
+/// request: the connection only stores a number after each read.
+#[derive(Default)]
+struct Deadline {
+    at_secs: Cell<u64>,
+    expired: Notify,
+}
+
+type Timers = Rc<RefCell<Vec<Weak<Deadline>>>>;
+
+/// Wakes every connection whose deadline has passed and forgets closed ones.
+fn sweep(timers: &Timers, now_secs: u64) {
+    timers.borrow_mut().retain(|weak| match weak.upgrade() {
+        Some(deadline) => {
+            if deadline.at_secs.get() <= now_secs {
+                deadline.expired.notify_one();
+            }
+            true
+        }
+        None => false,
+    });
 }
 
 async fn accept_loop(listener: TcpListener, ctx: ConnCtx, max_conns: usize) {
@@ -116,13 +145,33 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, max_conns: usize) {
 async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx) {
     let mut phase = ctx.phase.clone();
     let mut conn = Conn::new(peer, &ctx.core.borrow());
+    if conn.is_closed() {
+        return;
+    }
+    let deadline = Rc::new(Deadline::default());
+    ctx.timers.borrow_mut().push(Rc::downgrade(&deadline));
     loop {
         let closing = *phase.borrow() == Phase::Closing;
-        if closing && conn.buffered() == 0 {
+        if closing && !conn.mid_request() {
             return;
+        }
+        {
+            let core = ctx.core.borrow();
+            deadline.at_secs.set(conn.deadline(core.now_secs(), &core));
         }
         let read = tokio::select! {
             r = stream.read(conn.read_buf()) => r,
+            _ = deadline.expired.notified() => {
+                // A wake-up from before the deadline moved is stale.
+                if deadline.at_secs.get() > ctx.core.borrow().now_secs() {
+                    continue;
+                }
+                conn.timed_out(&mut ctx.core.borrow_mut());
+                if !conn.out.is_empty() && stream.write_all(&conn.out).await.is_err() {
+                    return;
+                }
+                return linger_close(stream).await;
+            }
             r = phase.changed(), if !closing => {
                 if r.is_err() {
                     return;

@@ -5,106 +5,32 @@
 //! SIGINT: health checks answer 503 for `--drain-delay`, listeners close, requests already read
 //! are answered, rings are synced, exit 0.
 
+pub mod admin;
+pub mod args;
+pub mod config;
 pub mod core;
 pub mod epoll;
+mod lifecycle;
 pub mod listener;
 pub mod stats;
 pub mod uring;
 
-use self::core::{CoreState, ResponseKind, ServeConfig};
+use self::admin::{AdminState, RingOccupancy};
+pub use self::args::{IoBackend, ServeArgs, SyncMode};
+use self::core::{CoreState, ServeConfig};
+use self::lifecycle::{lock_data_dir, spawn_syncer, sync_files_clone, Signals};
 use self::stats::CoreStats;
-use crate::clock::{parse_duration, HttpDate};
+use crate::clock::HttpDate;
 use crate::http::parse::{Limits, HEADERS_CAP};
+use crate::http::realip::{ClientIpHeader, RealIpPolicy, TrustedProxies};
 use crate::ring::{ring_file_name, RingOptions, RingWriter};
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// I/O backend choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum IoBackend {
-    /// io_uring if this kernel and process allow it, else epoll (with a log line saying why).
-    Auto,
-    /// io_uring only; fail at start if unavailable.
-    Uring,
-    /// A tokio current-thread runtime (epoll) per core.
-    Epoll,
-}
-
-/// When ring records are made durable against power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SyncMode {
-    /// msync each batch's records before its answers are sent.
-    Always,
-    /// fdatasync every ring each --sync-interval (a process crash loses nothing either way).
-    Interval,
-}
-
-/// Options of `glint serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on; repeat for several. Every worker binds each one with SO_REUSEPORT.
-    #[arg(long = "listen", value_name = "ADDR", default_value = "0.0.0.0:8080")]
-    pub listen: Vec<SocketAddr>,
-    /// Directory for the per-core ring files (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "./glint-data")]
-    pub data_dir: PathBuf,
-    /// Worker threads, one pinned per CPU [default: the CPUs this process may use].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// I/O backend.
-    #[arg(long, value_enum, default_value_t = IoBackend::Auto)]
-    pub io: IoBackend,
-    /// Bytes per ring slot (one record): a power of two from 256 to 4096. Fixed per ring file.
-    #[arg(long, value_name = "BYTES", default_value_t = 512)]
-    pub slot_size: usize,
-    /// Slots per ring (a power of two). Each core's ring file is slot-size x ring-slots + 4 KiB, preallocated.
-    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
-    pub ring_slots: u64,
-    /// With --sync interval, how often rings are flushed to disk: bounds what a power loss can take.
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
-    pub sync_interval: Duration,
-    /// Durability mode against power loss.
-    #[arg(long, value_enum, default_value_t = SyncMode::Interval)]
-    pub sync: SyncMode,
-    /// Answer to GET and HEAD beacons: the 43-byte GIF or 204 No Content.
-    #[arg(long, value_enum, default_value_t = ResponseKind::Gif)]
-    pub response: ResponseKind,
-    /// Listen backlog (capped by net.core.somaxconn).
-    #[arg(long, value_name = "N", default_value_t = 4096)]
-    pub backlog: i32,
-    /// Largest request head (request line plus headers) in bytes; larger gets 431.
-    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
-    pub max_head_size: usize,
-    /// Most header fields in one request; more gets 431.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub max_headers: usize,
-    /// Longest request target in bytes; longer gets 414.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
-    pub max_target: usize,
-    /// Largest request body in bytes; larger gets 413. Bodies are stored up to the slot's room.
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
-    pub max_body: u64,
-    /// Requests served on one connection before it is closed.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub max_requests_per_conn: u64,
-    /// Open connections per worker; beyond it new connections are closed at once and counted.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub max_conns: usize,
-    /// Path answered 200 (503 while draining) without writing a record, for load balancer checks.
-    #[arg(long, value_name = "PATH", default_value = "/healthz")]
-    pub health_path: String,
-    /// On shutdown, how long health checks answer 503 before the listeners close.
-    #[arg(long, value_name = "DUR", default_value = "0s", value_parser = parse_duration)]
-    pub drain_delay: Duration,
-    /// On shutdown, how long open connections may take to finish after the listeners close.
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
-}
 
 /// Shutdown phases, broadcast from the main thread to every worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +53,14 @@ pub struct Worker {
 
 /// Runs `glint serve` until SIGTERM or SIGINT.
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
-    let cfg = Arc::new(config(&args)?);
+    let (args, routes) = match &args.config {
+        Some(path) => with_config_file(path)?,
+        None => (args, Vec::new()),
+    };
+    let cfg = Arc::new(config(&args, routes)?);
+    // Handle SIGTERM and SIGINT before anything is announced, so an early signal drains
+    // instead of killing the process with the default action.
+    let signals = Signals::install()?;
     let cpus = crate::sys::allowed_cpus();
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
     let backend = choose_backend(args.io)?;
@@ -154,16 +87,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
             max_conns: args.max_conns,
         });
     }
-    crate::info!(
-        "listening on {} with {threads} workers, io {}, data dir {}",
-        addrs.join(", "),
-        if backend == IoBackend::Uring {
-            "uring"
-        } else {
-            "epoll"
-        },
-        args.data_dir.display()
-    );
     let (done_tx, mut done_rx) =
         tokio::sync::mpsc::unbounded_channel::<(usize, Result<(), String>)>();
     let mut handles = Vec::with_capacity(threads);
@@ -187,10 +110,32 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         handles.push(handle);
     }
     drop(done_tx);
+    let admin = start_admin(&args, &all_stats, &sync_files, backend)?;
+    crate::info!(
+        "listening on {} with {threads} workers, io {}, data dir {}",
+        addrs.join(", "),
+        if backend == IoBackend::Uring {
+            "uring"
+        } else {
+            "epoll"
+        },
+        args.data_dir.display()
+    );
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
-    let failed = wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay)?;
+    let on_drain = || {
+        if let Some((state, _)) = &admin {
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let failed = signals.wait_for_shutdown(&phase_tx, &mut done_rx, args.drain_delay, &on_drain)?;
+    if let Some((state, handle)) = admin {
+        state.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = handle.join();
+    }
     for handle in handles {
         let _ = handle.join();
     }
@@ -222,7 +167,35 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     })
 }
 
-fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
+/// Re-reads the command line with the config file's flags in front of it.
+fn with_config_file(path: &Path) -> Result<(ServeArgs, Vec<crate::http::route::Route>), String> {
+    #[derive(clap::Parser)]
+    #[command(name = "glint serve", args_override_self = true)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    use clap::Parser;
+    let file = config::load(path)?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = argv
+        .iter()
+        .position(|w| w == "serve")
+        .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
+    let repeatable = ["--listen", "--cors-origin", "--redirect-allow"];
+    let words = config::merge(&file.flags, cli, &repeatable);
+    let parsed = Serve::try_parse_from(std::iter::once("glint serve".into()).chain(words))
+        .map_err(|e| {
+            format!(
+                "config {}: {}",
+                path.display(),
+                e.to_string().lines().next().unwrap_or("invalid")
+            )
+        })?;
+    Ok((parsed.args, file.routes))
+}
+
+fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<ServeConfig, String> {
     crate::ring::format::check_geometry(args.slot_size, args.ring_slots)
         .map_err(|e| e.to_string())?;
     if args.listen.is_empty() {
@@ -237,6 +210,11 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.max_head_size < 256 || args.max_head_size > 1 << 20 {
         return Err("--max-head-size must be from 256 bytes to 1 MiB".into());
     }
+    if args.proxy_protocol && args.trusted_proxy.is_empty() {
+        return Err(
+            "--proxy-protocol needs --trusted-proxy with the load balancer's address".into(),
+        );
+    }
     if !args.health_path.starts_with('/') {
         return Err(format!(
             "--health-path {:?} must start with /",
@@ -249,12 +227,38 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
             max_headers: args.max_headers,
             max_target: args.max_target.min(args.max_head_size),
             max_body: args.max_body,
+            named_ip_header: match &args.client_ip_header {
+                // Leaked once at start-up: the parser borrows the name for the process's life.
+                ClientIpHeader::Named(name) => Some(Box::leak(name.clone()).as_bytes()),
+                _ => None,
+            },
         },
         slot_size: args.slot_size,
-        response: args.response,
         health_path: args.health_path.clone(),
         max_requests_per_conn: args.max_requests_per_conn.max(1),
         sync_always: args.sync == SyncMode::Always,
+        head_timeout_secs: args.head_timeout.as_secs().max(1),
+        idle_timeout_secs: args.idle_timeout.as_secs().max(1),
+        routes: crate::http::route::Routes::new(routes, args.response)?,
+        cors: crate::http::route::CorsOrigins::new(&args.cors_origin, args.cors_max_age.as_secs()),
+        redirect_allow: args
+            .redirect_allow
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        honor_gpc: args.honor_gpc,
+        proxy_protocol: args.proxy_protocol,
+        real_ip: RealIpPolicy {
+            trusted: TrustedProxies::new(args.trusted_proxy.clone()),
+            header: Some(args.client_ip_header.clone()),
+        },
+        anonymize: args
+            .ip_anonymize
+            .then_some((args.ipv4_prefix, args.ipv6_prefix)),
+        capture_cookie: args
+            .capture_cookie
+            .as_ref()
+            .map(|c| c.trim().as_bytes().to_vec()),
     })
 }
 
@@ -267,31 +271,6 @@ fn choose_backend(asked: IoBackend) -> Result<IoBackend, String> {
             crate::info!("io_uring unavailable ({why}); using epoll");
             Ok(IoBackend::Epoll)
         }
-    }
-}
-
-/// Creates the data dir if needed and locks it so two servers never share rings.
-fn lock_data_dir(dir: &Path) -> Result<File, String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("data dir {}: cannot create: {e}", dir.display()))?;
-    let lock_path = dir.join(".serve.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("data dir {}: not writable: {e}", dir.display()))?;
-    match crate::sys::try_lock_exclusive(&file) {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(format!(
-            "data dir {} is in use by another glint serve",
-            dir.display()
-        )),
-        Err(e) => Err(format!(
-            "data dir {}: cannot lock {}: {e}",
-            dir.display(),
-            lock_path.display()
-        )),
     }
 }
 
@@ -327,78 +306,65 @@ fn open_core(
             }
         );
     }
+    let stats = Arc::new(CoreStats::default());
+    stats
+        .ring_head
+        .store(rec.next_seq, std::sync::atomic::Ordering::Relaxed);
     Ok(CoreState {
         id: id as u16,
         ring,
         date: HttpDate::default(),
         cfg: cfg.clone(),
-        stats: Arc::new(CoreStats::default()),
+        stats,
         draining: false,
     })
 }
 
-fn sync_files_clone(files: &[(PathBuf, File)]) -> Vec<(PathBuf, File)> {
-    files
+/// The running admin listener: its shared state and its thread.
+type Admin = (Arc<AdminState>, std::thread::JoinHandle<()>);
+
+/// Starts the admin listener (metrics, health) unless `--admin-listen off`.
+fn start_admin(
+    args: &ServeArgs,
+    stats: &[Arc<CoreStats>],
+    rings: &[(std::path::PathBuf, std::fs::File)],
+    backend: IoBackend,
+) -> Result<Option<Admin>, crate::BoxError> {
+    if args.admin_listen.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = args.admin_listen.parse().map_err(|_| {
+        format!(
+            "--admin-listen {:?}: expected ADDR:PORT or off",
+            args.admin_listen
+        )
+    })?;
+    let readers = rings
         .iter()
-        .filter_map(|(p, f)| f.try_clone().ok().map(|f| (p.clone(), f)))
-        .collect()
-}
-
-/// Flushes every ring each interval, off the request path. Dropping the sender stops it.
-fn spawn_syncer(
-    files: Vec<(PathBuf, File)>,
-    every: Duration,
-) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-    let handle = std::thread::Builder::new()
-        .name("glint-sync".into())
-        .spawn(move || {
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                stop_rx.recv_timeout(every)
-            {
-                for (path, file) in &files {
-                    if let Err(e) = file.sync_data() {
-                        crate::error!("{}: periodic sync failed: {e}", path.display());
-                    }
-                }
-            }
-        })
-        .expect("spawn sync thread");
-    (stop_tx, handle)
-}
-
-/// Waits for SIGTERM/SIGINT (or a worker dying), then drives the shutdown phases.
-/// Returns the id of a worker that failed, if any.
-fn wait_for_shutdown(
-    phase: &watch::Sender<Phase>,
-    done: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Result<(), String>)>,
-    drain_delay: Duration,
-) -> Result<Option<usize>, crate::BoxError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let failed = tokio::select! {
-            _ = term.recv() => None,
-            _ = int.recv() => None,
-            exit = done.recv() => {
-                let (id, result) = exit.unwrap_or((0, Err("worker thread vanished".into())));
-                crate::error!("worker {id} stopped unexpectedly: {}", result.err().unwrap_or_else(|| "no error".into()));
-                Some(id)
-            }
-        };
-        crate::info!("shutting down: draining for {drain_delay:?}, then closing listeners");
-        crate::notify::stopping();
-        let _ = phase.send(Phase::Draining);
-        tokio::select! {
-            _ = tokio::time::sleep(drain_delay) => {}
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        .map(|(path, _)| crate::ring::RingReader::open(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let heads: Vec<Arc<CoreStats>> = stats.to_vec();
+    let occupancy = move |core: usize| {
+        let head = heads[core]
+            .ring_head
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let reader = &readers[core];
+        RingOccupancy {
+            used: head.saturating_sub(reader.cursor()),
+            capacity: reader.header().capacity,
         }
-        let _ = phase.send(Phase::Closing);
-        Ok(failed)
-    })
+    };
+    let name = if backend == IoBackend::Uring {
+        "uring"
+    } else {
+        "epoll"
+    };
+    let state = Arc::new(AdminState::new(stats.to_vec(), name, Box::new(occupancy)));
+    let (bound, handle) = admin::spawn_admin(addr, state.clone()).map_err(|e| {
+        format!(
+            "cannot listen on admin address {addr}: {e} (pick another with --admin-listen, or off)"
+        )
+    })?;
+    crate::info!("admin listening on {bound} (GET /metrics)");
+    Ok(Some((state, handle)))
 }

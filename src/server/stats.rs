@@ -25,6 +25,18 @@ pub struct CoreStats {
     pub conns_refused: AtomicU64,
     pub accept_errors: AtomicU64,
     pub msync_errors: AtomicU64,
+    /// Connections closed because a request took longer than the head timeout (answered 408).
+    pub request_timeouts: AtomicU64,
+    /// Kept-alive connections closed after the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Redirects refused because the target host is not in `--redirect-allow`.
+    pub redirects_refused: AtomicU64,
+    /// Hits with `Sec-GPC: 1` answered but not stored (`--honor-gpc drop`).
+    pub gpc_dropped: AtomicU64,
+    /// PROXY-protocol connections closed, by reason (see `http::proxy::PROXY_ERROR_REASONS`).
+    pub proxy_errors: [AtomicU64; 3],
+    /// The ring's next sequence number, for occupancy (the consumer cursor is in the ring file).
+    pub ring_head: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -50,8 +62,9 @@ fn add(c: &AtomicU64, n: u64) {
 
 impl CoreStats {
     #[inline]
-    pub fn recorded(&self, truncated: u32, slot_size: usize) {
+    pub fn recorded(&self, seq: u64, truncated: u32, slot_size: usize) {
         bump(&self.records);
+        self.ring_head.store(seq + 1, Relaxed);
         add(&self.record_bytes, slot_size as u64);
         if truncated != 0 {
             for f in Field::ALL {
@@ -102,6 +115,28 @@ impl CoreStats {
 
     pub fn conn_refused(&self) {
         bump(&self.conns_refused);
+    }
+
+    pub fn timed_out(&self, mid_request: bool) {
+        if mid_request {
+            bump(&self.request_timeouts);
+            self.answered(408);
+        } else {
+            bump(&self.idle_timeouts);
+        }
+    }
+
+    pub fn redirect_refused(&self) {
+        bump(&self.redirects_refused);
+    }
+
+    /// Counts a PROXY-protocol failure; `reason` indexes `http::proxy::PROXY_ERROR_REASONS`.
+    pub fn proxy_error(&self, reason: usize) {
+        bump(&self.proxy_errors[reason]);
+    }
+
+    pub fn gpc_dropped(&self) {
+        bump(&self.gpc_dropped);
     }
 
     pub fn accept_error(&self) {

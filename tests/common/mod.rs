@@ -30,6 +30,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The admin listener's address, when it is on.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Server {
@@ -69,11 +71,17 @@ impl Server {
                 panic!("glint serve did not start: {:?}", log.lock().unwrap());
             }
         };
+        let admin = log.lock().unwrap().iter().find_map(|l| {
+            l.split("admin listening on ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next()?.parse().ok())
+        });
         Server {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
             log,
+            admin,
         }
     }
 
