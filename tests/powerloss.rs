@@ -10,7 +10,7 @@
 //! that were themselves recovered, across laps of the ring.
 
 use glint::record::{BodyKind, IpSource, Method, RecordFields, HEADER_LEN};
-use glint::ring::{RingOptions, RingReader, RingWriter};
+use glint::ring::{RingOptions, RingReader, RingWriter, SlotState};
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,8 @@ struct Figures {
     records_checked: u64,
     synced_records_checked: u64,
     torn_pages: u64,
+    /// Slots whose commit word claimed a seq but whose bytes failed validation.
+    torn_records_rejected: u64,
     torn_slots_zeroed: u64,
     unsynced_lost: u64,
 }
@@ -219,7 +221,14 @@ fn check_valid_records(model: &Model, figures: &mut Figures) {
     let cursor = reader.cursor();
     // Every slot, for every seq it could hold within a lap of the cursor either side.
     for seq in cursor.saturating_sub(cap)..cursor + 2 * cap {
-        let Ok(r) = reader.read(seq) else { continue };
+        let r = match reader.read(seq) {
+            Ok(r) => r,
+            Err(state) => {
+                // A commit word for this seq over bytes that fail the CRC: a torn record.
+                figures.torn_records_rejected += u64::from(state == SlotState::Corrupt);
+                continue;
+            }
+        };
         let got = Written {
             ts_ns: r.ts_ns(),
             target: r.target().to_vec(),
