@@ -173,10 +173,12 @@ fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces, time_out_at_
         }
     }
     if !closed && time_out_at_end {
-        // The backend's deadline passed: a partial request gets 408, then the close.
+        // The backend's deadline passed: a partial request may get 408 (not while the PROXY
+        // header is still awaited), an idle connection nothing; then the close.
         let mid_request = conn.mid_request();
         assert_eq!(conn.timed_out(core), Next::Close);
-        assert_eq!(conn.out.starts_with(b"HTTP/1.1 408 "), mid_request);
+        let sent_408 = conn.out.starts_with(b"HTTP/1.1 408 ");
+        assert!(conn.out.is_empty() || (sent_408 && mid_request), "bad timeout answer");
         wire.extend_from_slice(&conn.out);
         conn.out.clear();
         closed = true;
