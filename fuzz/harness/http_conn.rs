@@ -178,7 +178,10 @@ fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces, time_out_at_
         let mid_request = conn.mid_request();
         assert_eq!(conn.timed_out(core), Next::Close);
         let sent_408 = conn.out.starts_with(b"HTTP/1.1 408 ");
-        assert!(conn.out.is_empty() || (sent_408 && mid_request), "bad timeout answer");
+        assert!(
+            conn.out.is_empty() || (sent_408 && mid_request),
+            "bad timeout answer"
+        );
         wire.extend_from_slice(&conn.out);
         conn.out.clear();
         closed = true;
