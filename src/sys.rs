@@ -133,3 +133,34 @@ pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
         Err(err)
     }
 }
+
+/// Checks, without writing anything, that this process may create files in `dir` (write and
+/// search permission for the effective user, read-only mounts included).
+pub fn check_dir_writable(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
+    let mode = libc::W_OK | libc::X_OK;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; no memory is written.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// [`try_lock_exclusive`], retried for up to `wait`: a process that is exiting (or a fork that
+/// has not yet exec'd and so still shares the descriptor) releases the lock a moment later.
+pub fn lock_exclusive_within(file: &std::fs::File, wait: std::time::Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if try_lock_exclusive(file)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -171,13 +171,16 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers() {
     let dir = tempdir("emfile");
     // bash sets the limit for the server alone: 40 descriptors leave room for ~25 connections.
-    let cmd = format!("ulimit -n 40 && exec {GLINT} serve --io epoll --threads 1 --listen 127.0.0.1:0 --ring-slots 1024 --data-dir {}", dir.display());
-    let mut child = std::process::Command::new("bash")
-        .args(["-c", &cmd])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let cmd = format!("ulimit -n 40 && exec {GLINT} serve --io epoll --threads 1 --admin-listen off --listen 127.0.0.1:0 --ring-slots 1024 --data-dir {}", dir.display());
+    let mut child = KillOnDrop(
+        std::process::Command::new("bash")
+            .args(["-c", &cmd])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let log2 = log.clone();
@@ -187,7 +190,7 @@ fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers() {
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(rest) = line.split("listening on ").nth(1) {
+            if let Some(rest) = line.strip_prefix("info: listening on ") {
                 let _ = tx.send(rest.split([',', ' ']).next().unwrap().to_string());
             }
             log2.lock().unwrap().push_str(&line);
@@ -202,9 +205,9 @@ fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers() {
         .filter_map(|_| TcpStream::connect(addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let before = cpu_ticks(child.id());
+    let before = cpu_ticks(child.0.id());
     std::thread::sleep(Duration::from_secs(1));
-    let spent = cpu_ticks(child.id()) - before;
+    let spent = cpu_ticks(child.0.id()) - before;
     // Clock ticks are 1/100 s: a spinning accept loop would burn ~100 in one second.
     assert!(
         spent < 30,
@@ -229,8 +232,7 @@ fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers() {
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(
         answered,
         "server did not recover after descriptors came back"
@@ -269,4 +271,14 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
             .ends_with(".tmp")),
         "temp file left behind"
     );
+}
+
+/// Kills and reaps the child however the test ends, so no server outlives a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -53,6 +53,7 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
         tokio::select! {
             _ = tick.tick() => {
                 core.borrow_mut().date.refresh(crate::clock::now_ns() / 1_000_000_000);
+                core.borrow().stats.heartbeat();
                 sweep(&timers, core.borrow().now_secs());
             }
             changed = phase.changed() => {

@@ -18,7 +18,7 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, String> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| format!("data dir {}: not writable: {e}", dir.display()))?;
-    match crate::sys::try_lock_exclusive(&file) {
+    match crate::sys::lock_exclusive_within(&file, std::time::Duration::from_secs(1)) {
         Ok(true) => Ok(file),
         Ok(false) => Err(format!(
             "data dir {} is in use by another glint serve",

@@ -121,6 +121,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         },
         args.data_dir.display()
     );
+    let _watchdog = crate::notify::spawn_watchdog(crate::notify::Heartbeats::of(all_stats.clone()));
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
@@ -360,11 +361,8 @@ fn start_admin(
         "epoll"
     };
     let state = Arc::new(AdminState::new(stats.to_vec(), name, Box::new(occupancy)));
-    let (bound, handle) = admin::spawn_admin(addr, state.clone()).map_err(|e| {
-        format!(
-            "cannot listen on admin address {addr}: {e} (pick another with --admin-listen, or off)"
-        )
-    })?;
+    let (bound, handle) = admin::spawn_admin(addr, state.clone())
+        .map_err(|e| format!("{e} (pick another address with --admin-listen, or off)"))?;
     crate::info!("admin listening on {bound} (GET /metrics)");
     Ok(Some((state, handle)))
 }

@@ -37,6 +37,8 @@ pub struct CoreStats {
     pub proxy_errors: [AtomicU64; 3],
     /// The ring's next sequence number, for occupancy (the consumer cursor is in the ring file).
     pub ring_head: AtomicU64,
+    /// Bumped by the core's once-a-second timer; the systemd watchdog checks it moves.
+    pub heartbeats: AtomicU64,
 }
 
 /// Rejection reasons in counter order.
@@ -133,6 +135,11 @@ impl CoreStats {
     /// Counts a PROXY-protocol failure; `reason` indexes `http::proxy::PROXY_ERROR_REASONS`.
     pub fn proxy_error(&self, reason: usize) {
         bump(&self.proxy_errors[reason]);
+    }
+
+    /// Records that the core's event loop is alive (called from its timer).
+    pub fn heartbeat(&self) {
+        bump(&self.heartbeats);
     }
 
     pub fn gpc_dropped(&self) {

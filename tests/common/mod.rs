@@ -39,7 +39,13 @@ impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(GLINT);
         cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-        for (flag, default) in [("--ring-slots", "4096"), ("--threads", "2")] {
+        // Port 0 for the admin listener too: tests run in parallel, and 9100 may be taken.
+        let defaults = [
+            ("--ring-slots", "4096"),
+            ("--threads", "2"),
+            ("--admin-listen", "127.0.0.1:0"),
+        ];
+        for (flag, default) in defaults {
             if !extra.contains(&flag) {
                 cmd.args([flag, default]);
             }
@@ -57,11 +63,14 @@ impl Server {
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split([',', ' ']).next().unwrap().to_string();
+                // Log first: a test may read the log as soon as the address arrives.
+                let addr = line
+                    .strip_prefix("info: listening on ")
+                    .map(|rest| rest.split([',', ' ']).next().unwrap().to_string());
+                log2.lock().unwrap().push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                log2.lock().unwrap().push(line);
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(20)) {

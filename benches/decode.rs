@@ -1,0 +1,123 @@
+//! Decoding throughput: a ring of browser-like beacons to JSON Lines / CSV into a sink, one core.
+//!
+//! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glint::decode::{run_to, DecodeArgs, Format};
+use glint::record::{BodyKind, IpSource, Method, RecordFields};
+use glint::ring::{RingOptions, RingWriter};
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
+const RECORDS: u64 = 1 << 17;
+
+fn ring_of_beacons() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("glint-bench-decode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ring-000.glr");
+    let opts = RingOptions {
+        slot_size: 512,
+        capacity: RECORDS,
+        core: 0,
+    };
+    let (mut w, _) = RingWriter::open(&path, opts).unwrap();
+    let ua = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    for n in 0..RECORDS {
+        let target = format!(
+            "/p.gif?e=pageview&sid={:016x}&url=https%3A%2F%2Fshop.example.com%2Fcat%2F{}&w=1920&h=1080",
+            n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            n % 97
+        );
+        let referer = format!("https://shop.example.com/cat/{}?page={}", n % 89, n % 7);
+        let ip = Ipv6Addr::from([
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, n as u8,
+        ]);
+        let rec = RecordFields {
+            ts_ns: 1_764_000_000_000_000_000 + n * 7_919_000,
+            core: 0,
+            status: 200,
+            method: Method::Get,
+            http_minor: 1,
+            flags: 1,
+            peer_ip: ip,
+            peer_port: 40_000 + (n % 20_000) as u16,
+            client_ip: ip,
+            ip_source: IpSource::Peer,
+            body_kind: BodyKind::None,
+            target: target.as_bytes(),
+            user_agent: ua,
+            referer: referer.as_bytes(),
+            cookie: b"",
+            body: b"",
+        };
+        w.append(&rec).unwrap();
+    }
+    path
+}
+
+fn args(path: &std::path::Path, format: Format) -> DecodeArgs {
+    DecodeArgs {
+        paths: vec![path.to_path_buf()],
+        format,
+        from: None,
+        to: None,
+        fields: None,
+        conditions: Vec::new(),
+        expand_query: false,
+        follow: false,
+        verify: false,
+        stats: false,
+    }
+}
+
+fn decode(c: &mut Criterion) {
+    let path = ring_of_beacons();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(RECORDS));
+    group.sample_size(10);
+    for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
+        let a = args(&path, format);
+        group.bench_function(name, |b| {
+            b.iter(|| run_to(&a, &mut std::io::sink()).unwrap())
+        });
+    }
+    group.finish();
+    for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
+        cpu_time_figure(&args(&path, format), name);
+    }
+    // GLINT_DECODE_BENCH_KEEP=1 keeps the ring to time `glint decode RING > /dev/null` on it.
+    if std::env::var_os("GLINT_DECODE_BENCH_KEEP").is_some() {
+        println!("ring kept: {}", path.display());
+    } else {
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
+
+/// User+system CPU seconds of this thread so far, from /proc (clock ticks of 10 ms).
+fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Records per CPU-second: on a shared machine the wall-clock figure above counts time the
+/// thread spent waiting for a core; this one does not.
+fn cpu_time_figure(a: &DecodeArgs, name: &str) {
+    let rounds = 20;
+    let start = thread_cpu_seconds();
+    for _ in 0..rounds {
+        run_to(a, &mut std::io::sink()).unwrap();
+    }
+    let cpu = thread_cpu_seconds() - start;
+    let records = (RECORDS * rounds) as f64;
+    println!(
+        "decode/{name}: {records} records in {cpu:.2} CPU s = {:.0} records per CPU-second",
+        records / cpu
+    );
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);

@@ -1,0 +1,22 @@
+//! Any bytes through the record parser and every output writer: no panic, and output that
+//! parses as JSON.
+#![no_main]
+
+use glint::decode::columns::Selection;
+use glint::decode::{Format, Printer};
+use glint::record::RecordView;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(rec) = RecordView::parse(data) else { return };
+    let _ = rec.crc_ok(0);
+    let sel = Selection::new(None, true).unwrap();
+    let mut out = Vec::new();
+    Printer::new(Format::Jsonl, &sel).write(&mut out, &rec);
+    let line = std::str::from_utf8(&out).expect("JSON output is UTF-8");
+    assert!(line.ends_with("}\n"));
+    for format in [Format::Csv, Format::Tsv] {
+        out.clear();
+        Printer::new(format, &sel).write(&mut out, &rec);
+    }
+});

@@ -1,0 +1,380 @@
+//! Byte layouts of the segment header, block header, checkpoint and index entries, trailer.
+
+use crate::record::FORMAT_VERSION;
+use std::path::{Path, PathBuf};
+
+/// Sealed segment file name suffix.
+pub const SEGMENT_SUFFIX: &str = ".gls";
+/// Suffix of the segment the compactor is writing.
+pub const OPEN_SUFFIX: &str = ".gls.open";
+/// Version of the segment layout.
+pub const SEGMENT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 64;
+pub const BLOCK_HEADER_LEN: usize = 40;
+pub const TRAILER_LEN: usize = 40;
+/// Largest decompressed block payload a reader accepts (bounds memory on a damaged file).
+pub const MAX_BLOCK_RAW: usize = 1 << 20;
+pub(crate) const CHECKPOINT_ENTRY_LEN: usize = 24;
+pub(crate) const INDEX_ENTRY_LEN: usize = 32;
+
+const MAGIC: [u8; 8] = *b"GLINTSEG";
+const BLOCK_MAGIC: [u8; 4] = *b"GLBK";
+const TRAILER_MAGIC: [u8; 8] = *b"GLSEGEND";
+
+/// Why a segment cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("{path}: offset {offset}: {what}")]
+    Format {
+        path: String,
+        offset: u64,
+        what: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl SegmentError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        SegmentError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    pub(crate) fn format(path: &Path, offset: u64, what: impl Into<String>) -> Self {
+        SegmentError::Format {
+            path: path.display().to_string(),
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+/// Block compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Codec {
+    None = 0,
+    Zstd = 1,
+}
+
+/// What a block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    Records = 1,
+    Checkpoint = 2,
+    Index = 3,
+}
+
+/// A ring's compaction progress: records of ring file `seed` below `next_seq` are in segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub core: u32,
+    pub seed: u64,
+    pub next_seq: u64,
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The segment file header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileHeader {
+    pub codec: Codec,
+    pub seed: u64,
+    pub start_ns: u64,
+    pub created_ns: u64,
+}
+
+impl FileHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..20].copy_from_slice(&(self.codec as u32).to_le_bytes());
+        b[24..32].copy_from_slice(&self.seed.to_le_bytes());
+        b[32..40].copy_from_slice(&self.start_ns.to_le_bytes());
+        b[40..48].copy_from_slice(&self.created_ns.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    pub fn decode(path: &Path, b: &[u8]) -> Result<FileHeader, SegmentError> {
+        if b.len() < HEADER_LEN {
+            return Err(SegmentError::format(
+                path,
+                b.len() as u64,
+                format!(
+                    "file is {} bytes, shorter than the {HEADER_LEN}-byte segment header",
+                    b.len()
+                ),
+            ));
+        }
+        if b[0..8] != MAGIC {
+            return Err(SegmentError::format(
+                path,
+                0,
+                "not a glint segment (bad magic)",
+            ));
+        }
+        let version = u32_at(b, 8);
+        if version != SEGMENT_VERSION {
+            let what = format!(
+                "segment format version {version}, this glint reads version {SEGMENT_VERSION}"
+            );
+            return Err(SegmentError::format(path, 8, what));
+        }
+        let record_version = u32_at(b, 12);
+        if record_version != FORMAT_VERSION {
+            let what = format!(
+                "record format version {record_version}, this glint reads version {FORMAT_VERSION}"
+            );
+            return Err(SegmentError::format(path, 12, what));
+        }
+        if crc32c::crc32c(&b[..60]) != u32_at(b, 60) {
+            return Err(SegmentError::format(
+                path,
+                60,
+                "segment header CRC mismatch",
+            ));
+        }
+        let codec = match u32_at(b, 16) {
+            0 => Codec::None,
+            1 => Codec::Zstd,
+            other => {
+                return Err(SegmentError::format(
+                    path,
+                    16,
+                    format!("unknown codec {other}"),
+                ))
+            }
+        };
+        Ok(FileHeader {
+            codec,
+            seed: u64_at(b, 24),
+            start_ns: u64_at(b, 32),
+            created_ns: u64_at(b, 40),
+        })
+    }
+}
+
+/// A decoded block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockHeader {
+    pub kind: BlockKind,
+    pub zstd: bool,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub count: u32,
+    pub min_ts: u64,
+    pub max_ts: u64,
+    pub crc: u32,
+}
+
+impl BlockHeader {
+    /// Encodes the header with the CRC over seed, header and `payload`.
+    pub fn encode(&self, seed: u64, payload: &[u8]) -> [u8; BLOCK_HEADER_LEN] {
+        let mut b = [0u8; BLOCK_HEADER_LEN];
+        b[0..4].copy_from_slice(&BLOCK_MAGIC);
+        b[4] = self.kind as u8;
+        b[5] = u8::from(self.zstd);
+        b[8..12].copy_from_slice(&self.stored_len.to_le_bytes());
+        b[12..16].copy_from_slice(&self.raw_len.to_le_bytes());
+        b[16..20].copy_from_slice(&self.count.to_le_bytes());
+        b[20..28].copy_from_slice(&self.min_ts.to_le_bytes());
+        b[28..36].copy_from_slice(&self.max_ts.to_le_bytes());
+        let crc = block_crc(seed, &b, payload);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a header's fields; `None` if it is not a plausible block header.
+    pub fn decode(b: &[u8; BLOCK_HEADER_LEN]) -> Result<BlockHeader, String> {
+        if b[0..4] != BLOCK_MAGIC {
+            return Err("no block here (bad block magic)".into());
+        }
+        let kind = match b[4] {
+            1 => BlockKind::Records,
+            2 => BlockKind::Checkpoint,
+            3 => BlockKind::Index,
+            other => return Err(format!("unknown block kind {other}")),
+        };
+        if b[5] > 1 {
+            return Err(format!("unknown block codec {}", b[5]));
+        }
+        let h = BlockHeader {
+            kind,
+            zstd: b[5] == 1,
+            stored_len: u32_at(b, 8),
+            raw_len: u32_at(b, 12),
+            count: u32_at(b, 16),
+            min_ts: u64_at(b, 20),
+            max_ts: u64_at(b, 28),
+            crc: u32_at(b, 36),
+        };
+        if h.raw_len as usize > MAX_BLOCK_RAW || h.stored_len as usize > MAX_BLOCK_RAW {
+            return Err(format!(
+                "block length {} (raw {}) is over the {MAX_BLOCK_RAW}-byte limit",
+                h.stored_len, h.raw_len
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Whether the stored CRC matches this header and payload.
+    pub fn crc_ok(&self, seed: u64, raw_header: &[u8; BLOCK_HEADER_LEN], payload: &[u8]) -> bool {
+        block_crc(seed, raw_header, payload) == self.crc
+    }
+
+    /// Bytes the block takes in the file.
+    pub fn total_len(&self) -> u64 {
+        BLOCK_HEADER_LEN as u64 + u64::from(self.stored_len)
+    }
+}
+
+fn block_crc(seed: u64, header: &[u8; BLOCK_HEADER_LEN], payload: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&seed.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc, &header[..36]);
+    crc32c::crc32c_append(crc, payload)
+}
+
+/// The trailer of a sealed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trailer {
+    pub index_offset: u64,
+    pub checkpoint_offset: u64,
+    pub record_count: u64,
+}
+
+impl Trailer {
+    pub fn encode(&self, seed: u64) -> [u8; TRAILER_LEN] {
+        let mut b = [0u8; TRAILER_LEN];
+        b[0..8].copy_from_slice(&self.index_offset.to_le_bytes());
+        b[8..16].copy_from_slice(&self.checkpoint_offset.to_le_bytes());
+        b[16..24].copy_from_slice(&self.record_count.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&seed.to_le_bytes()), &b[..24]);
+        b[24..28].copy_from_slice(&crc.to_le_bytes());
+        b[32..40].copy_from_slice(&TRAILER_MAGIC);
+        b
+    }
+
+    pub fn decode(seed: u64, b: &[u8; TRAILER_LEN]) -> Result<Trailer, &'static str> {
+        if b[32..40] != TRAILER_MAGIC {
+            return Err("no segment trailer (truncated or unsealed segment?)");
+        }
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&seed.to_le_bytes()), &b[..24]);
+        if crc != u32_at(b, 24) {
+            return Err("segment trailer CRC mismatch");
+        }
+        Ok(Trailer {
+            index_offset: u64_at(b, 0),
+            checkpoint_offset: u64_at(b, 8),
+            record_count: u64_at(b, 16),
+        })
+    }
+}
+
+/// One index entry: where a records block is and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockEntry {
+    pub offset: u64,
+    pub min_ts: u64,
+    pub max_ts: u64,
+    pub count: u32,
+}
+
+pub(crate) fn encode_index(entries: &[BlockEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN);
+    for e in entries {
+        out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&e.min_ts.to_le_bytes());
+        out.extend_from_slice(&e.max_ts.to_le_bytes());
+        out.extend_from_slice(&e.count.to_le_bytes());
+        out.extend_from_slice(&[0u8; 4]);
+    }
+    out
+}
+
+pub(crate) fn decode_index(payload: &[u8]) -> Vec<BlockEntry> {
+    payload
+        .chunks_exact(INDEX_ENTRY_LEN)
+        .map(|c| BlockEntry {
+            offset: u64_at(c, 0),
+            min_ts: u64_at(c, 8),
+            max_ts: u64_at(c, 16),
+            count: u32_at(c, 24),
+        })
+        .collect()
+}
+
+pub(crate) fn encode_checkpoint(marks: &[Watermark]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(marks.len() * CHECKPOINT_ENTRY_LEN);
+    for m in marks {
+        out.extend_from_slice(&m.core.to_le_bytes());
+        out.extend_from_slice(&[0u8; 4]);
+        out.extend_from_slice(&m.seed.to_le_bytes());
+        out.extend_from_slice(&m.next_seq.to_le_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode_checkpoint(payload: &[u8]) -> Vec<Watermark> {
+    payload
+        .chunks_exact(CHECKPOINT_ENTRY_LEN)
+        .map(|c| Watermark {
+            core: u32_at(c, 0),
+            seed: u64_at(c, 8),
+            next_seq: u64_at(c, 16),
+        })
+        .collect()
+}
+
+/// `YYYYMMDDTHHMMSS.nnnnnnnnnZ.gls`: fixed width, so names sort by time (years 1970..=9999).
+pub fn segment_file_name(start_ns: u64) -> String {
+    let secs = start_ns / 1_000_000_000;
+    let nanos = start_ns % 1_000_000_000;
+    let (y, m, d) = crate::clock::civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{nanos:09}Z{SEGMENT_SUFFIX}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Segment files of a data dir (`DATA_DIR/segments/`), sealed ones in time order; the
+/// in-progress file, if any, last. A missing `segments/` directory means no segments.
+pub fn list_segments(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let dir = data_dir.join("segments");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut sealed = Vec::new();
+    let mut open = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(SEGMENT_SUFFIX) {
+            sealed.push(path);
+        } else if name.ends_with(OPEN_SUFFIX) {
+            open.push(path);
+        }
+    }
+    sealed.sort();
+    open.sort();
+    sealed.extend(open);
+    Ok(sealed)
+}

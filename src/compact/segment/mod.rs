@@ -1,0 +1,82 @@
+//! Segment files: the compactor's time-ordered, indexed, immutable output.
+//!
+//! A segment lives in `DATA_DIR/segments/` and is named after the UTC time of its first
+//! record, `YYYYMMDDTHHMMSS.nnnnnnnnnZ.gls`, so `ls` lists segments in time order. While the
+//! compactor writes it, it is `….gls.open`; sealing renames it to `….gls`, after which it is
+//! never written again. All integers are little-endian.
+//!
+//! File layout: header, then blocks, then (sealed only) an index block and a trailer.
+//!
+//! Header, [`HEADER_LEN`] bytes:
+//!
+//! | offset | size | field            | meaning                                                  |
+//! |-------:|-----:|------------------|----------------------------------------------------------|
+//! |      0 |    8 | `magic`          | `GLINTSEG`                                               |
+//! |      8 |    4 | `segment_version`| [`SEGMENT_VERSION`]                                      |
+//! |     12 |    4 | `record_version` | [`crate::record::FORMAT_VERSION`] of every record inside |
+//! |     16 |    4 | `codec`          | codec asked for: 0 = none, 1 = zstd (blocks say their own) |
+//! |     20 |    4 | reserved         | zero                                                     |
+//! |     24 |    8 | `seed`           | random per file, mixed into every block and trailer CRC  |
+//! |     32 |    8 | `start_ns`       | the time in the file name, ns since the Unix epoch       |
+//! |     40 |    8 | `created_ns`     | wall clock when the file was created                     |
+//! |     48 |   12 | reserved         | zero                                                     |
+//! |     60 |    4 | `header_crc`     | CRC32C of bytes 0..60                                    |
+//!
+//! Block header, [`BLOCK_HEADER_LEN`] bytes, followed by `stored_len` payload bytes:
+//!
+//! | offset | size | field        | meaning                                                       |
+//! |-------:|-----:|--------------|---------------------------------------------------------------|
+//! |      0 |    4 | `magic`      | `GLBK`                                                        |
+//! |      4 |    1 | `kind`       | 1 = records, 2 = checkpoint, 3 = index                        |
+//! |      5 |    1 | `codec`      | 0 = stored raw, 1 = zstd frame                                |
+//! |      6 |    2 | reserved     | zero                                                          |
+//! |      8 |    4 | `stored_len` | payload bytes in the file                                     |
+//! |     12 |    4 | `raw_len`    | payload bytes after decompression (at most [`MAX_BLOCK_RAW`]) |
+//! |     16 |    4 | `count`      | records (kind 1) or entries (kinds 2, 3)                      |
+//! |     20 |    8 | `min_ts_ns`  | smallest record timestamp in the block (kind 1, 3)            |
+//! |     28 |    8 | `max_ts_ns`  | largest record timestamp in the block (kind 1, 3)             |
+//! |     36 |    4 | `crc`        | CRC32C of seed (8 bytes LE) ‖ header bytes 0..36 ‖ stored payload |
+//!
+//! Payloads by kind:
+//! - records: the records back to back, each exactly its ring slot's bytes `0..len` (commit word
+//!   and record CRC included, padding dropped); a record's own `len` field delimits it.
+//! - checkpoint: `count` entries of 24 bytes: `core` u32, reserved u32, ring `seed` u64,
+//!   `next_seq` u64. For every ring the compactor has seen, every record with a lower seq from
+//!   that ring file (same seed) is in this segment or an earlier one. Written at the end of
+//!   every compaction cycle, fsynced before any ring cursor moves: it is the commit point.
+//! - index: `count` entries of 32 bytes, one per records block in file order: block `offset`
+//!   u64, `min_ts_ns` u64, `max_ts_ns` u64, `count` u32, reserved u32. Its header's min/max are
+//!   the whole segment's.
+//!
+//! Trailer, [`TRAILER_LEN`] bytes at the very end of a sealed segment:
+//!
+//! | offset | size | field               | meaning                                          |
+//! |-------:|-----:|---------------------|--------------------------------------------------|
+//! |      0 |    8 | `index_offset`      | offset of the index block                        |
+//! |      8 |    8 | `checkpoint_offset` | offset of the last checkpoint block              |
+//! |     16 |    8 | `record_count`      | records in the segment                           |
+//! |     24 |    4 | `crc`               | CRC32C of seed ‖ trailer bytes 0..24             |
+//! |     28 |    4 | reserved            | zero                                             |
+//! |     32 |    8 | `magic`             | `GLSEGEND`                                       |
+//!
+//! Records are in (ts, core, seq) order within one compaction cycle; a record that becomes
+//! visible in a later cycle with an older timestamp (a wall-clock step backwards, a slow core)
+//! is stored after newer ones, and the block and segment min/max timestamps stay true, so
+//! [`SegmentReader::seek`] skips only blocks that cannot hold a wanted record.
+
+#![forbid(unsafe_code)]
+
+mod format;
+mod reader;
+mod recovery;
+mod writer;
+
+pub use format::{
+    list_segments, segment_file_name, BlockKind, Codec, SegmentError, Watermark, BLOCK_HEADER_LEN,
+    HEADER_LEN, MAX_BLOCK_RAW, OPEN_SUFFIX, SEGMENT_SUFFIX, SEGMENT_VERSION, TRAILER_LEN,
+};
+pub use reader::SegmentReader;
+pub use writer::{Recovered, SegmentWriter, BLOCK_TARGET};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+use super::*;
+use crate::record::{self, BodyKind, IpSource, Method, RecordFields, RecordView};
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+
+/// Encodes one realistic record as a 512-byte slot would hold it; returns exactly its bytes.
+pub(crate) fn record_bytes(core: u16, seq: u64, ts_ns: u64) -> Vec<u8> {
+    let target = format!("/p.gif?e=view&u=https%3A%2F%2Fshop.example%2Fitem%2F{seq}&c={core}");
+    let fields = RecordFields {
+        ts_ns,
+        core,
+        status: 200,
+        method: Method::Get,
+        http_minor: 1,
+        flags: 0,
+        peer_ip: Ipv6Addr::LOCALHOST,
+        peer_port: 40000,
+        client_ip: Ipv6Addr::LOCALHOST,
+        ip_source: IpSource::Peer,
+        body_kind: BodyKind::None,
+        target: target.as_bytes(),
+        user_agent: b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        referer: b"https://shop.example/",
+        cookie: b"",
+        body: b"",
+    };
+    let mut slot = vec![0u8; 512];
+    let len = record::encode(&mut slot, seq, record::crc_init(7), &fields).len;
+    slot.truncate(len);
+    slot
+}
+
+pub(crate) fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "glint-seg-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn mark(next_seq: u64) -> Vec<Watermark> {
+    vec![Watermark {
+        core: 0,
+        seed: 7,
+        next_seq,
+    }]
+}
+
+/// Writes `n` records with ts 1000*i in one sealed segment.
+fn sealed(dir: &Path, n: u64, codec: Codec) -> PathBuf {
+    let mut w = SegmentWriter::create(dir, 1_000, codec).unwrap();
+    for i in 0..n {
+        let b = record_bytes(0, i, 1_000 * (i + 1));
+        w.push(&RecordView::parse(&b).unwrap()).unwrap();
+    }
+    w.commit(&mark(n)).unwrap();
+    w.seal().unwrap()
+}
+
+fn read_all(path: &Path) -> Vec<(u64, u64)> {
+    let mut r = SegmentReader::open(path).unwrap();
+    let mut out = Vec::new();
+    while let Some(v) = r.next_record().unwrap() {
+        out.push((v.seq(), v.ts_ns()));
+    }
+    out
+}
+
+#[test]
+fn round_trip_with_and_without_zstd_keeps_exact_bytes() {
+    for codec in [Codec::None, Codec::Zstd] {
+        let dir = tempdir();
+        let path = sealed(&dir, 3000, codec);
+        assert!(path
+            .to_str()
+            .unwrap()
+            .ends_with("19700101T000000.000001000Z.gls"));
+        let mut r = SegmentReader::open(&path).unwrap();
+        assert_eq!(
+            (r.record_count(), r.min_ts_ns(), r.max_ts_ns()),
+            (3000, 1_000, 3_000_000)
+        );
+        assert_eq!(r.checkpoint().unwrap(), mark(3000));
+        for i in 0..3000u64 {
+            let v = r.next_record().unwrap().unwrap();
+            assert_eq!(
+                v.bytes(),
+                record_bytes(0, i, 1_000 * (i + 1)),
+                "{codec:?} {i}"
+            );
+            assert!(v.crc_ok(record::crc_init(7)));
+        }
+        assert!(r.next_record().unwrap().is_none());
+    }
+}
+
+#[test]
+fn seek_skips_blocks_instead_of_scanning() {
+    let dir = tempdir();
+    let path = sealed(&dir, 5000, Codec::None);
+    let mut full = SegmentReader::open(&path).unwrap();
+    while full.next_record().unwrap().is_some() {}
+    let mut r = SegmentReader::open(&path).unwrap();
+    r.seek(4_900_000).unwrap();
+    let first = r.next_record().unwrap().unwrap().ts_ns();
+    assert!(first <= 4_900_000, "seek is conservative: {first}");
+    let mut last = 0;
+    while let Some(v) = r.next_record().unwrap() {
+        last = v.ts_ns();
+    }
+    assert_eq!(last, 5_000_000);
+    assert!(
+        r.bytes_read() * 5 < full.bytes_read(),
+        "{} vs {}",
+        r.bytes_read(),
+        full.bytes_read()
+    );
+}
+
+#[test]
+fn damaged_block_and_truncated_segment_name_file_and_offset() {
+    let dir = tempdir();
+    let path = sealed(&dir, 1000, Codec::Zstd);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[HEADER_LEN + BLOCK_HEADER_LEN + 10] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut r = SegmentReader::open(&path).unwrap();
+    let err = r.next_record().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "{}: offset {HEADER_LEN}: block CRC mismatch",
+            path.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+    let err = SegmentReader::open(&path).err().unwrap().to_string();
+    let at = bytes.len() - 7 - TRAILER_LEN;
+    assert!(
+        err.contains(&format!("offset {at}: no segment trailer")),
+        "{err}"
+    );
+    std::fs::write(&path, b"GLINTSEG").unwrap();
+    let err = SegmentReader::open(&path).err().unwrap().to_string();
+    assert!(err.contains("offset 8: file is 8 bytes, shorter"), "{err}");
+}
+
+#[test]
+fn recovery_cuts_uncommitted_blocks_and_continues() {
+    let dir = tempdir();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    let recs: Vec<Vec<u8>> = (0..2000).map(|i| record_bytes(0, i, 10 + i)).collect();
+    for b in &recs[..1000] {
+        w.push(&RecordView::parse(b).unwrap()).unwrap();
+    }
+    w.commit(&mark(1000)).unwrap();
+    for b in &recs[1000..1500] {
+        w.push(&RecordView::parse(b).unwrap()).unwrap();
+    }
+    w.commit(&mark(1500)).unwrap();
+    let open = w.path().to_path_buf();
+    drop(w);
+    // A crash after more blocks were written but before their checkpoint.
+    let committed = std::fs::metadata(&open).unwrap().len();
+    let mut w = SegmentWriter::recover(&open).unwrap().writer.unwrap();
+    for b in &recs[1500..1800] {
+        w.push(&RecordView::parse(b).unwrap()).unwrap();
+    }
+    drop(w);
+    let grown = std::fs::metadata(&open).unwrap().len();
+    assert!(
+        grown > committed,
+        "records blocks were written without a checkpoint"
+    );
+    // A reader of the in-progress file sees only committed records.
+    assert_eq!(SegmentReader::open(&open).unwrap().record_count(), 1500);
+    let rec = SegmentWriter::recover(&open).unwrap();
+    assert_eq!(rec.cut_bytes, grown - committed);
+    assert_eq!(rec.marks, mark(1500));
+    let mut w = rec.writer.unwrap();
+    assert_eq!(w.record_count(), 1500);
+    for b in &recs[1500..] {
+        w.push(&RecordView::parse(b).unwrap()).unwrap();
+    }
+    w.commit(&mark(2000)).unwrap();
+    let sealed = w.seal().unwrap();
+    let got = read_all(&sealed);
+    assert_eq!(got.len(), 2000);
+    assert!(got.iter().enumerate().all(|(i, (s, _))| *s == i as u64));
+}
+
+#[test]
+fn recovery_of_a_sealed_but_unrenamed_file_renames_it() {
+    let dir = tempdir();
+    let path = sealed(&dir, 10, Codec::None);
+    let open = dir.join(format!(
+        "{}{OPEN_SUFFIX}",
+        path.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(SEGMENT_SUFFIX)
+    ));
+    std::fs::rename(&path, &open).unwrap();
+    assert_eq!(list_segments(dir.parent().unwrap()).unwrap().len(), 0);
+    let rec = SegmentWriter::recover(&open).unwrap();
+    assert!(rec.writer.is_none());
+    assert_eq!((rec.path, rec.marks), (path.clone(), mark(10)));
+    assert_eq!(read_all(&path).len(), 10);
+}
+
+#[test]
+fn damage_before_a_checkpoint_is_refused_not_cut() {
+    let dir = tempdir();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    for i in 0..100 {
+        w.push(&RecordView::parse(&record_bytes(0, i, i)).unwrap())
+            .unwrap();
+    }
+    w.commit(&mark(100)).unwrap();
+    w.commit(&mark(100)).unwrap();
+    let open = w.path().to_path_buf();
+    drop(w);
+    let mut bytes = std::fs::read(&open).unwrap();
+    bytes[HEADER_LEN + BLOCK_HEADER_LEN + 3] ^= 1;
+    std::fs::write(&open, &bytes).unwrap();
+    let err = SegmentWriter::recover(&open).err().unwrap().to_string();
+    assert!(
+        err.contains(&format!(
+            "offset {HEADER_LEN}: block CRC mismatch, but a valid checkpoint follows"
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&open).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn names_sort_by_time_and_open_file_is_listed_last() {
+    assert_eq!(
+        segment_file_name(1_764_394_080_123_456_789),
+        "20251129T052800.123456789Z.gls"
+    );
+    let data = tempdir();
+    let dir = data.join("segments");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = sealed(&dir, 1, Codec::None);
+    let open = SegmentWriter::create(&dir, 2_000_000_000, Codec::None).unwrap();
+    let mut late = SegmentWriter::create(&dir, 1_000_000_000, Codec::None).unwrap();
+    late.push(&RecordView::parse(&record_bytes(0, 0, 1)).unwrap())
+        .unwrap();
+    late.commit(&mark(1)).unwrap();
+    let late = late.seal().unwrap();
+    let names: Vec<String> = list_segments(&data)
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "19700101T000000.000001000Z.gls",
+            late.file_name().unwrap().to_str().unwrap(),
+            open.path().file_name().unwrap().to_str().unwrap()
+        ]
+    );
+    assert!(names[2].ends_with(".gls.open"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Whatever the timestamps (clock steps, late records), seek never skips a wanted record.
+    #[test]
+    fn seek_never_skips_a_record_at_or_after_from(
+        ts in proptest::collection::vec(0u64..1_000_000, 600..1200),
+        from in 0u64..1_000_000,
+    ) {
+        let dir = tempdir();
+        let mut w = SegmentWriter::create(&dir, 1, Codec::Zstd).unwrap();
+        for (i, t) in ts.iter().enumerate() {
+            w.push(&RecordView::parse(&record_bytes(0, i as u64, *t)).unwrap()).unwrap();
+        }
+        w.commit(&mark(ts.len() as u64)).unwrap();
+        let path = w.seal().unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        r.seek(from).unwrap();
+        let mut after = Vec::new();
+        while let Some(v) = r.next_record().unwrap() {
+            after.push(v.seq());
+        }
+        let wanted: Vec<u64> = (0..ts.len() as u64).filter(|&i| ts[i as usize] >= from).collect();
+        proptest::prop_assert!(wanted.iter().all(|s| after.contains(s)));
+        // What seek leaves is a suffix of the stored order.
+        let start = after.first().copied().unwrap_or(ts.len() as u64);
+        proptest::prop_assert_eq!(after, (start..ts.len() as u64).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn a_file_killed_before_its_header_was_written_is_removed() {
+    let dir = tempdir();
+    for len in [0usize, 20, 64] {
+        let open = dir.join(format!("19700101T000000.00000000{len}Z{OPEN_SUFFIX}"));
+        std::fs::write(&open, vec![0u8; len]).unwrap();
+        let rec = SegmentWriter::recover(&open).unwrap();
+        assert!(rec.removed && rec.writer.is_none() && !open.exists());
+    }
+    // A damaged header on a file with blocks behind it is an error, and the file stays.
+    let path = sealed(&dir, 5, Codec::None);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] ^= 1;
+    let open = dir.join(format!("x{OPEN_SUFFIX}"));
+    std::fs::write(&open, &bytes).unwrap();
+    let err = SegmentWriter::recover(&open).err().unwrap().to_string();
+    assert!(err.contains("offset 0: not a glint segment"), "{err}");
+    assert!(open.exists());
+}

@@ -1,0 +1,119 @@
+//! `--follow`: keep printing new records as the server writes them, like `tail -f`.
+//!
+//! Every 100 ms: each ring is read on from its last seq; a ring that lapped the reader (more
+//! than a ring's worth written since the last poll) jumps to its oldest record, with a warning;
+//! data dirs are listed again for new ring files (or a replaced one) and new sealed segments,
+//! which are read whole (dedup by (core, seq) drops what the rings already gave). Output is
+//! flushed after every poll. Ctrl-C ends it.
+
+#![forbid(unsafe_code)]
+
+use super::filter::Filter;
+use super::merge::Merger;
+use super::output::{Output, OutputError};
+use super::source::{discover_dir, Input, Problems, RingSource, SegmentSource, Source};
+use super::{print_records, DecodeArgs, Printer};
+use crate::ring::SlotState;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Files already being read, with their inode (a ring replaced under its name is reopened).
+struct Known {
+    files: HashMap<PathBuf, u64>,
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// Polls until interrupted or until the output is closed.
+pub fn run(
+    args: &DecodeArgs,
+    inputs: &[Input],
+    merger: &mut Merger,
+    filter: &mut Filter,
+    printer: &mut Printer,
+    out: &mut Output<'_>,
+    problems: &mut Problems,
+) -> Result<(), OutputError> {
+    let mut known = Known {
+        files: inputs
+            .iter()
+            .map(|i| (i.path().to_path_buf(), inode(i.path())))
+            .collect(),
+    };
+    let dirs: Vec<PathBuf> = args.paths.iter().filter(|p| p.is_dir()).cloned().collect();
+    crate::info!(
+        "following {} file(s) and {} dir(s); Ctrl-C ends",
+        inputs.len(),
+        dirs.len()
+    );
+    loop {
+        std::thread::sleep(POLL);
+        for dir in &dirs {
+            add_new_files(dir, &mut known, merger, filter, problems);
+        }
+        skip_lapped(merger);
+        merger.prime(problems);
+        print_records(merger, filter, printer, out, problems)?;
+        if !out.buf.is_empty() {
+            out.flush()?;
+        }
+    }
+}
+
+fn add_new_files(
+    dir: &std::path::Path,
+    known: &mut Known,
+    merger: &mut Merger,
+    filter: &Filter,
+    problems: &mut Problems,
+) {
+    let Ok(found) = discover_dir(dir) else { return };
+    for input in found {
+        let path = input.path().to_path_buf();
+        let ino = inode(&path);
+        if known.files.get(&path) == Some(&ino) {
+            continue;
+        }
+        let opened = match &input {
+            Input::Ring(p) => RingSource::open(p).map(|r| Some(Source::Ring(r))),
+            // The in-progress file is followed through the rings; it is read once sealed.
+            Input::Segment(p) if p.to_str().is_some_and(|s| s.ends_with(".open")) => continue,
+            Input::Segment(p) => {
+                SegmentSource::open(p, filter.from_ns, filter.to_ns).map(|s| s.map(Source::Segment))
+            }
+        };
+        known.files.insert(path, ino);
+        match opened {
+            Ok(Some(source)) => merger.sources.push(source),
+            Ok(None) => {}
+            Err(line) => problems.report(line),
+        }
+    }
+}
+
+/// A ring whose writer went a whole lap past our next seq continues at its oldest record.
+fn skip_lapped(merger: &mut Merger) {
+    for source in &mut merger.sources {
+        let Source::Ring(ring) = source else { continue };
+        let cap = ring.reader.header().capacity;
+        let next = ring.next;
+        if ring.reader.state(next) == SlotState::Uncommitted
+            && ring.reader.state(next + cap) != SlotState::Uncommitted
+        {
+            let start = super::source::oldest_seq(&mut ring.reader);
+            if start > next {
+                crate::warn!(
+                    "{}: the server wrote faster than we read: seqs {next}..{start} were overwritten (they are in segments)",
+                    ring.reader.path().display()
+                );
+                ring.next = start;
+            }
+        }
+    }
+}

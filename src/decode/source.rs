@@ -1,0 +1,280 @@
+//! The inputs: which files a PATH names, and reading records out of rings and segments.
+
+#![forbid(unsafe_code)]
+
+use crate::compact::cycle::ring_paths;
+use crate::compact::segment::{list_segments, SegmentReader, SEGMENT_SUFFIX};
+use crate::record::RecordView;
+use crate::ring::{RingReader, SlotState};
+use std::path::{Path, PathBuf};
+
+/// One input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Ring(PathBuf),
+    Segment(PathBuf),
+}
+
+impl Input {
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Ring(p) | Input::Segment(p) => p,
+        }
+    }
+}
+
+/// Errors found in the inputs, each printed as one line when found.
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub count: u64,
+}
+
+impl Problems {
+    pub fn report(&mut self, line: impl std::fmt::Display) {
+        crate::error!("{line}");
+        self.count += 1;
+    }
+}
+
+/// Turns the PATH arguments into ring and segment files.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.is_dir() {
+            let found = discover_dir(path)?;
+            if found.is_empty() {
+                return Err(format!(
+                    "{}: no ring files (ring-NNN.glr) or segments (segments/*{SEGMENT_SUFFIX}) in this directory",
+                    path.display()
+                ));
+            }
+            inputs.extend(found);
+        } else {
+            inputs.push(classify_file(path)?);
+        }
+    }
+    Ok(inputs)
+}
+
+/// Rings of a data dir, its `segments/` (sealed in time order, then the in-progress one), and
+/// segment files lying directly in the dir (a `segments/` dir given as PATH).
+pub fn discover_dir(dir: &Path) -> Result<Vec<Input>, String> {
+    let err = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let mut inputs: Vec<Input> = ring_paths(dir)
+        .map_err(err)?
+        .into_iter()
+        .map(Input::Ring)
+        .collect();
+    inputs.extend(
+        list_segments(dir)
+            .map_err(err)?
+            .into_iter()
+            .map(Input::Segment),
+    );
+    let mut loose: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(SEGMENT_SUFFIX)))
+        .collect();
+    loose.sort();
+    inputs.extend(loose.into_iter().map(Input::Segment));
+    Ok(inputs)
+}
+
+/// A file given by name: ring or segment by its magic bytes.
+fn classify_file(path: &Path) -> Result<Input, String> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = file
+        .read(&mut magic)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match &magic[..n] {
+        b"GLINTRNG" => Ok(Input::Ring(path.to_path_buf())),
+        b"GLINTSEG" => Ok(Input::Segment(path.to_path_buf())),
+        short if short.len() < 8 => Err(format!(
+            "{}: offset {n}: file is {n} bytes, too short for a glint ring or segment header",
+            path.display()
+        )),
+        other => Err(format!(
+            "{}: offset 0: not a glint ring or segment file (magic {:02x?}, want GLINTRNG or GLINTSEG)",
+            path.display(),
+            other
+        )),
+    }
+}
+
+/// Sort key of a record in the merged output.
+pub type Key = (u64, u16, u64);
+
+fn key_of(bytes: &[u8]) -> Key {
+    let v = RecordView::parse(bytes).expect("sources hold validated records");
+    (v.ts_ns(), v.core(), v.seq())
+}
+
+/// Records of one ring, from the oldest still in it.
+pub struct RingSource {
+    pub reader: RingReader,
+    /// Next sequence number to read.
+    pub next: u64,
+    current: Vec<u8>,
+}
+
+impl RingSource {
+    pub fn open(path: &Path) -> Result<RingSource, String> {
+        let mut reader = RingReader::open(path).map_err(|e| e.to_string())?;
+        let next = oldest_seq(&mut reader);
+        Ok(RingSource {
+            reader,
+            next,
+            current: Vec::new(),
+        })
+    }
+
+    /// Reads the next committed record into the current buffer; false when there is none yet.
+    /// A corrupt slot is reported with its file offset and skipped.
+    pub fn advance(&mut self, problems: &mut Problems) -> bool {
+        loop {
+            let seq = self.next;
+            match self.reader.read(seq) {
+                Ok(view) => {
+                    self.current.clear();
+                    self.current.extend_from_slice(view.bytes());
+                    self.next += 1;
+                    return true;
+                }
+                Err(SlotState::Uncommitted) => return false,
+                Err(SlotState::Corrupt | SlotState::Valid) => {
+                    problems.report(format_args!(
+                        "{}: offset {}: record seq {seq} fails its CRC or format check; skipped",
+                        self.reader.path().display(),
+                        self.reader.slot_offset(seq)
+                    ));
+                    self.next += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The oldest record still in a ring: a binary search below the consumer cursor.
+///
+/// Below the cursor the seqs still in their slots form one run ending at the cursor (older
+/// ones were overwritten by the writer's next lap), so "slot holds seq" is monotone there and
+/// a few slot checks find the start, where a scan would CRC every compacted record.
+pub fn oldest_seq(reader: &mut RingReader) -> u64 {
+    let cursor = reader.cursor();
+    let (mut lo, mut hi) = (cursor.saturating_sub(reader.header().capacity), cursor);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if reader.state(mid) == SlotState::Valid {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// Records of one segment, from the first block that may hold `from_ns`.
+pub struct SegmentSource {
+    reader: SegmentReader,
+    current: Vec<u8>,
+    done: bool,
+}
+
+impl SegmentSource {
+    /// Opens a segment; `None` when its time span misses `from_ns..to_ns` (only the header,
+    /// trailer and index were read).
+    pub fn open(path: &Path, from_ns: u64, to_ns: u64) -> Result<Option<SegmentSource>, String> {
+        let mut reader = SegmentReader::open(path).map_err(|e| e.to_string())?;
+        if reader.record_count() == 0 || reader.max_ts_ns() < from_ns || reader.min_ts_ns() >= to_ns
+        {
+            return Ok(None);
+        }
+        reader.seek(from_ns).map_err(|e| e.to_string())?;
+        Ok(Some(SegmentSource {
+            reader,
+            current: Vec::new(),
+            done: false,
+        }))
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+
+    pub fn advance(&mut self, problems: &mut Problems) -> bool {
+        if self.done {
+            return false;
+        }
+        match self.reader.next_record() {
+            Ok(Some(view)) => {
+                self.current.clear();
+                self.current.extend_from_slice(view.bytes());
+                true
+            }
+            Ok(None) => {
+                self.done = true;
+                false
+            }
+            Err(e) => {
+                problems.report(format_args!("{e}; rest of this segment skipped"));
+                self.done = true;
+                false
+            }
+        }
+    }
+}
+
+/// A ring or a segment being read.
+pub enum Source {
+    Ring(RingSource),
+    Segment(SegmentSource),
+}
+
+impl Source {
+    pub fn advance(&mut self, problems: &mut Problems) -> bool {
+        match self {
+            Source::Ring(r) => r.advance(problems),
+            Source::Segment(s) => s.advance(problems),
+        }
+    }
+
+    /// The record read by the last successful [`Source::advance`].
+    pub fn current(&self) -> &[u8] {
+        match self {
+            Source::Ring(r) => &r.current,
+            Source::Segment(s) => &s.current,
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        key_of(self.current())
+    }
+}
+
+/// Opens every input; a file that cannot be opened is reported and left out.
+pub fn open_sources(
+    inputs: &[Input],
+    from_ns: u64,
+    to_ns: u64,
+    problems: &mut Problems,
+) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for input in inputs {
+        let opened = match input {
+            Input::Ring(p) => RingSource::open(p).map(|r| Some(Source::Ring(r))),
+            Input::Segment(p) => {
+                SegmentSource::open(p, from_ns, to_ns).map(|s| s.map(Source::Segment))
+            }
+        };
+        match opened {
+            Ok(Some(s)) => sources.push(s),
+            Ok(None) => {}
+            Err(line) => problems.report(line),
+        }
+    }
+    sources
+}
