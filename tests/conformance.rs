@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Every I/O backend the suite runs against: adding one is one line here.
-const BACKENDS: &[&str] = &["epoll"];
+const BACKENDS: &[&str] = &["epoll", "uring"];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Level {

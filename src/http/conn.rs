@@ -262,13 +262,16 @@ impl Conn {
                         capture(body, data);
                     });
                     let done = decoder.is_done();
+                    // Chunk sizes declared so far, not bytes received: a chunk announcing more
+                    // than the limit is refused at once instead of waited for.
+                    let declared = decoder.declared_len();
                     match fed {
                         Err(ChunkError::Malformed | ChunkError::TooLong) => {
                             return self.reject(core, Reject::BadRequest);
                         }
                         Ok(used) => self.start += used,
                     }
-                    if self.body_len > core.cfg.limits.max_body {
+                    if declared > core.cfg.limits.max_body {
                         return self.reject(core, Reject::PayloadTooLarge);
                     }
                     if !done {
