@@ -1,0 +1,350 @@
+//! A real HAProxy in front of glint on loopback: PROXY protocol v2 and `option forwardfor` give
+//! the original client's IP (clients bind 127.0.0.x / ::1 before connecting), forged
+//! X-Forwarded-For from untrusted peers is ignored, refused PROXY connections are counted.
+//!
+//! Needs the Debian package `haproxy` (`.ci/run` installs it).
+
+mod common;
+use common::*;
+use serde_json::Value;
+use socket2::{Domain, Socket, Type};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The haproxy binary, or a panic saying how to get it.
+fn haproxy_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("haproxy"))
+        .find(|p| p.is_file())
+        .expect("haproxy is not installed: run .ci/run (it installs the Debian package haproxy)")
+}
+
+/// A loopback port free a moment ago (HAProxy cannot report a port 0 it bound).
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `haproxy -db`; killed on drop.
+struct Haproxy {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Haproxy {
+    /// Starts HAProxy with one frontend per `(binds, backend lines)`, each with its own backend,
+    /// and waits until every bind accepts connections.
+    fn start(routes: &[(&[SocketAddr], String)]) -> Haproxy {
+        let dir = tempdir("haproxy");
+        // http-server-close: one backend connection per request, so a PROXY header per client.
+        let mut cfg = String::from(
+            "global\n  maxconn 100\ndefaults\n  mode http\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\n",
+        );
+        for (i, (binds, backend)) in routes.iter().enumerate() {
+            cfg += &format!("frontend fe{i}\n");
+            for b in binds.iter() {
+                cfg += &format!("  bind {b}\n");
+            }
+            cfg += &format!("  default_backend be{i}\nbackend be{i}\n  {backend}\n");
+        }
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, &cfg).unwrap();
+        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
+        let child = Command::new(haproxy_bin())
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn haproxy");
+        let mut proxy = Haproxy { child, dir };
+        for bind in routes.iter().flat_map(|(b, _)| b.iter()) {
+            proxy.wait_listening(*bind, &cfg);
+        }
+        proxy
+    }
+
+    fn wait_listening(&mut self, addr: SocketAddr, cfg: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            let exited = self.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default();
+                panic!("haproxy is not listening on {addr} ({exited:?}):\n{log}\nconfig:\n{cfg}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP connection from `local` (any 127/8 address routes to lo on Linux) to `to`.
+fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
+    let local: IpAddr = local.parse().unwrap();
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(local, 0).into()).unwrap();
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// One GET of `/p.gif?e={tag}` from `local` to `to` with extra header lines; returns the status.
+fn hit(local: &str, to: SocketAddr, tag: &str, extra: &str) -> u16 {
+    let mut s = connect_from(local, to);
+    let req = format!("GET /p.gif?e={tag} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
+    roundtrip(&mut s, req.as_bytes())
+        .unwrap_or_else(|| panic!("no answer to {tag} via {to}"))
+        .status
+}
+
+/// Stops glint and decodes its data dir with `glint decode --format jsonl`.
+fn stop_and_decode(server: Server) -> Vec<Value> {
+    let dir = server.data_dir.clone();
+    let log = server.log_text();
+    assert!(server.stop().success(), "glint serve failed:\n{log}");
+    decode(&dir)
+}
+
+fn decode(dir: &Path) -> Vec<Value> {
+    let out = Command::new(GLINT)
+        .args(["decode", "--format", "jsonl"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The one record whose query is `e={tag}`, as (ip, ip_source, peer).
+fn client_of(records: &[Value], tag: &str) -> (String, String, String) {
+    let want = format!("e={tag}");
+    let found: Vec<&Value> = records.iter().filter(|r| r["query"] == want).collect();
+    assert_eq!(found.len(), 1, "records for {tag}: {records:#?}");
+    let field = |k: &str| found[0][k].as_str().unwrap_or_default().to_string();
+    (field("ip"), field("ip_source"), field("peer"))
+}
+
+fn owned(ip: &str, source: &str, peer: &str) -> (String, String, String) {
+    (ip.into(), source.into(), peer.into())
+}
+
+/// glint with `flags` on 127.0.0.1 behind HAProxy frontends on 127.0.0.1 and [::1]; the backend
+/// has the `option` line (if any) and a server line ending with `server_opts`.
+fn behind_haproxy(
+    flags: &[&str],
+    option: &str,
+    server_opts: &str,
+) -> (Server, Haproxy, SocketAddr, SocketAddr) {
+    let dir = tempdir("lb");
+    let mut args = vec!["--io", "epoll"];
+    args.extend_from_slice(flags);
+    let glint = Server::start(&dir.join("data"), &args);
+    let v4: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap();
+    let v6: SocketAddr = format!("[::1]:{}", free_port("::1")).parse().unwrap();
+    let server = format!("{option}\n  server glint {} {server_opts}", glint.addr);
+    let proxy = Haproxy::start(&[(&[v4, v6], server)]);
+    (glint, proxy, v4, v6)
+}
+
+const PP_TRUST: [&str; 5] = [
+    "--proxy-protocol",
+    "--trusted-proxy",
+    "127.0.0.1/32",
+    "--trusted-proxy",
+    "::1/128",
+];
+
+#[test]
+fn proxy_v2_from_haproxy_gives_the_ipv4_and_ipv6_client() {
+    let (glint, proxy, v4, v6) = behind_haproxy(&PP_TRUST, "", "send-proxy-v2");
+    assert_eq!(hit("127.0.0.2", v4, "pp4", ""), 200);
+    assert_eq!(hit("::1", v6, "pp6", ""), 200);
+    drop(proxy);
+    let records = stop_and_decode(glint);
+    assert_eq!(
+        client_of(&records, "pp4"),
+        owned("127.0.0.2", "proxy-protocol", "127.0.0.1")
+    );
+    assert_eq!(
+        client_of(&records, "pp6"),
+        owned("::1", "proxy-protocol", "127.0.0.1")
+    );
+}
+
+#[test]
+fn forwardfor_from_haproxy_walks_right_to_left_past_forged_entries() {
+    let flags = ["--trusted-proxy", "127.0.0.1/32"];
+    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "option forwardfor", "");
+    assert_eq!(hit("127.0.0.3", v4, "xff", ""), 200);
+    assert_eq!(hit("::1", v6, "xff6", ""), 200);
+    // HAProxy appends the real client after the forged entry; glint stops at the first
+    // untrusted address from the right, so 6.6.6.6 is never reached.
+    let forged = "X-Forwarded-For: 6.6.6.6\r\n";
+    assert_eq!(hit("127.0.0.3", v4, "forged", forged), 200);
+    drop(proxy);
+    let records = stop_and_decode(glint);
+    assert_eq!(
+        client_of(&records, "xff"),
+        owned("127.0.0.3", "xff", "127.0.0.1")
+    );
+    assert_eq!(
+        client_of(&records, "xff6"),
+        owned("::1", "xff", "127.0.0.1")
+    );
+    assert_eq!(
+        client_of(&records, "forged"),
+        owned("127.0.0.3", "xff", "127.0.0.1")
+    );
+}
+
+#[test]
+fn forged_forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let dir = tempdir("lb-untrusted");
+    // 10.0.0.0/8 matches no loopback peer: nothing this test sends comes from a trusted proxy.
+    let glint = Server::start(
+        &dir.join("data"),
+        &["--io", "epoll", "--trusted-proxy", "10.0.0.0/8"],
+    );
+    let forged = "X-Forwarded-For: 6.6.6.6, 10.1.2.3\r\n";
+    assert_eq!(hit("127.0.0.4", glint.addr, "direct", forged), 200);
+    let records = stop_and_decode(glint);
+    assert_eq!(
+        client_of(&records, "direct"),
+        owned("127.0.0.4", "peer", "127.0.0.4")
+    );
+}
+
+/// Sum over cores of one labelled series of the admin listener's /metrics.
+fn proxy_errors(admin: SocketAddr, reason: &str) -> u64 {
+    let mut s = TcpStream::connect(admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let label = format!("reason=\"{reason}\"}} ");
+    let values: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("glint_proxy_protocol_errors_total{"))
+        .filter_map(|l| l.split_once(&label).map(|(_, v)| v.parse().unwrap()))
+        .collect();
+    assert!(!values.is_empty(), "no {reason} series in\n{text}");
+    values.iter().sum()
+}
+
+/// Reads until the server closes; returns what it sent.
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => got,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => got,
+        Err(e) => panic!("connection not closed by glint: {e}"),
+    }
+}
+
+#[test]
+fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
+    let dir = tempdir("lb-refuse");
+    let flags = [
+        "--io",
+        "epoll",
+        "--proxy-protocol",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+    ];
+    let glint = Server::start(&dir.join("data"), &flags);
+    let admin = glint.admin.expect("admin listener address in the log");
+    assert_eq!(
+        (
+            proxy_errors(admin, "untrusted_peer"),
+            proxy_errors(admin, "malformed")
+        ),
+        (0, 0)
+    );
+    // A well-formed PROXY header, but from a peer outside --trusted-proxy.
+    let mut untrusted = connect_from("127.0.0.5", glint.addr);
+    let _ = untrusted.write_all(
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\nGET /p.gif?e=untrusted HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(read_until_closed(&mut untrusted), b"");
+    // A trusted peer whose header is not PROXY protocol (a plain request) or a broken one.
+    for bad in [
+        &b"GET /p.gif?e=plain HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"PROXY TCP4 300.0.0.1 127.0.0.1 4000 80\r\nGET /p.gif?e=bad HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let mut trusted = connect_from("127.0.0.1", glint.addr);
+        trusted.write_all(bad).unwrap();
+        assert_eq!(read_until_closed(&mut trusted), b"", "{bad:?}");
+    }
+    // The same trusted peer with a valid v1 header is served.
+    let good = b"PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\nGET /p.gif?e=good HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let mut trusted = connect_from("127.0.0.1", glint.addr);
+    assert_eq!(roundtrip(&mut trusted, good).map(|r| r.status), Some(200));
+    assert_eq!(proxy_errors(admin, "untrusted_peer"), 1);
+    assert_eq!(proxy_errors(admin, "malformed"), 2);
+    let records = stop_and_decode(glint);
+    assert_eq!(
+        records.len(),
+        1,
+        "only the good request is recorded: {records:#?}"
+    );
+    assert_eq!(
+        client_of(&records, "good"),
+        owned("203.0.113.9", "proxy-protocol", "127.0.0.1")
+    );
+}
+
+#[test]
+fn ip_anonymize_truncates_the_client_and_keeps_the_trusted_proxy() {
+    let mut flags = PP_TRUST.to_vec();
+    flags.push("--ip-anonymize");
+    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "", "send-proxy-v2");
+    assert_eq!(hit("127.0.0.2", v4, "anon4", ""), 200);
+    assert_eq!(hit("::1", v6, "anon6", ""), 200);
+    drop(proxy);
+    let records = stop_and_decode(glint);
+    assert_eq!(
+        client_of(&records, "anon4"),
+        owned("127.0.0.0", "proxy-protocol", "127.0.0.1")
+    );
+    // ::1 keeps its first 48 bits, all zero.
+    assert_eq!(
+        client_of(&records, "anon6"),
+        owned("::", "proxy-protocol", "127.0.0.1")
+    );
+}
