@@ -41,24 +41,37 @@ fn free_port(ip: &str) -> u16 {
 struct Haproxy {
     child: Child,
     dir: PathBuf,
+    /// The frontend's binds: 127.0.0.1 and [::1], ephemeral ports.
+    v4: SocketAddr,
+    v6: SocketAddr,
 }
 
+/// Startup attempts: a port picked free may be taken before HAProxy binds it.
+const ATTEMPTS: usize = 3;
+
 impl Haproxy {
-    /// Starts HAProxy with one frontend per `(binds, backend lines)`, each with its own backend,
-    /// and waits until every bind accepts connections.
-    fn start(routes: &[(&[SocketAddr], String)]) -> Haproxy {
-        let dir = tempdir("haproxy");
-        // http-server-close: one backend connection per request, so a PROXY header per client.
-        let mut cfg = String::from(
-            "global\n  maxconn 100\ndefaults\n  mode http\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\n",
-        );
-        for (i, (binds, backend)) in routes.iter().enumerate() {
-            cfg += &format!("frontend fe{i}\n");
-            for b in binds.iter() {
-                cfg += &format!("  bind {b}\n");
+    /// Starts HAProxy with one frontend on 127.0.0.1 and [::1] whose backend has the `backend`
+    /// lines, and waits until both binds answer a readiness path with this instance's nonce.
+    fn start(backend: &str) -> Haproxy {
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Haproxy::try_start(backend) {
+                Ok(proxy) => return proxy,
+                Err(e) => failures.push(e),
             }
-            cfg += &format!("  default_backend be{i}\nbackend be{i}\n  {backend}\n");
         }
+        panic!("haproxy did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    fn try_start(backend: &str) -> Result<Haproxy, String> {
+        let dir = tempdir("haproxy");
+        let v4 = SocketAddr::new("127.0.0.1".parse().unwrap(), free_port("127.0.0.1"));
+        let v6 = SocketAddr::new("::1".parse().unwrap(), free_port("::1"));
+        let nonce = format!("ready-{}-{}", std::process::id(), v4.port());
+        // http-server-close: one backend connection per request, so a PROXY header per client.
+        let cfg = format!(
+            "global\n  maxconn 100\ndefaults\n  mode http\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
+        );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, &cfg).unwrap();
         let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
@@ -71,20 +84,32 @@ impl Haproxy {
             .stderr(log)
             .spawn()
             .expect("spawn haproxy");
-        let mut proxy = Haproxy { child, dir };
-        for bind in routes.iter().flat_map(|(b, _)| b.iter()) {
-            proxy.wait_listening(*bind, &cfg);
+        let mut proxy = Haproxy { child, dir, v4, v6 };
+        for bind in [v4, v6] {
+            proxy
+                .wait_ready(bind, &nonce)
+                .map_err(|e| format!("{e}\nconfig:\n{cfg}"))?;
         }
-        proxy
+        Ok(proxy)
     }
 
-    fn wait_listening(&mut self, addr: SocketAddr, cfg: &str) {
+    /// Polls (bounded) until `addr` answers the readiness path with `nonce`: only this HAProxy
+    /// knows it, so a stranger that took the port is not mistaken for it.
+    fn wait_ready(&mut self, addr: SocketAddr, nonce: &str) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        loop {
+            if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let ready =
+                    b"GET /__haproxy_ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+                if roundtrip(&mut s, ready).is_some_and(|r| r.body == nonce.as_bytes()) {
+                    return Ok(());
+                }
+            }
             let exited = self.child.try_wait().unwrap();
             if exited.is_some() || Instant::now() > deadline {
                 let log = std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default();
-                panic!("haproxy is not listening on {addr} ({exited:?}):\n{log}\nconfig:\n{cfg}");
+                return Err(format!("haproxy not ready on {addr} ({exited:?}):\n{log}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,12 +197,11 @@ fn behind_haproxy(
     let mut args = vec!["--io", "epoll"];
     args.extend_from_slice(flags);
     let glint = Server::start(&dir.join("data"), &args);
-    let v4: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-        .parse()
-        .unwrap();
-    let v6: SocketAddr = format!("[::1]:{}", free_port("::1")).parse().unwrap();
-    let server = format!("{option}\n  server glint {} {server_opts}", glint.addr);
-    let proxy = Haproxy::start(&[(&[v4, v6], server)]);
+    let proxy = Haproxy::start(&format!(
+        "{option}\n  server glint {} {server_opts}",
+        glint.addr
+    ));
+    let (v4, v6) = (proxy.v4, proxy.v6);
     (glint, proxy, v4, v6)
 }
 
