@@ -8,8 +8,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,9 +70,10 @@ impl Haproxy {
         let v4 = SocketAddr::new("127.0.0.1".parse().unwrap(), free_port("127.0.0.1"));
         let v6 = SocketAddr::new("::1".parse().unwrap(), free_port("::1"));
         let nonce = format!("ready-{}-{}", std::process::id(), v4.port());
+        let sock = dir.join("admin.sock").display().to_string();
         // http-server-close: one backend connection per request, so a PROXY header per client.
         let cfg = format!(
-            "global\n  maxconn 100\ndefaults\n  mode http\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
+            "global\n  maxconn 100\n  stats socket {sock} mode 600 level admin\ndefaults\n  mode http\n  unique-id-format %[uuid()]\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
         );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, &cfg).unwrap();
@@ -91,6 +94,44 @@ impl Haproxy {
                 .map_err(|e| format!("{e}\nconfig:\n{cfg}"))?;
         }
         Ok(proxy)
+    }
+
+    /// One line of `show stat` (CSV) for the server `glint`, as column name -> value.
+    fn server_stat(&self) -> HashMap<String, String> {
+        let mut s = UnixStream::connect(self.dir.join("admin.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"show stat\n").unwrap();
+        let mut csv = String::new();
+        s.read_to_string(&mut csv).unwrap();
+        let mut lines = csv.lines();
+        let header = lines
+            .next()
+            .and_then(|h| h.strip_prefix("# "))
+            .unwrap_or("");
+        let row = lines
+            .find(|l| l.split(',').nth(1) == Some("glint"))
+            .unwrap_or_else(|| panic!("no server glint in show stat:\n{csv}"));
+        header
+            .split(',')
+            .zip(row.split(','))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Polls (bounded) until HAProxy reports the server's `status` and `check_status`.
+    fn wait_server_state(&self, status: &str, check: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let stat = self.server_stat();
+            if stat["status"] == status && stat["check_status"] == check {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server never {status}/{check} within {limit:?}: {stat:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Polls (bounded) until `addr` answers the readiness path with `nonce`: only this HAProxy
@@ -357,7 +398,9 @@ fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
 fn ip_anonymize_truncates_the_client_and_keeps_the_trusted_proxy() {
     let mut flags = PP_TRUST.to_vec();
     flags.push("--ip-anonymize");
-    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "", "send-proxy-v2");
+    // With TLVs this time: a CRC32C glint must verify, a unique id and an (empty) authority.
+    let tlvs = "send-proxy-v2 proxy-v2-options crc32c,unique-id,authority";
+    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "", tlvs);
     assert_eq!(hit("127.0.0.2", v4, "anon4", ""), 200);
     assert_eq!(hit("::1", v6, "anon6", ""), 200);
     drop(proxy);
@@ -370,5 +413,31 @@ fn ip_anonymize_truncates_the_client_and_keeps_the_trusted_proxy() {
     assert_eq!(
         client_of(&records, "anon6"),
         owned("::", "proxy-protocol", "127.0.0.1")
+    );
+}
+
+#[test]
+fn haproxy_health_checks_pass_with_proxy_v2_local_and_fail_while_draining() {
+    let mut flags = PP_TRUST.to_vec();
+    flags.extend(["--drain-delay", "4s"]);
+    // HAProxy's checks carry a PROXY v2 LOCAL header (no address) before `GET /healthz`.
+    let check = "option httpchk GET /healthz\n  http-check expect status 200";
+    let opts = "send-proxy-v2 proxy-v2-options crc32c,unique-id check inter 100ms rise 1 fall 1";
+    let (glint, proxy, v4, _) = behind_haproxy(&flags, check, opts);
+    proxy.wait_server_state("UP", "L7OK", Duration::from_secs(10));
+    assert_eq!(hit("127.0.0.6", v4, "while-up", ""), 200);
+    let admin = glint.admin.expect("admin listener address in the log");
+    assert_eq!(proxy_errors(admin, "malformed"), 0);
+    // SIGTERM: /healthz answers 503 during the drain delay, so HAProxy takes glint out first.
+    signal(&glint.child, "-TERM");
+    proxy.wait_server_state("DOWN", "L7STS", Duration::from_secs(3));
+    drop(proxy);
+    // A second SIGTERM cuts the drain short.
+    let records = stop_and_decode(glint);
+    // Dozens of health checks, none recorded: only the one beacon is on disk.
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(
+        client_of(&records, "while-up"),
+        owned("127.0.0.6", "proxy-protocol", "127.0.0.1")
     );
 }
