@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const BEACON_BODY: &str = r#"{"e":"beacon","items":[1,2]}"#;
 const FETCH_BODY: &str = r#"{"e":"fetch","ok":true}"#;
+const COOKIES: &str = "Set-Cookie: vid=v-4711; Path=/\r\nSet-Cookie: session=s3cr3t-77; Path=/\r\n";
 
 /// The test page: three hits on glint, then a `#done` marker with what each call returned.
 /// The referrer policy makes Chromium send the full page URL cross-origin (its default,
@@ -27,7 +28,8 @@ fn page(glint: SocketAddr) -> String {
     format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer-when-downgrade">
-<title>glint browser test</title></head><body>
+<title>glint browser test</title>
+</head><body>
 <img id="pixel" src="http://{glint}/p.gif?e=img">
 <script>
 const glint = "http://{glint}";
@@ -99,6 +101,8 @@ impl Drop for PageServer {
 }
 
 /// Answers one request: the page for `/page.html...`, 404 for anything else (the favicon).
+/// The page sets two cookies as a site would; cookies ignore ports, so the browser sends them
+/// to glint too: `vid` is the visitor id glint captures, `session` must never be stored.
 /// Returns the request line.
 fn serve_page(mut stream: TcpStream, html: &str) -> Option<String> {
     stream.set_nonblocking(false).ok()?;
@@ -114,12 +118,12 @@ fn serve_page(mut stream: TcpStream, html: &str) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&head);
     let line = text.lines().next().unwrap_or("").to_string();
-    let (status, body) = match line.split(' ').nth(1) {
-        Some(t) if t.starts_with("/page.html") => ("200 OK", html),
-        _ => ("404 Not Found", "not found\n"),
+    let (status, cookies, body) = match line.split(' ').nth(1) {
+        Some(t) if t.starts_with("/page.html") => ("200 OK", COOKIES, html),
+        _ => ("404 Not Found", "", "not found\n"),
     };
     let answer = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\n{cookies}Content-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(answer.as_bytes()).ok()?;
@@ -224,7 +228,14 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     let origin = format!("http://{}", page_listener.local_addr().unwrap());
     let glint = Server::start(
         &dir.join("data"),
-        &["--io", "epoll", "--cors-origin", &origin],
+        &[
+            "--io",
+            "epoll",
+            "--cors-origin",
+            &origin,
+            "--capture-cookie",
+            "vid",
+        ],
     );
     let admin = glint.admin.expect("admin listener address in the log");
     let pages = PageServer::start(page_listener, page(glint.addr));
@@ -272,6 +283,11 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
         assert_eq!(r["ua"], ua.as_str(), "{r}");
         assert_eq!(r["referer"], url.as_str(), "{r}");
         assert_eq!(r["body"].as_str(), body, "{r}");
+        assert_eq!(r["cookie"], "v-4711", "{r}");
+        assert!(
+            !r.to_string().contains("s3cr3t"),
+            "other cookie stored: {r}"
+        );
     }
     assert_eq!(hit("beacon")["body_kind"], "text/plain");
     assert_eq!(hit("fetch")["body_kind"], "application/json");
