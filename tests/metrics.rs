@@ -276,3 +276,65 @@ fn public_port_serves_beacons_and_admin_serves_health() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].target, b"/metrics");
 }
+
+/// Polls (bounded) until `family` summed over its `with` series equals `want`.
+fn wait_total(admin: SocketAddr, family: &str, with: &[&str], want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (text, series) = scrape(admin);
+        let got = total(&series, family, with);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{family} {with:?} is {got}, not {want}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_count_open_connections_and_refused_requests() {
+    let dir = tempdir("metrics-conns");
+    let server = Server::start(&dir.join("data"), &["--io", "epoll"]);
+    let admin = server.admin.expect("admin listener address in the log");
+    let (_, series) = scrape(admin);
+    assert_eq!(
+        series
+            .keys()
+            .filter(|k| k.starts_with("glint_io_backend{"))
+            .collect::<Vec<_>>(),
+        [r#"glint_io_backend{backend="epoll"}"#]
+    );
+    let idle: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    wait_total(admin, "glint_connections_open", &[], 3.0);
+    let mut bad = server.connect();
+    let r = roundtrip(
+        &mut bad,
+        b"GET /p.gif HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    let too_long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(5000));
+    let r = roundtrip(&mut server.connect(), too_long.as_bytes()).unwrap();
+    assert_eq!(r.status, 414);
+    let reason = |r: &str| format!("reason=\"{r}\"");
+    wait_total(
+        admin,
+        "glint_parse_errors_total",
+        &[&reason("bad_request")],
+        1.0,
+    );
+    wait_total(
+        admin,
+        "glint_parse_errors_total",
+        &[&reason("uri_too_long")],
+        1.0,
+    );
+    wait_total(admin, "glint_requests_total", &[r#"status="4xx""#], 2.0);
+    wait_total(admin, "glint_records_written_total", &[], 0.0);
+    drop(idle);
+    drop(bad);
+    wait_total(admin, "glint_connections_open", &[], 0.0);
+}
