@@ -255,12 +255,24 @@ const PP_TRUST: [&str; 5] = [
 ];
 
 #[test]
-fn proxy_v2_from_haproxy_gives_the_ipv4_and_ipv6_client() {
+fn proxy_v2_and_v1_from_haproxy_give_the_ipv4_and_ipv6_client() {
     let (glint, proxy, v4, v6) = behind_haproxy(&PP_TRUST, "", "send-proxy-v2");
     assert_eq!(hit("127.0.0.2", v4, "pp4", ""), 200);
     assert_eq!(hit("::1", v6, "pp6", ""), 200);
-    drop(proxy);
+    // A second HAProxy speaking PROXY v1 (text) to the same glint.
+    let v1 = Haproxy::start(&format!("server glint {} send-proxy", glint.addr));
+    assert_eq!(hit("127.0.0.7", v1.v4, "v1-4", ""), 200);
+    assert_eq!(hit("::1", v1.v6, "v1-6", ""), 200);
+    drop((proxy, v1));
     let records = stop_and_decode(glint);
+    assert_eq!(
+        client_of(&records, "v1-4"),
+        owned("127.0.0.7", "proxy-protocol", "127.0.0.1")
+    );
+    assert_eq!(
+        client_of(&records, "v1-6"),
+        owned("::1", "proxy-protocol", "127.0.0.1")
+    );
     assert_eq!(
         client_of(&records, "pp4"),
         owned("127.0.0.2", "proxy-protocol", "127.0.0.1")
@@ -351,6 +363,8 @@ fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
         "--proxy-protocol",
         "--trusted-proxy",
         "127.0.0.1/32",
+        "--head-timeout",
+        "1s",
     ];
     let glint = Server::start(&dir.join("data"), &flags);
     let admin = glint.admin.expect("admin listener address in the log");
@@ -380,13 +394,40 @@ fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
     let good = b"PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\nGET /p.gif?e=good HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     let mut trusted = connect_from("127.0.0.1", glint.addr);
     assert_eq!(roundtrip(&mut trusted, good).map(|r| r.status), Some(200));
+    // A v2 header split over three writes (TCP_NODELAY, pauses between) is reassembled.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend([198, 51, 100, 4, 127, 0, 0, 1, 0x13, 0x88, 0, 80]);
+    v2.extend_from_slice(b"GET /p.gif?e=split HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut split = connect_from("127.0.0.1", glint.addr);
+    split.set_nodelay(true).unwrap();
+    for part in [&v2[..5], &v2[5..20], &v2[20..]] {
+        split.write_all(part).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let answer = read_response(&mut split, &mut Vec::new(), false);
+    assert_eq!(answer.map(|r| r.status), Some(200));
+    // Half a header, then silence: closed after --head-timeout, counted as incomplete.
+    let mut stalled = connect_from("127.0.0.1", glint.addr);
+    stalled.write_all(&v2[..9]).unwrap();
+    let since = Instant::now();
+    assert_eq!(read_until_closed(&mut stalled), b"");
+    assert!(
+        since.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        since.elapsed()
+    );
     assert_eq!(proxy_errors(admin, "untrusted_peer"), 1);
     assert_eq!(proxy_errors(admin, "malformed"), 2);
+    assert_eq!(proxy_errors(admin, "incomplete"), 1);
     let records = stop_and_decode(glint);
     assert_eq!(
+        client_of(&records, "split"),
+        owned("198.51.100.4", "proxy-protocol", "127.0.0.1")
+    );
+    assert_eq!(
         records.len(),
-        1,
-        "only the good request is recorded: {records:#?}"
+        2,
+        "only the good requests are recorded: {records:#?}"
     );
     assert_eq!(
         client_of(&records, "good"),
