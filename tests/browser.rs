@@ -228,14 +228,7 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     let origin = format!("http://{}", page_listener.local_addr().unwrap());
     let glint = Server::start(
         &dir.join("data"),
-        &[
-            "--io",
-            "epoll",
-            "--cors-origin",
-            &origin,
-            "--capture-cookie",
-            "vid",
-        ],
+        &["--cors-origin", &origin, "--capture-cookie", "vid"],
     );
     let admin = glint.admin.expect("admin listener address in the log");
     let pages = PageServer::start(page_listener, page(glint.addr));

@@ -235,9 +235,7 @@ fn behind_haproxy(
     server_opts: &str,
 ) -> (Server, Haproxy, SocketAddr, SocketAddr) {
     let dir = tempdir("lb");
-    let mut args = vec!["--io", "epoll"];
-    args.extend_from_slice(flags);
-    let glint = Server::start(&dir.join("data"), &args);
+    let glint = Server::start(&dir.join("data"), flags);
     let proxy = Haproxy::start(&format!(
         "{option}\n  server glint {} {server_opts}",
         glint.addr
@@ -313,10 +311,7 @@ fn forwardfor_from_haproxy_walks_right_to_left_past_forged_entries() {
 fn forged_forwarding_headers_from_an_untrusted_peer_are_ignored() {
     let dir = tempdir("lb-untrusted");
     // 10.0.0.0/8 matches no loopback peer: nothing this test sends comes from a trusted proxy.
-    let glint = Server::start(
-        &dir.join("data"),
-        &["--io", "epoll", "--trusted-proxy", "10.0.0.0/8"],
-    );
+    let glint = Server::start(&dir.join("data"), &["--trusted-proxy", "10.0.0.0/8"]);
     let forged = "X-Forwarded-For: 6.6.6.6, 10.1.2.3\r\n";
     assert_eq!(hit("127.0.0.4", glint.addr, "direct", forged), 200);
     let records = stop_and_decode(glint);
@@ -358,8 +353,6 @@ fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
 fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
     let dir = tempdir("lb-refuse");
     let flags = [
-        "--io",
-        "epoll",
         "--proxy-protocol",
         "--trusted-proxy",
         "127.0.0.1/32",
