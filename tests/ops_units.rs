@@ -265,7 +265,7 @@ fn tuning_md_and_doctor_agree_knob_for_knob() {
 
 #[test]
 fn install_doc_uses_the_shipped_files() {
-    let text = read("docs/install.md");
+    let text = read("README.md");
     for needed in [
         "cargo build --release",
         "systemd/glint.service",
@@ -277,6 +277,9 @@ fn install_doc_uses_the_shipped_files() {
         "glint doctor",
         "curl",
     ] {
-        assert!(text.contains(needed), "docs/install.md lacks `{needed}`");
+        assert!(
+            text.contains(needed),
+            "README.md's install section lacks `{needed}`"
+        );
     }
 }

@@ -177,7 +177,7 @@ impl ConnHeader {
     }
 }
 
-/// Largest response [`write`] can produce with `extra` headers of `extra_len` bytes.
+/// Largest response [`write()`] can produce with `extra` headers of `extra_len` bytes.
 pub fn max_len(extra_len: usize) -> usize {
     // Longest status line + Date + Connection + longest fixed headers + CRLF + GIF.
     64 + 37 + 24 + extra_len + 256 + 2 + GIF.len()

@@ -1,7 +1,7 @@
 //! Per-core ring files: the durable hand-off between a server core and the compactor.
 //!
 //! One writer (a server core) appends fixed-size records; readers (compactor, decoder) copy
-//! committed slots and validate them. See [`format`] for the file layout and
+//! committed slots and validate them. See [`mod@format`] for the file layout and
 //! [`crate::record`] for the slot layout.
 
 pub mod format;

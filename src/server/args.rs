@@ -30,7 +30,7 @@ pub enum SyncMode {
 /// Options of `glint serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML file with any of these flags as keys (kebab-case) and [[route]] tables; flags given here override it.
+    /// TOML file with any of these flags as keys (kebab-case) and `[[route]]` tables; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on; repeat for several. Every worker binds each one with SO_REUSEPORT.
