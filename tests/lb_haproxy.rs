@@ -71,9 +71,9 @@ impl Haproxy {
         let v6 = SocketAddr::new("::1".parse().unwrap(), free_port("::1"));
         let nonce = format!("ready-{}-{}", std::process::id(), v4.port());
         let sock = dir.join("admin.sock").display().to_string();
-        // http-server-close: one backend connection per request, so a PROXY header per client.
+        // One thread: one idle-connection pool, so backend connection reuse is deterministic.
         let cfg = format!(
-            "global\n  maxconn 100\n  stats socket {sock} mode 600 level admin\ndefaults\n  mode http\n  unique-id-format %[uuid()]\n  option http-server-close\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
+            "global\n  maxconn 100\n  nbthread 1\n  stats socket {sock} mode 600 level admin\ndefaults\n  mode http\n  unique-id-format %[uuid()]\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
         );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, &cfg).unwrap();
@@ -182,7 +182,7 @@ fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
 /// One GET of `/p.gif?e={tag}` from `local` to `to` with extra header lines; returns the status.
 fn hit(local: &str, to: SocketAddr, tag: &str, extra: &str) -> u16 {
     let mut s = connect_from(local, to);
-    let req = format!("GET /p.gif?e={tag} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
+    let req = format!("GET /p.gif?e={tag} HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
     roundtrip(&mut s, req.as_bytes())
         .unwrap_or_else(|| panic!("no answer to {tag} via {to}"))
         .status
@@ -291,8 +291,34 @@ fn forwardfor_from_haproxy_walks_right_to_left_past_forged_entries() {
     // untrusted address from the right, so 6.6.6.6 is never reached.
     let forged = "X-Forwarded-For: 6.6.6.6\r\n";
     assert_eq!(hit("127.0.0.3", v4, "forged", forged), 200);
-    drop(proxy);
+    // A second HAProxy keeps backend connections alive and shares them between clients:
+    // the client IP is per request, never remembered per connection.
+    let admin = glint.admin.expect("admin listener address in the log");
+    let accepted = metric_sum(admin, "glint_connections_accepted_total", "");
+    let pooled = Haproxy::start(&format!(
+        "option forwardfor\n  http-reuse always\n  server glint {}",
+        glint.addr
+    ));
+    let clients = ["127.0.0.8", "127.0.0.9", "::1", "127.0.0.8"];
+    for (i, client) in clients.iter().enumerate() {
+        let to = if client.contains(':') {
+            pooled.v6
+        } else {
+            pooled.v4
+        };
+        assert_eq!(hit(client, to, &format!("pooled{i}"), ""), 200);
+    }
+    let pooled_conns = metric_sum(admin, "glint_connections_accepted_total", "") - accepted;
+    assert!(
+        pooled_conns < 4,
+        "HAProxy did not share connections ({pooled_conns})"
+    );
+    drop((proxy, pooled));
     let records = stop_and_decode(glint);
+    for (i, client) in clients.iter().enumerate() {
+        let want = owned(client, "xff", "127.0.0.1");
+        assert_eq!(client_of(&records, &format!("pooled{i}")), want);
+    }
     assert_eq!(
         client_of(&records, "xff"),
         owned("127.0.0.3", "xff", "127.0.0.1")
@@ -321,22 +347,32 @@ fn forged_forwarding_headers_from_an_untrusted_peer_are_ignored() {
     );
 }
 
-/// Sum over cores of one labelled series of the admin listener's /metrics.
-fn proxy_errors(admin: SocketAddr, reason: &str) -> u64 {
+/// Sum over cores of the admin listener's `family` series whose labels end with `last_label`
+/// (empty: all of them).
+fn metric_sum(admin: SocketAddr, family: &str, last_label: &str) -> u64 {
     let mut s = TcpStream::connect(admin).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let label = format!("reason=\"{reason}\"}} ");
     let values: Vec<u64> = text
         .lines()
-        .filter(|l| l.starts_with("glint_proxy_protocol_errors_total{"))
-        .filter_map(|l| l.split_once(&label).map(|(_, v)| v.parse().unwrap()))
+        .filter_map(|l| l.strip_prefix(family)?.strip_prefix('{'))
+        .filter_map(|l| l.split_once("} "))
+        .filter(|(labels, _)| labels.ends_with(last_label))
+        .map(|(_, v)| v.parse().unwrap())
         .collect();
-    assert!(!values.is_empty(), "no {reason} series in\n{text}");
+    assert!(
+        !values.is_empty(),
+        "no {family} {last_label} series in\n{text}"
+    );
     values.iter().sum()
+}
+
+fn proxy_errors(admin: SocketAddr, reason: &str) -> u64 {
+    let label = format!("reason=\"{reason}\"");
+    metric_sum(admin, "glint_proxy_protocol_errors_total", &label)
 }
 
 /// Reads until the server closes; returns what it sent.
