@@ -21,7 +21,7 @@ const BEACON_BODY: &str = r#"{"e":"beacon","items":[1,2]}"#;
 const FETCH_BODY: &str = r#"{"e":"fetch","ok":true}"#;
 const COOKIES: &str = "Set-Cookie: vid=v-4711; Path=/\r\nSet-Cookie: session=s3cr3t-77; Path=/\r\n";
 
-/// The test page: three hits on glint, then a `#done` marker with what each call returned.
+/// The test page: four hits on glint (the pixel, two beacons, the fetch), then a `#done` marker with what each call returned.
 /// The referrer policy makes Chromium send the full page URL cross-origin (its default,
 /// strict-origin-when-cross-origin, would send only the origin).
 fn page(glint: SocketAddr) -> String {
@@ -39,7 +39,8 @@ const pixel = new Promise((done) => {{
   img.onload = () => done("load");
   img.onerror = () => done("error");
 }});
-const queued = navigator.sendBeacon(glint + "/collect?e=beacon", {beacon:?});
+const queued = navigator.sendBeacon(glint + "/collect?e=beacon", {beacon:?})
+  && navigator.sendBeacon(glint + "/collect?e=form", new URLSearchParams({{a: "1", b: "x y"}}));
 const fetched = fetch(glint + "/collect?e=fetch", {{
   method: "POST", keepalive: true, mode: "cors", credentials: "include",
   headers: {{"Content-Type": "application/json"}}, body: {fetch:?},
@@ -246,9 +247,9 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
         "{:?}",
         pages.served.lock().unwrap()
     );
-    // sendBeacon is not awaited by the page: wait (bounded) until all three are in the ring.
+    // sendBeacon is not awaited by the page: wait (bounded) until all four are in the ring.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while records_written(admin) < 3 && Instant::now() < deadline {
+    while records_written(admin) < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let data = glint.data_dir.clone();
@@ -265,6 +266,7 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     for (tag, method, path, body) in [
         ("img", "GET", "/p.gif", None),
         ("beacon", "POST", "/collect", Some(BEACON_BODY)),
+        ("form", "POST", "/collect", Some("a=1&b=x+y")),
         ("fetch", "POST", "/collect", Some(FETCH_BODY)),
     ] {
         let r = hit(tag);
@@ -283,8 +285,12 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
         );
     }
     assert_eq!(hit("beacon")["body_kind"], "text/plain");
+    assert_eq!(
+        hit("form")["body_kind"],
+        "application/x-www-form-urlencoded"
+    );
     assert_eq!(hit("fetch")["body_kind"], "application/json");
-    // Only the three hits: the preflight (OPTIONS) is answered but never recorded.
-    assert_eq!(records.len(), 3, "{records:#?}");
+    // Only the four hits: the preflight (OPTIONS) is answered but never recorded.
+    assert_eq!(records.len(), 4, "{records:#?}");
     eprintln!("browser test took {:?}, {ua}", started.elapsed());
 }
