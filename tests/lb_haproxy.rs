@@ -448,6 +448,14 @@ fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
     assert_eq!(proxy_errors(admin, "untrusted_peer"), 1);
     assert_eq!(proxy_errors(admin, "malformed"), 2);
     assert_eq!(proxy_errors(admin, "incomplete"), 1);
+    // Refused connections are not leaked in the open-connections gauge.
+    drop((untrusted, trusted, split, stalled));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric_sum(admin, "glint_connections_open", "") != 0 {
+        assert!(Instant::now() < deadline, "connections still counted open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric_sum(admin, "glint_connections_accepted_total", ""), 6);
     let records = stop_and_decode(glint);
     assert_eq!(
         client_of(&records, "split"),
