@@ -193,12 +193,14 @@ fn stop_and_decode(server: Server) -> Vec<Value> {
     let dir = server.data_dir.clone();
     let log = server.log_text();
     assert!(server.stop().success(), "glint serve failed:\n{log}");
-    decode(&dir)
+    decode(&dir, &[])
 }
 
-fn decode(dir: &Path) -> Vec<Value> {
+/// `glint decode --format jsonl DIR` plus `extra` arguments, one JSON value per record.
+fn decode(dir: &Path, extra: &[&str]) -> Vec<Value> {
     let out = Command::new(GLINT)
         .args(["decode", "--format", "jsonl"])
+        .args(extra)
         .arg(dir)
         .output()
         .unwrap();
@@ -517,5 +519,38 @@ fn haproxy_health_checks_pass_with_proxy_v2_local_and_fail_while_draining() {
     assert_eq!(
         client_of(&records, "while-up"),
         owned("127.0.0.6", "proxy-protocol", "127.0.0.1")
+    );
+}
+
+#[test]
+fn chunked_sendbeacon_post_through_haproxy_is_stored_whole() {
+    let flags = ["--trusted-proxy", "127.0.0.1/32"];
+    let (glint, proxy, v4, _) = behind_haproxy(&flags, "option forwardfor", "");
+    let mut s = connect_from("127.0.0.10", v4);
+    s.set_nodelay(true).unwrap();
+    let head = "POST /collect?e=chunked HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    // Chunks in separate writes with pauses: HAProxy forwards them as they come.
+    for chunk in ["5\r\nhello\r\n", "7\r\n, glint\r\n", "0\r\n\r\n"] {
+        std::thread::sleep(Duration::from_millis(30));
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    let answer = read_response(&mut s, &mut Vec::new(), false);
+    assert_eq!(answer.map(|r| r.status), Some(204));
+    drop(proxy);
+    let dir = glint.data_dir.clone();
+    let records = stop_and_decode(glint);
+    // HAProxy kept the chunked framing, so glint's chunked decoder did the reassembly.
+    let chunked = decode(&dir, &["--fields", "query,chunked"]);
+    assert_eq!(chunked[0]["chunked"], true, "{chunked:?}");
+    assert_eq!(
+        client_of(&records, "chunked"),
+        owned("127.0.0.10", "xff", "127.0.0.1")
+    );
+    let r = &records[0];
+    assert_eq!(
+        (r["body"].as_str(), r["method"].as_str()),
+        (Some("hello, glint"), Some("POST")),
+        "{r}"
     );
 }
