@@ -1,168 +1,23 @@
 //! A real HAProxy in front of glint on loopback: PROXY protocol v2 and `option forwardfor` give
 //! the original client's IP (clients bind 127.0.0.x / ::1 before connecting), forged
-//! X-Forwarded-For from untrusted peers is ignored, refused PROXY connections are counted.
+//! X-Forwarded-For from untrusted peers is ignored, refused PROXY connections are counted,
+//! HAProxy's health checks (PROXY v2 LOCAL) see /healthz go 503 while glint drains.
 //!
-//! Needs the Debian package `haproxy` (`.ci/run` installs it).
+//! Needs the Debian package `haproxy` (`.ci/run` installs it); the harness is in
+//! `fixtures/haproxy.rs`.
 
 mod common;
+#[path = "fixtures/haproxy.rs"]
+mod haproxy;
 use common::*;
+use haproxy::Haproxy;
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
-use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The haproxy binary, or a panic saying how to get it.
-fn haproxy_bin() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    // Debian puts it in /usr/sbin, which a non-root PATH may lack.
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("haproxy"))
-        .find(|p| p.is_file())
-        .expect("haproxy is not installed: run .ci/run (it installs the Debian package haproxy)")
-}
-
-/// A loopback port free a moment ago (HAProxy cannot report a port 0 it bound).
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `haproxy -db`; killed on drop.
-struct Haproxy {
-    child: Child,
-    dir: PathBuf,
-    /// The frontend's binds: 127.0.0.1 and [::1], ephemeral ports.
-    v4: SocketAddr,
-    v6: SocketAddr,
-}
-
-/// Startup attempts: a port picked free may be taken before HAProxy binds it.
-const ATTEMPTS: usize = 3;
-
-impl Haproxy {
-    /// Starts HAProxy with one frontend on 127.0.0.1 and [::1] whose backend has the `backend`
-    /// lines, and waits until both binds answer a readiness path with this instance's nonce.
-    fn start(backend: &str) -> Haproxy {
-        let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
-            match Haproxy::try_start(backend) {
-                Ok(proxy) => return proxy,
-                Err(e) => failures.push(e),
-            }
-        }
-        panic!("haproxy did not start:\n{}", failures.join("\n---\n"));
-    }
-
-    fn try_start(backend: &str) -> Result<Haproxy, String> {
-        let dir = tempdir("haproxy");
-        let v4 = SocketAddr::new("127.0.0.1".parse().unwrap(), free_port("127.0.0.1"));
-        let v6 = SocketAddr::new("::1".parse().unwrap(), free_port("::1"));
-        let nonce = format!("ready-{}-{}", std::process::id(), v4.port());
-        let sock = dir.join("admin.sock").display().to_string();
-        // One thread: one idle-connection pool, so backend connection reuse is deterministic.
-        let cfg = format!(
-            "global\n  maxconn 100\n  nbthread 1\n  stats socket {sock} mode 600 level admin\ndefaults\n  mode http\n  unique-id-format %[uuid()]\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\nfrontend fe\n  bind {v4}\n  bind {v6}\n  http-request return status 200 content-type text/plain string {nonce} if {{ path /__haproxy_ready }}\n  default_backend be\nbackend be\n  {backend}\n"
-        );
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, &cfg).unwrap();
-        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-        let child = Command::new(haproxy_bin())
-            .arg("-f")
-            .arg(&path)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn haproxy");
-        let mut proxy = Haproxy { child, dir, v4, v6 };
-        for bind in [v4, v6] {
-            proxy
-                .wait_ready(bind, &nonce)
-                .map_err(|e| format!("{e}\nconfig:\n{cfg}"))?;
-        }
-        Ok(proxy)
-    }
-
-    /// One line of `show stat` (CSV) for the server `glint`, as column name -> value.
-    fn server_stat(&self) -> HashMap<String, String> {
-        let mut s = UnixStream::connect(self.dir.join("admin.sock")).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"show stat\n").unwrap();
-        let mut csv = String::new();
-        s.read_to_string(&mut csv).unwrap();
-        let mut lines = csv.lines();
-        let header = lines
-            .next()
-            .and_then(|h| h.strip_prefix("# "))
-            .unwrap_or("");
-        let row = lines
-            .find(|l| l.split(',').nth(1) == Some("glint"))
-            .unwrap_or_else(|| panic!("no server glint in show stat:\n{csv}"));
-        header
-            .split(',')
-            .zip(row.split(','))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// Polls (bounded) until HAProxy reports the server's `status` and `check_status`.
-    fn wait_server_state(&self, status: &str, check: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let stat = self.server_stat();
-            if stat["status"] == status && stat["check_status"] == check {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server never {status}/{check} within {limit:?}: {stat:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Polls (bounded) until `addr` answers the readiness path with `nonce`: only this HAProxy
-    /// knows it, so a stranger that took the port is not mistaken for it.
-    fn wait_ready(&mut self, addr: SocketAddr, nonce: &str) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let ready =
-                    b"GET /__haproxy_ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-                if roundtrip(&mut s, ready).is_some_and(|r| r.body == nonce.as_bytes()) {
-                    return Ok(());
-                }
-            }
-            let exited = self.child.try_wait().unwrap();
-            if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default();
-                return Err(format!("haproxy not ready on {addr} ({exited:?}):\n{log}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A TCP connection from `local` (any 127/8 address routes to lo on Linux) to `to`.
 fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
