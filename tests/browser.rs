@@ -292,5 +292,7 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     assert_eq!(hit("fetch")["body_kind"], "application/json");
     // Only the four hits: the preflight (OPTIONS) is answered but never recorded.
     assert_eq!(records.len(), 4, "{records:#?}");
+    // Chromium's profile is megabytes; the rest of the temp dir is kept for inspection.
+    let _ = std::fs::remove_dir_all(dir.join("profile"));
     eprintln!("browser test took {:?}, {ua}", started.elapsed());
 }
