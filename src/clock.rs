@@ -10,6 +10,12 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Whole seconds since the Unix epoch, from the real clock (not a core's cached second).
+#[inline]
+pub fn now_secs() -> u64 {
+    now_ns() / 1_000_000_000
+}
+
 /// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub const HTTP_DATE_LEN: usize = 29;
 

@@ -118,3 +118,8 @@ fn run_cycles(io: &str, cycles: usize) {
 fn sigkill_loses_no_acknowledged_record_epoll() {
     run_cycles("epoll", 6);
 }
+
+#[test]
+fn sigkill_loses_no_acknowledged_record_uring() {
+    run_cycles("uring", 6);
+}

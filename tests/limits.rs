@@ -6,15 +6,34 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-fn start(tag: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--io", "epoll"];
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
+    };
+}
+
+for_each_backend!(
+    trickled_head_gets_408_at_the_head_deadline_not_later,
+    idle_keep_alive_connection_is_closed,
+    slowloris_flood_does_not_starve_good_clients,
+    connection_cap_closes_new_connections_and_keeps_old_ones,
+    pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order,
+    descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers,
+);
+
+fn start(tag: &str, io: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--io", io];
     args.extend_from_slice(extra);
     Server::start(&tempdir(tag), &args)
 }
 
-#[test]
-fn trickled_head_gets_408_at_the_head_deadline_not_later() {
-    let server = start("slowhead", &["--head-timeout", "1s"]);
+fn trickled_head_gets_408_at_the_head_deadline_not_later(io: &str) {
+    let server = start("slowhead", io, &["--head-timeout", "1s"]);
     let mut s = server.connect();
     s.write_all(b"GET /p.gif HTTP/1.1\r\nHost: a\r\n").unwrap();
     let started = Instant::now();
@@ -43,9 +62,8 @@ fn trickled_head_gets_408_at_the_head_deadline_not_later() {
     assert!(closed_by_server(&mut s));
 }
 
-#[test]
-fn idle_keep_alive_connection_is_closed() {
-    let server = start("idle", &["--idle-timeout", "1s"]);
+fn idle_keep_alive_connection_is_closed(io: &str) {
+    let server = start("idle", io, &["--idle-timeout", "1s"]);
     let mut s = server.connect();
     assert_eq!(
         roundtrip(&mut s, b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -57,14 +75,13 @@ fn idle_keep_alive_connection_is_closed() {
     assert!(closed_by_server(&mut s));
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(500) && waited < Duration::from_secs(4),
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
 }
 
-#[test]
-fn slowloris_flood_does_not_starve_good_clients() {
-    let server = start("slowloris", &["--head-timeout", "3s", "--threads", "1"]);
+fn slowloris_flood_does_not_starve_good_clients(io: &str) {
+    let server = start("slowloris", io, &["--head-timeout", "3s", "--threads", "1"]);
     let mut slow: Vec<TcpStream> = (0..1000)
         .map(|_| {
             let mut s = TcpStream::connect(server.addr).unwrap();
@@ -89,9 +106,8 @@ fn slowloris_flood_does_not_starve_good_clients() {
     }
 }
 
-#[test]
-fn connection_cap_closes_new_connections_and_keeps_old_ones() {
-    let server = start("cap", &["--max-conns", "8", "--threads", "1"]);
+fn connection_cap_closes_new_connections_and_keeps_old_ones(io: &str) {
+    let server = start("cap", io, &["--max-conns", "8", "--threads", "1"]);
     let mut held: Vec<TcpStream> = (0..8).map(|_| server.connect()).collect();
     for s in held.iter_mut() {
         assert_eq!(
@@ -124,9 +140,8 @@ fn connection_cap_closes_new_connections_and_keeps_old_ones() {
     );
 }
 
-#[test]
-fn pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order() {
-    let server = start("greedy", &["--threads", "1"]);
+fn pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order(io: &str) {
+    let server = start("greedy", io, &["--threads", "1"]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let n = 3000;
@@ -167,11 +182,10 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-#[test]
-fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers() {
+fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers(io: &str) {
     let dir = tempdir("emfile");
     // bash sets the limit for the server alone: 40 descriptors leave room for ~25 connections.
-    let cmd = format!("ulimit -n 40 && exec {GLINT} serve --io epoll --threads 1 --admin-listen off --listen 127.0.0.1:0 --ring-slots 1024 --data-dir {}", dir.display());
+    let cmd = format!("ulimit -n 40 && exec {GLINT} serve --io {io} --threads 1 --admin-listen off --listen 127.0.0.1:0 --ring-slots 1024 --data-dir {}", dir.display());
     let mut child = KillOnDrop(
         std::process::Command::new("bash")
             .args(["-c", &cmd])

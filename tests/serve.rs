@@ -12,6 +12,9 @@ macro_rules! for_each_backend {
         mod epoll {
             $(#[test] fn $name() { super::$name("epoll") })*
         }
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
     };
 }
 

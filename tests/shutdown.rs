@@ -6,10 +6,26 @@ use common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-#[test]
-fn sigterm_drains_health_then_closes_and_exits_zero() {
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
+    };
+}
+
+for_each_backend!(
+    sigterm_drains_health_then_closes_and_exits_zero,
+    request_in_flight_at_shutdown_is_answered,
+    sync_always_answers_after_msync_and_records_everything,
+);
+
+fn sigterm_drains_health_then_closes_and_exits_zero(io: &str) {
     let dir = tempdir("drain");
-    let server = Server::start(&dir, &["--io", "epoll", "--drain-delay", "1500ms"]);
+    let server = Server::start(&dir, &["--io", io, "--drain-delay", "1500ms"]);
     let mut kept = server.connect();
     assert_eq!(
         roundtrip(&mut kept, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -44,10 +60,9 @@ fn sigterm_drains_health_then_closes_and_exits_zero() {
     .is_err());
 }
 
-#[test]
-fn request_in_flight_at_shutdown_is_answered() {
+fn request_in_flight_at_shutdown_is_answered(io: &str) {
     let dir = tempdir("inflight");
-    let server = Server::start(&dir, &["--io", "epoll"]);
+    let server = Server::start(&dir, &["--io", io]);
     let mut s = server.connect();
     s.write_all(b"GET /p?late HTTP/1.1\r\nHost: a\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -60,10 +75,9 @@ fn request_in_flight_at_shutdown_is_answered() {
     assert_eq!(ring_records(&dir).len(), 1);
 }
 
-#[test]
-fn sync_always_answers_after_msync_and_records_everything() {
+fn sync_always_answers_after_msync_and_records_everything(io: &str) {
     let dir = tempdir("syncalways");
-    let server = Server::start(&dir, &["--io", "epoll", "--sync", "always"]);
+    let server = Server::start(&dir, &["--io", io, "--sync", "always"]);
     let mut s = server.connect();
     let mut batch = Vec::new();
     for i in 0..20 {

@@ -23,7 +23,8 @@ enum State {
     DataCr,
     DataLf,
     TrailerLineStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLineLf,
     EndLf,
     Done,
@@ -35,6 +36,8 @@ pub struct ChunkedDecoder {
     state: State,
     size: u64,
     meta_bytes: usize,
+    /// Sum of the chunk sizes read so far, including the chunk being received.
+    declared: u64,
 }
 
 /// Budget for chunk extensions plus trailer fields, bytes.
@@ -46,6 +49,7 @@ impl Default for ChunkedDecoder {
             state: State::SizeStart,
             size: 0,
             meta_bytes: 0,
+            declared: 0,
         }
     }
 }
@@ -54,6 +58,12 @@ impl ChunkedDecoder {
     /// Whether the final CRLF after the last chunk (and trailers) has been read.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Body bytes announced so far: every chunk size read, the current chunk in full. Lets the
+    /// caller refuse an oversized body (413) as soon as its size line arrives.
+    pub fn declared_len(&self) -> u64 {
+        self.declared
     }
 
     /// Consumes bytes of `input`, handing decoded data to `sink`; returns how many bytes were
@@ -97,15 +107,19 @@ impl ChunkedDecoder {
             (Ext, b'\r') => SizeLf,
             (Ext, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => self.meta(Ext)?,
             (SizeLf, b'\n') if self.size == 0 => TrailerLineStart,
-            (SizeLf, b'\n') => Data(std::mem::take(&mut self.size)),
+            (SizeLf, b'\n') => {
+                self.declared = self.declared.saturating_add(self.size);
+                Data(std::mem::take(&mut self.size))
+            }
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => SizeStart,
             (TrailerLineStart, b'\r') => EndLf,
-            (TrailerLine, b'\r') => TrailerLineLf,
-            (TrailerLineStart | TrailerLine, b)
-                if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 =>
-            {
-                self.meta(TrailerLine)?
+            // A trailer is a field line: token ":" value; no obs-fold, no space before the colon.
+            (TrailerLineStart | TrailerName, b) if is_tchar(b) => self.meta(TrailerName)?,
+            (TrailerName, b':') => self.meta(TrailerValue)?,
+            (TrailerValue, b'\r') => TrailerLineLf,
+            (TrailerValue, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => {
+                self.meta(TrailerValue)?
             }
             (TrailerLineLf, b'\n') => TrailerLineStart,
             (EndLf, b'\n') => Done,
@@ -121,6 +135,11 @@ impl ChunkedDecoder {
         }
         Ok(next)
     }
+}
+
+/// RFC 9110 5.6.2 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -154,12 +173,25 @@ mod tests {
                 "stops exactly at the body's end"
             );
         }
+        let trailers = b"1\r\nx\r\n0\r\nX-A:\r\nx-b: v\tw \xff\r\nContent-Length: 9\r\n\r\n";
+        assert_eq!(decode_in_pieces(trailers, 1).unwrap().0, b"x");
         assert_eq!(
             decode_in_pieces(b"a\r\n0123456789\r\n0\r\n\r\n", 4)
                 .unwrap()
                 .0,
             b"0123456789"
         );
+    }
+
+    #[test]
+    fn declared_length_counts_sizes_before_their_data() {
+        let mut d = ChunkedDecoder::default();
+        d.feed(b"5\r\nhello\r\nfffffff\r\nab", |_| {}).unwrap();
+        assert_eq!(d.declared_len(), 5 + 0xfff_ffff);
+        assert!(!d.is_done());
+        let mut d = ChunkedDecoder::default();
+        d.feed(b"3\r\nabc\r\n0\r\n\r\n", |_| {}).unwrap();
+        assert_eq!((d.declared_len(), d.is_done()), (3, true));
     }
 
     #[test]
@@ -176,6 +208,12 @@ mod tests {
             b"ffffffffffffffffff\r\n",
             b"\r\n",
             b"0\r\n\n",
+            b"0\r\nNoColon\r\n\r\n",
+            b"0\r\nX-T : 1\r\n\r\n",
+            b"0\r\nX-T: 1\r\n folded\r\n\r\n",
+            b"0\r\n: no-name\r\n\r\n",
+            b"0\r\nX-T: a\x01b\r\n\r\n",
+            b"0\r\nX-T: 1\r\n\n",
         ];
         for raw in bad {
             let mut d = ChunkedDecoder::default();

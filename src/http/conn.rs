@@ -153,15 +153,18 @@ impl Conn {
     /// Between requests the idle timeout runs from the last activity; once a request starts
     /// arriving, the head timeout runs from that moment and is not extended by further bytes,
     /// so a client trickling one byte at a time (slowloris) cannot hold the connection.
+    ///
+    /// Seconds are whole, so the deadline is rounded up by one: a sweep at the first second
+    /// boundary after the deadline never closes a connection before its full timeout.
     pub fn deadline(&mut self, now_secs: u64, core: &CoreState) -> u64 {
         if self.mid_request() {
             if self.request_started == 0 {
                 self.request_started = now_secs;
             }
-            self.request_started + core.cfg.head_timeout_secs
+            self.request_started + core.cfg.head_timeout_secs + 1
         } else {
             self.request_started = 0;
-            now_secs + core.cfg.idle_timeout_secs
+            now_secs + core.cfg.idle_timeout_secs + 1
         }
     }
 

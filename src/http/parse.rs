@@ -152,30 +152,31 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     if has_bare_lf(&buf[..head_len]) {
         return Parsed::Error(Reject::BadRequest);
     }
+    let method = Method::from_token(method_token);
+    if !valid_target(method, target) {
+        return Parsed::Error(Reject::BadRequest);
+    }
     match read_headers(req.headers, version, limits) {
-        Ok(h) => {
-            let method = Method::from_token(method_token);
-            Parsed::Complete(RequestHead {
-                method,
-                unknown_method: method == Method::Other,
-                target,
-                http_minor: version,
-                user_agent: h.user_agent,
-                referer: h.referer,
-                cookie: h.cookie,
-                content_type: h.content_type,
-                origin: h.origin,
-                x_forwarded_for: h.x_forwarded_for,
-                forwarded: h.forwarded,
-                named_ip: h.named_ip,
-                dnt: h.dnt,
-                gpc: h.gpc,
-                keep_alive: h.keep_alive,
-                expect_continue: h.expect_continue,
-                framing: h.framing,
-                head_len,
-            })
-        }
+        Ok(h) => Parsed::Complete(RequestHead {
+            method,
+            unknown_method: method == Method::Other,
+            target,
+            http_minor: version,
+            user_agent: h.user_agent,
+            referer: h.referer,
+            cookie: h.cookie,
+            content_type: h.content_type,
+            origin: h.origin,
+            x_forwarded_for: h.x_forwarded_for,
+            forwarded: h.forwarded,
+            named_ip: h.named_ip,
+            dnt: h.dnt,
+            gpc: h.gpc,
+            keep_alive: h.keep_alive,
+            expect_continue: h.expect_continue,
+            framing: h.framing,
+            head_len,
+        }),
         Err(reject) => Parsed::Error(reject),
     }
 }
@@ -192,11 +193,25 @@ fn partial<'a>(buf: &[u8], limits: &Limits) -> Parsed<'a> {
     Parsed::Partial
 }
 
-/// httparse reports unknown versions and garbage alike; a well-formed `HTTP/x.y` is a 505.
+/// httparse reports unknown versions and garbage alike; only a well-formed request line
+/// `method SP target SP HTTP/x.y` with an unknown version is a 505.
 fn version_error(buf: &[u8]) -> Reject {
+    let mut buf = buf;
+    // httparse skips empty lines before the request line (RFC 9112 2.2); so do we.
+    while let Some(rest) = buf.strip_prefix(b"\r\n") {
+        buf = rest;
+    }
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Reject::BadRequest;
+    };
+    if method.is_empty() || target.is_empty() {
+        return Reject::BadRequest;
+    }
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
@@ -340,7 +355,7 @@ fn read_headers<'a>(
 
 /// Content-Length is 1*DIGIT; anything else, or a value that overflows u64, is invalid.
 fn parse_content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 {
+    if v.is_empty() {
         return None;
     }
     v.iter().try_fold(0u64, |acc, &b| {
@@ -348,6 +363,36 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
             .then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))
             .flatten()
     })
+}
+
+/// RFC 9112 3.2: origin-form, absolute-form (http or https, no userinfo), authority-form for
+/// CONNECT, asterisk-form for OPTIONS; only visible ASCII (no raw UTF-8, controls or DEL).
+fn valid_target(method: Method, target: &[u8]) -> bool {
+    if !target.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+        return false;
+    }
+    match target {
+        [b'/', ..] => true,
+        b"*" => method == Method::Options,
+        _ if method == Method::Connect => valid_host(target),
+        _ => absolute_form_authority(target).is_some_and(valid_host),
+    }
+}
+
+/// The authority of an `http://` or `https://` absolute-form target, if it is one.
+fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
+    let colon = target.iter().position(|&b| b == b':')?;
+    let scheme = &target[..colon];
+    if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+        return None;
+    }
+    let rest = target[colon..].strip_prefix(b"://")?;
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!authority.is_empty()).then_some(authority)
 }
 
 /// Host = uri-host [ ":" port ] (RFC 9110 7.2): no userinfo, path, whitespace or controls.
@@ -487,6 +532,60 @@ mod tests {
                 .unwrap_or_else(|r| r.map_or(0, Reject::status));
             assert_eq!(got, *status, "{}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn request_targets_are_checked() {
+        let status = |raw: &[u8]| {
+            parse(raw)
+                .map(|_| 200)
+                .unwrap_or_else(|r| r.map_or(0, Reject::status))
+        };
+        let cases: &[(&[u8], u16)] = &[
+            (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400), // raw UTF-8
+            (b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", 400),      // DEL
+            (b"GET p.gif HTTP/1.1\r\nHost: a\r\n\r\n", 400),        // no form at all
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),            // asterisk, not OPTIONS
+            (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+            (b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400), // userinfo
+            (b"GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", 400),   // empty authority
+            (b"GET ftp://a/p HTTP/1.1\r\nHost: a\r\n\r\n", 400),   // not http(s)
+            (
+                b"GET HTTP://a.example:8080?x=1 HTTP/1.1\r\nHost: b\r\n\r\n",
+                200,
+            ),
+            (b"GET https://a/p.gif HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+            (b"CONNECT a.example:443 HTTP/1.1\r\nHost: a\r\n\r\n", 200), // answered 405 later
+            (b"GET /p.gif?x=%20&y=a|b HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(status(raw), *want, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn only_a_well_formed_request_line_gets_505() {
+        let status = |raw: &[u8]| match parse(raw) {
+            Err(Some(r)) => r.status(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status(b"\r\nGET / HTTP/3.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status(b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b" / HTTP/2.0\r\nHost: a\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn content_length_up_to_u64_max_is_a_number() {
+        assert_eq!(
+            parse_content_length(b"18446744073709551615"),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_content_length(b"000000000000000000000005"), Some(5));
+        assert_eq!(parse_content_length(b"18446744073709551616"), None);
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert_eq!(parse(raw).unwrap_err(), Some(Reject::PayloadTooLarge));
     }
 
     #[test]

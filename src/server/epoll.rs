@@ -158,7 +158,9 @@ async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx) {
         }
         {
             let core = ctx.core.borrow();
-            deadline.at_secs.set(conn.deadline(core.now_secs(), &core));
+            deadline
+                .at_secs
+                .set(conn.deadline(crate::clock::now_secs(), &core));
         }
         let read = tokio::select! {
             r = stream.read(conn.read_buf()) => r,

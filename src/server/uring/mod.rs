@@ -1,0 +1,175 @@
+//! The io_uring backend: the shared connection code ([`crate::http::conn`]) on one ring per
+//! core, driven directly with the `io-uring` crate.
+//!
+//! One `submit_and_wait` per loop turn submits everything queued and waits (at most until the
+//! next 100 ms tick) for completions, which are then all handled. Listeners use multishot
+//! accept; each connection receives into its own `Conn` buffer, and its answers go out with
+//! one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request costs one
+//! completion. The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else
+//! `COOP_TASKRUN` (5.19+). All unsafe code is in [`driver`].
+
+#![deny(unsafe_code)]
+
+mod connection;
+#[allow(unsafe_code)]
+mod driver;
+mod event_loop;
+mod op;
+
+use super::Worker;
+
+/// Checks that this process can create an io_uring; the error names the cause and the errno.
+pub fn probe() -> Result<(), String> {
+    driver::probe()
+        .map(|_| ())
+        .map_err(|e| explain_setup_error(&e))
+}
+
+/// Runs one worker on io_uring until shutdown.
+pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
+    event_loop::run(worker)
+}
+
+fn explain_setup_error(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(libc::ENOSYS) => "io_uring_setup failed with ENOSYS: this kernel has no io_uring \
+                               (built without CONFIG_IO_URING, or older than 5.1)"
+            .into(),
+        Some(libc::EPERM) => {
+            let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            format!(
+                "io_uring_setup failed with EPERM: io_uring is not allowed here \
+                 (sysctl kernel.io_uring_disabled = {sysctl}, or a seccomp filter blocks it)"
+            )
+        }
+        Some(libc::ENOMEM) => {
+            let have = crate::sys::get_rlimit(libc::RLIMIT_MEMLOCK)
+                .map(|(soft, _)| soft.to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            format!(
+                "io_uring_setup failed with ENOMEM: RLIMIT_MEMLOCK is too low \
+                 ({have} bytes; raise it with `ulimit -l` or LimitMEMLOCK=)"
+            )
+        }
+        Some(libc::EINVAL) => "io_uring_setup failed with EINVAL: this kernel lacks features \
+                               glint needs (5.19+: multishot accept, COOP_TASKRUN, EXT_ARG)"
+            .into(),
+        _ => format!("io_uring_setup failed: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::driver::Driver;
+    use super::op::Op;
+    use crate::http::conn::Conn;
+    use crate::server::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn probe_explains_every_known_errno() {
+        for (errno, name) in [
+            (libc::ENOSYS, "ENOSYS"),
+            (libc::EPERM, "EPERM"),
+            (libc::ENOMEM, "ENOMEM"),
+            (libc::EINVAL, "EINVAL"),
+        ] {
+            let msg = super::explain_setup_error(&std::io::Error::from_raw_os_error(errno));
+            assert!(msg.contains(name), "{msg}");
+        }
+    }
+
+    fn test_core(dir: &std::path::Path) -> CoreState {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let opts = crate::ring::RingOptions {
+            slot_size: 512,
+            capacity: 64,
+            core: 0,
+        };
+        let (ring, _) = crate::ring::RingWriter::open(&dir.join("ring-000.glr"), opts).unwrap();
+        let cfg = ServeConfig {
+            limits: crate::http::parse::Limits::default(),
+            slot_size: 512,
+            health_path: "/healthz".into(),
+            max_requests_per_conn: 100,
+            sync_always: false,
+            head_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            routes: crate::http::route::Routes::new(vec![], ResponseKind::Gif).unwrap(),
+            cors: crate::http::route::CorsOrigins::new(&[], 600),
+            redirect_allow: vec![],
+            honor_gpc: GpcPolicy::Flag,
+            proxy_protocol: false,
+            real_ip: Default::default(),
+            anonymize: None,
+            capture_cookie: None,
+        };
+        CoreState {
+            id: 0,
+            ring,
+            date: crate::clock::HttpDate::default(),
+            cfg: Arc::new(cfg),
+            stats: Arc::default(),
+            draining: false,
+        }
+    }
+
+    /// The driver's safety contract, on a real ring and socket: a slot whose buffer the kernel
+    /// holds is neither handed out nor freed until its completion was reaped.
+    #[test]
+    fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
+        let dir = std::env::temp_dir().join(format!("glint-uring-driver-{}", std::process::id()));
+        let core = test_core(&dir);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut driver: Driver<()> = Driver::new(8, 4).unwrap();
+        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        driver.recv(index).unwrap();
+        assert!(
+            driver.conn_mut(index).is_none(),
+            "buffer lent to the kernel"
+        );
+        assert!(
+            !driver.remove(index),
+            "freed while the kernel holds its buffer"
+        );
+        assert!(
+            driver.recv(index).is_err(),
+            "second buffer operation on a busy slot"
+        );
+        let request = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n";
+        client.write_all(request).unwrap();
+        let mut batch = Vec::with_capacity(8);
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while batch.is_empty() && Instant::now() < give_up {
+            driver.submit_and_wait(Duration::from_millis(100)).unwrap();
+            driver.reap(&mut batch);
+        }
+        let c = &batch[0];
+        assert_eq!(
+            (c.op, c.index, c.gen, c.result),
+            (Op::Recv, index, gen, request.len() as i32)
+        );
+        let conn = driver.conn_mut(index).expect("released by its completion");
+        conn.filled(request.len());
+        assert_eq!(conn.buffered(), request.len());
+        assert!(driver.remove(index));
+        assert_eq!(driver.len(), 0);
+        let _client2 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server2, peer2) = listener.accept().unwrap();
+        let reused = driver.insert(server2, Conn::new(peer2, &core), ());
+        assert_eq!(
+            reused,
+            (index, gen + 1),
+            "a reused slot gets a new generation"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
