@@ -123,3 +123,36 @@ fn sigkill_loses_no_acknowledged_record_epoll() {
 fn sigkill_loses_no_acknowledged_record_uring() {
     run_cycles("uring", 6);
 }
+
+/// The short variant of `loadtest/crash.sh`: real loadgen with acknowledged ids, server and
+/// compactor SIGKILLed, then compact, decode and `--verify`; the script fails on any loss.
+#[test]
+fn crash_script_short_run_loses_nothing() {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/loadtest/crash.sh"))
+        .arg("4")
+        .env("GLINT", GLINT)
+        .env("LOAD_SECS", "0.5")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("lost (acknowledged, not logged): 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("duplicated: 0") && text.contains("result: PASS"),
+        "{text}"
+    );
+    let acked: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("acknowledged (2xx): "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(acked > 100, "too little load to mean anything: {text}");
+}
