@@ -1,21 +1,11 @@
 //! Slow, idle and greedy clients, connection caps, descriptor exhaustion and unusable disks.
 
+#[macro_use]
 mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll") })*
-        }
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring") })*
-        }
-    };
-}
 
 for_each_backend!(
     trickled_head_gets_408_at_the_head_deadline_not_later,

@@ -1,22 +1,12 @@
 //! `glint serve` over real loopback sockets, for every I/O backend: answers, framing,
 //! keep-alive, pipelining, and every acknowledged request in the ring with the exact bytes sent.
 
+#[macro_use]
 mod common;
 use common::*;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
-
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll") })*
-        }
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring") })*
-        }
-    };
-}
 
 for_each_backend!(
     get_head_options_and_disallowed_methods,

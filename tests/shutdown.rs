@@ -1,21 +1,11 @@
 //! Graceful shutdown: health checks turn 503 during the drain delay, requests already read are
 //! answered, rings are synced, exit 0 within a bounded time; `--sync always` still answers.
 
+#[macro_use]
 mod common;
 use common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $(#[test] fn $name() { super::$name("epoll") })*
-        }
-        mod uring {
-            $(#[test] fn $name() { super::$name("uring") })*
-        }
-    };
-}
 
 for_each_backend!(
     sigterm_drains_health_then_closes_and_exits_zero,

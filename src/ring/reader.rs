@@ -8,6 +8,32 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+/// Opens and maps an existing ring file and validates its header (magic, versions, CRC,
+/// geometry, length); the map's slot geometry is set from the header.
+pub(super) fn open_mapped(
+    path: &Path,
+    writable: bool,
+) -> Result<(File, RawRing, RingHeader), RingError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| RingError::io(path, e))?;
+    let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
+    if len < HEADER_PAGE as u64 {
+        return Err(RingError::format(
+            path,
+            len,
+            format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
+        ));
+    }
+    let mut raw =
+        RawRing::map(&file, len as usize, writable).map_err(|e| RingError::io(path, e))?;
+    let header = RingHeader::decode(path, &raw.header_page(), len)?;
+    raw.set_geometry(header.slot_size as usize, header.capacity);
+    Ok((file, raw, header))
+}
+
 /// Reads committed records of one ring file; never writes unless opened as the consumer.
 pub struct RingReader {
     raw: RawRing,
@@ -30,23 +56,7 @@ impl RingReader {
     }
 
     fn open_mode(path: &Path, writable: bool) -> Result<RingReader, RingError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| RingError::io(path, e))?;
-        let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
-        if len < HEADER_PAGE as u64 {
-            return Err(RingError::format(
-                path,
-                len,
-                format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
-            ));
-        }
-        let mut raw =
-            RawRing::map(&file, len as usize, writable).map_err(|e| RingError::io(path, e))?;
-        let header = RingHeader::decode(path, &raw.header_page(), len)?;
-        raw.set_geometry(header.slot_size as usize, header.capacity);
+        let (file, raw, header) = open_mapped(path, writable)?;
         Ok(RingReader {
             raw,
             path: path.to_path_buf(),

@@ -63,22 +63,7 @@ impl RingWriter {
         if created {
             create(path, opts)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| RingError::io(path, e))?;
-        let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
-        if len < HEADER_PAGE as u64 {
-            return Err(RingError::format(
-                path,
-                len,
-                format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
-            ));
-        }
-        let mut raw =
-            RawRing::map(&file, len as usize, true).map_err(|e| RingError::io(path, e))?;
-        let header = RingHeader::decode(path, &raw.header_page(), len)?;
+        let (file, raw, header) = super::reader::open_mapped(path, true)?;
         for (what, have, want) in [
             (
                 "slot size",
@@ -98,7 +83,6 @@ impl RingWriter {
         }
         // Make sure no hole is left (a file copied sparse): a later write into one would SIGBUS on a full disk.
         preallocate(&file, path, file_len(opts.slot_size, opts.capacity))?;
-        raw.set_geometry(opts.slot_size, header.capacity);
         let mut writer = RingWriter {
             raw,
             file,

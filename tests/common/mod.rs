@@ -10,6 +10,20 @@ use std::time::{Duration, Instant};
 
 pub const GLINT: &str = env!("CARGO_BIN_EXE_glint");
 
+/// Instantiates each listed `fn name(io: &str)` as a test for every I/O backend:
+/// `epoll::name` and `uring::name`. Use with `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $(#[test] fn $name() { super::$name("epoll") })*
+        }
+        mod uring {
+            $(#[test] fn $name() { super::$name("uring") })*
+        }
+    };
+}
+
 /// A fresh directory under the system temp dir.
 pub fn tempdir(tag: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
