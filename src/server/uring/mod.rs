@@ -6,7 +6,7 @@
 //! accept; each connection receives into its own `Conn` buffer, and its answers go out with
 //! one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request costs one
 //! completion. The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else
-//! `COOP_TASKRUN` (5.19+). All unsafe code is in [`driver`].
+//! `COOP_TASKRUN` (5.19+). All unsafe code is in `driver.rs`.
 
 #![deny(unsafe_code)]
 
