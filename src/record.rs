@@ -6,7 +6,7 @@
 //!
 //! | offset | size | field        | meaning                                                        |
 //! |-------:|-----:|--------------|----------------------------------------------------------------|
-//! |      0 |    8 | `commit`     | `seq + 1`, stored last with Release ordering; 0 = empty slot   |
+//! |      0 |    8 | `commit`     | `seq + 1`, stored last with Release ordering; 0 = empty or being (over)written |
 //! |      8 |    4 | `crc`        | CRC32C of the ring's 8-byte seed (LE) followed by bytes `12..len` |
 //! |     12 |    2 | `len`        | bytes of the slot in use: [`HEADER_LEN`] + inline data          |
 //! |     14 |    1 | `method`     | [`Method`] code                                                |

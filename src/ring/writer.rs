@@ -120,8 +120,10 @@ impl RingWriter {
                 torn += 1;
             }
         }
-        // A half-written slot at `end` keeps an older commit word; clear its payload too.
+        // A half-written slot at `end` (a crash mid-write) may keep an older lap's commit word
+        // over new bytes: clear it whole, word and payload. Its old record is below the cursor.
         if end - cursor < cap {
+            self.raw.commit_word(end).store(0, Ordering::Release);
             self.raw.with_slot_payload(end, |p| p.fill(0));
         }
         if torn > 0 {
@@ -152,6 +154,12 @@ impl RingWriter {
             }
         }
         let crc_init = self.crc_init;
+        // The slot may hold a record from the previous lap (already compacted). Retire its
+        // commit word before touching the bytes, so a reader copying that old record sees the
+        // word change and drops its copy, and a crash mid-write leaves an empty slot, never
+        // the old commit word over half-new bytes (which would read as corruption).
+        self.raw.commit_word(seq).store(0, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         let encoded = self.raw.with_slot_payload(seq, |payload| {
             record::encode_after_commit(payload, seq, crc_init, rec)
         });
