@@ -1,6 +1,7 @@
 //! HTTP/1.x: request parsing ([`parse`], [`chunked`]), canned answers ([`response`]) and the
 //! backend-independent connection state machine ([`conn`]).
 
+pub mod answer;
 pub mod chunked;
 pub mod conn;
 pub mod parse;
