@@ -6,6 +6,8 @@
 mod http_conn;
 #[path = "../fuzz/harness/http_parse.rs"]
 mod http_parse;
+#[path = "../fuzz/harness/ring_file.rs"]
+mod ring_file;
 
 use std::path::Path;
 
@@ -39,4 +41,9 @@ fn http_parse_corpus_holds_every_invariant() {
 #[test]
 fn http_conn_corpus_holds_every_invariant() {
     replay("http_conn", http_conn::check);
+}
+
+#[test]
+fn ring_file_corpus_holds_every_invariant() {
+    replay("ring_file", ring_file::check);
 }

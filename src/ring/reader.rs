@@ -109,7 +109,7 @@ impl RingReader {
         let cursor = self.cursor();
         let cap = self.header.capacity;
         let mut end = cursor;
-        while end - cursor < cap && self.state(end) == SlotState::Valid {
+        while end - cursor < cap && end < u64::MAX - cap && self.state(end) == SlotState::Valid {
             end += 1;
         }
         let mut start = cursor;

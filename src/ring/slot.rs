@@ -17,7 +17,7 @@ pub enum SlotState {
 
 /// Copies `seq`'s slot into `buf` and checks it: commit word, lengths, seq field and CRC.
 pub fn check_slot(raw: &RawRing, crc_init: u32, seq: u64, buf: &mut [u8]) -> SlotState {
-    if raw.commit_word(seq).load(Ordering::Acquire) != seq + 1 {
+    if raw.commit_word(seq).load(Ordering::Acquire) != seq.wrapping_add(1) {
         return SlotState::Uncommitted;
     }
     raw.copy_slot(seq, buf);
@@ -26,7 +26,7 @@ pub fn check_slot(raw: &RawRing, crc_init: u32, seq: u64, buf: &mut [u8]) -> Slo
         _ => SlotState::Corrupt,
     };
     // A writer that lapped us while we copied has replaced the commit word: not ours any more.
-    if raw.commit_word(seq).load(Ordering::Acquire) != seq + 1 {
+    if raw.commit_word(seq).load(Ordering::Acquire) != seq.wrapping_add(1) {
         return SlotState::Uncommitted;
     }
     state

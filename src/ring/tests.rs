@@ -182,3 +182,24 @@ fn crash_while_overwriting_an_old_lap_leaves_no_false_corruption() {
     assert_eq!(reader.state(2), SlotState::Uncommitted);
     assert_eq!(reader.valid_range(), 3..6);
 }
+
+#[test]
+fn recovery_clears_the_slot_it_inspects_not_the_one_a_damaged_word_claims() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(4)).unwrap();
+    for _ in 0..3 {
+        w.append(&rec(b"/kept")).unwrap();
+    }
+    drop(w);
+    // Slot 3 is empty; damage its commit word so it claims seq 9, whose slot would be 1.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let slot3 = format::HEADER_PAGE + 3 * 256;
+    bytes[slot3..slot3 + 8].copy_from_slice(&10u64.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let (_w, r) = RingWriter::open(&path, opts(4)).unwrap();
+    assert_eq!((r.next_seq, r.torn), (3, 1));
+    let mut reader = RingReader::open(&path).unwrap();
+    assert_eq!(reader.valid_range(), 0..3, "seq 1 (slot 1) must survive");
+    assert_eq!(reader.read(1).unwrap().target(), b"/kept");
+}

@@ -104,19 +104,22 @@ impl RingWriter {
         let mut buf = [0u8; MAX_SLOT_SIZE];
         let buf = &mut buf[..self.header.slot_size as usize];
         let mut end = cursor;
+        // (A damaged header's cursor near u64::MAX must not overflow the scan.)
         while end - cursor < cap
+            && end < u64::MAX - cap
             && check_slot(&self.raw, self.crc_init, end, buf) == SlotState::Valid
         {
             end += 1;
         }
         let mut torn = 0;
-        for i in 0..cap {
-            let commit = self.raw.commit_word(i).load(Ordering::Acquire);
+        for slot in 0..cap {
+            // `slot` addresses slot number `slot` (seq & mask); the seq a commit word claims is
+            // never used as an address, since a damaged word may claim another slot's seq.
+            let commit = self.raw.commit_word(slot).load(Ordering::Acquire);
             // A commit word claiming a seq at or past `end` is left from the crashed run's tail.
             if commit > end {
-                let claimed = commit - 1;
-                self.raw.with_slot_payload(claimed, |p| p.fill(0));
-                self.raw.commit_word(claimed).store(0, Ordering::Release);
+                self.raw.with_slot_payload(slot, |p| p.fill(0));
+                self.raw.commit_word(slot).store(0, Ordering::Release);
                 torn += 1;
             }
         }
