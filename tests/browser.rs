@@ -202,24 +202,6 @@ fn records_written(admin: SocketAddr) -> u64 {
         .sum()
 }
 
-fn decode(dir: &Path) -> Vec<Value> {
-    let out = Command::new(GLINT)
-        .args(["decode", "--format", "jsonl"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     let started = Instant::now();
@@ -254,7 +236,7 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     }
     let data = glint.data_dir.clone();
     assert!(glint.stop().success());
-    let records = decode(&data);
+    let records = decode_jsonl(&data, &[]);
     let hit = |tag: &str| -> &Value {
         let found: Vec<&Value> = records
             .iter()

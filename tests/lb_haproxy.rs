@@ -15,8 +15,6 @@ use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A TCP connection from `local` (any 127/8 address routes to lo on Linux) to `to`.
@@ -48,27 +46,7 @@ fn stop_and_decode(server: Server) -> Vec<Value> {
     let dir = server.data_dir.clone();
     let log = server.log_text();
     assert!(server.stop().success(), "glint serve failed:\n{log}");
-    decode(&dir, &[])
-}
-
-/// `glint decode --format jsonl DIR` plus `extra` arguments, one JSON value per record.
-fn decode(dir: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = Command::new(GLINT)
-        .args(["decode", "--format", "jsonl"])
-        .args(extra)
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "decode: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    decode_jsonl(&dir, &[])
 }
 
 /// The one record whose query is `e={tag}`, as (ip, ip_source, peer).
@@ -396,7 +374,7 @@ fn chunked_sendbeacon_post_through_haproxy_is_stored_whole() {
     let dir = glint.data_dir.clone();
     let records = stop_and_decode(glint);
     // HAProxy kept the chunked framing, so glint's chunked decoder did the reassembly.
-    let chunked = decode(&dir, &["--fields", "query,chunked"]);
+    let chunked = decode_jsonl(&dir, &["--fields", "query,chunked"]);
     assert_eq!(chunked[0]["chunked"], true, "{chunked:?}");
     assert_eq!(
         client_of(&records, "chunked"),

@@ -302,3 +302,23 @@ pub struct RecordRow {
     pub peer_port: u16,
     pub flags: u32,
 }
+
+/// Runs `glint decode --format jsonl [extra] DIR` and parses every line.
+pub fn decode_jsonl(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(GLINT)
+        .args(["decode", "--format", "jsonl"])
+        .args(extra)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
