@@ -46,6 +46,10 @@ pub const HEADER_LEN: usize = 112;
 pub const MIN_SLOT_SIZE: usize = 256;
 /// Largest slot size a ring may use.
 pub const MAX_SLOT_SIZE: usize = 4096;
+/// Largest record (header and inline data) any writer may produce and any reader accepts: the
+/// one bound that segment blocks and record buffers are sized from.
+pub const MAX_RECORD_LEN: usize = 2 << 20;
+const _: () = assert!(MAX_SLOT_SIZE <= MAX_RECORD_LEN);
 /// Number of variable-length inline fields.
 pub const FIELD_COUNT: usize = 5;
 
