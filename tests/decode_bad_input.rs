@@ -134,3 +134,35 @@ fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("9 ring records"));
 }
+
+/// A header with a correct CRC that claims 2^52 slots of 4096 bytes: its byte length wraps a
+/// u64 to exactly the 4096-byte file. Every reader refuses it by name and offset, no signal.
+#[test]
+fn a_header_whose_geometry_wraps_is_refused_by_every_reader() {
+    let dir = tempdir("wrapring");
+    let header = glint::ring::RingHeader {
+        slot_size: 4096,
+        core: 0,
+        capacity: 1 << 52,
+        seed: 1,
+        created_ns: 0,
+    };
+    let mut page = vec![0u8; glint::ring::format::HEADER_PAGE];
+    header.encode(&mut page);
+    let path = dir.join(ring_file_name(0));
+    std::fs::write(&path, &page).unwrap();
+    let p = path.to_str().unwrap();
+    let want = format!("{p}: offset 24: ");
+    for args in [vec![p], vec!["--verify", p], vec![dir.to_str().unwrap()]] {
+        let e = fails(&args);
+        assert!(
+            e.contains(&want) && e.contains("4503599627370496"),
+            "{args:?}: {e}"
+        );
+    }
+    let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(&want), "{err}");
+}

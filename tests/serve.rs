@@ -368,6 +368,25 @@ fn startup_errors_are_one_clear_line() {
             "ring slots 1000 must be a power of two",
         ),
         (
+            // 4096 x 2^52 wraps a u64 to 0: refused before any file is made.
+            vec![
+                "--slot-size".into(),
+                "4096".into(),
+                "--ring-slots".into(),
+                "4503599627370496".into(),
+            ],
+            "ring slots 4503599627370496 must be a power of two from 2 to 4294967296",
+        ),
+        (
+            vec![
+                "--slot-size".into(),
+                "4096".into(),
+                "--ring-slots".into(),
+                "4294967296".into(),
+            ],
+            "exceed the largest ring file, 4096 GiB",
+        ),
+        (
             vec!["--data-dir".into(), file.join("sub").display().to_string()],
             "cannot create",
         ),

@@ -76,7 +76,7 @@ pub fn free_space(ctx: &Context) -> Finding {
             format!("cannot statvfs {}", place.display()),
         );
     };
-    let ring = crate::ring::format::file_len(ctx.slot_size, ctx.ring_slots);
+    let ring = crate::ring::format::file_len(ctx.slot_size, ctx.ring_slots).unwrap_or(u64::MAX);
     let missing = (0..ctx.threads)
         .filter(|core| {
             !ctx.data_dir
@@ -84,7 +84,7 @@ pub fn free_space(ctx: &Context) -> Finding {
                 .exists()
         })
         .count() as u64;
-    free_space_finding(free, missing * ring)
+    free_space_finding(free, missing.saturating_mul(ring))
 }
 
 /// Rings are preallocated at start (serve fails without room); segments need room after them.

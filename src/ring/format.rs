@@ -32,6 +32,14 @@ pub const RING_VERSION: u32 = 1;
 /// Offset of the consumer cursor (an 8-byte aligned u64 on its own cache line).
 pub const OFF_CURSOR: usize = 64;
 const HEADER_CRC_LEN: usize = 48;
+/// Fewest slots a ring may have.
+pub const MIN_CAPACITY: u64 = 2;
+/// Most slots a ring may have (2^32): far above any useful ring, far below where the slot
+/// arithmetic could overflow.
+pub const MAX_CAPACITY: u64 = 1 << 32;
+/// Largest ring file (header page and slots), 4 TiB: a flag or a header claiming more is refused
+/// before anything is mapped.
+pub const MAX_FILE_LEN: u64 = 4 << 40;
 
 /// The immutable part of a ring header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,24 +98,39 @@ impl RingError {
     }
 }
 
-/// Checks a slot size and capacity before any file is touched.
-pub fn check_geometry(slot_size: usize, capacity: u64) -> Result<(), RingError> {
+/// Checks a slot size and capacity before any file is touched; returns the file length they
+/// need. Every bound is checked with overflow-safe arithmetic, so no flag and no header can
+/// make a ring's byte length wrap.
+pub fn check_geometry(slot_size: usize, capacity: u64) -> Result<u64, RingError> {
+    check_slot_size(slot_size)?;
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err(RingError::Geometry(format!(
+            "ring slots {capacity} must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"
+        )));
+    }
+    match file_len(slot_size, capacity) {
+        Some(len) if len <= MAX_FILE_LEN => Ok(len),
+        _ => Err(RingError::Geometry(format!(
+            "{capacity} slots of {slot_size} bytes exceed the largest ring file, {} GiB",
+            MAX_FILE_LEN >> 30
+        ))),
+    }
+}
+
+fn check_slot_size(slot_size: usize) -> Result<(), RingError> {
     if !slot_size.is_power_of_two() || !(MIN_SLOT_SIZE..=MAX_SLOT_SIZE).contains(&slot_size) {
         return Err(RingError::Geometry(format!(
             "slot size {slot_size} must be a power of two from {MIN_SLOT_SIZE} to {MAX_SLOT_SIZE}"
         )));
     }
-    if !capacity.is_power_of_two() || capacity < 2 {
-        return Err(RingError::Geometry(format!(
-            "ring slots {capacity} must be a power of two, at least 2"
-        )));
-    }
     Ok(())
 }
 
-/// Total file size for a geometry.
-pub fn file_len(slot_size: usize, capacity: u64) -> u64 {
-    HEADER_PAGE as u64 + slot_size as u64 * capacity
+/// Total file size for a geometry; `None` if it does not fit in a u64.
+pub fn file_len(slot_size: usize, capacity: u64) -> Option<u64> {
+    (slot_size as u64)
+        .checked_mul(capacity)?
+        .checked_add(HEADER_PAGE as u64)
 }
 
 impl RingHeader {
@@ -174,9 +197,10 @@ impl RingHeader {
             seed: u64_at(32),
             created_ns: u64_at(40),
         };
-        check_geometry(header.slot_size as usize, header.capacity)
-            .map_err(|e| RingError::format(path, 16, e.to_string()))?;
-        let want = file_len(header.slot_size as usize, header.capacity);
+        let slot_size = header.slot_size as usize;
+        check_slot_size(slot_size).map_err(|e| RingError::format(path, 16, e.to_string()))?;
+        let want = check_geometry(slot_size, header.capacity)
+            .map_err(|e| RingError::format(path, 24, e.to_string()))?;
         if actual_len < want {
             return Err(RingError::format(
                 path,
@@ -213,7 +237,7 @@ mod tests {
         let mut page = vec![0u8; HEADER_PAGE];
         h.encode(&mut page);
         let p = Path::new("r");
-        let len = file_len(512, 1024);
+        let len = file_len(512, 1024).unwrap();
         assert_eq!(RingHeader::decode(p, &page, len).unwrap(), h);
         let e = RingHeader::decode(p, &page, len - 1)
             .unwrap_err()
@@ -241,7 +265,7 @@ mod tests {
         let mut page = vec![0u8; HEADER_PAGE];
         h.encode(&mut page);
         page[12..16].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
-        let e = RingHeader::decode(Path::new("r"), &page, file_len(256, 2))
+        let e = RingHeader::decode(Path::new("r"), &page, file_len(256, 2).unwrap())
             .unwrap_err()
             .to_string();
         assert!(
@@ -256,5 +280,42 @@ mod tests {
         assert!(check_geometry(300, 1024).is_err());
         assert!(check_geometry(8192, 1024).is_err());
         assert!(check_geometry(512, 1000).is_err());
+        assert!(check_geometry(512, 1).is_err());
+        assert_eq!(check_geometry(256, MAX_CAPACITY).unwrap(), (1 << 40) + 4096);
+        assert!(check_geometry(256, MAX_CAPACITY << 1).is_err());
+        // 2^52 slots of 4096 bytes: the byte length wraps a u64 to 4096 without checks.
+        let e = check_geometry(4096, 1 << 52).unwrap_err().to_string();
+        assert!(e.contains("4503599627370496"), "{e}");
+        // Within the slot count bound, over the file length bound (8 TiB).
+        let e = check_geometry(2048, MAX_CAPACITY).unwrap_err().to_string();
+        assert!(e.contains("largest ring file"), "{e}");
+        assert_eq!(file_len(4096, 1 << 52), None);
+    }
+
+    #[test]
+    fn a_header_claiming_a_wrapping_geometry_is_refused_at_its_offset() {
+        // A valid CRC over 2^52 slots of 4096 bytes: 4096 + 2^64 wraps to the 4096-byte file.
+        let h = RingHeader {
+            slot_size: 4096,
+            core: 0,
+            capacity: 1 << 52,
+            seed: 7,
+            created_ns: 0,
+        };
+        let mut page = vec![0u8; HEADER_PAGE];
+        h.encode(&mut page);
+        let e = RingHeader::decode(Path::new("r.glr"), &page, HEADER_PAGE as u64)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("r.glr: offset 24: "), "{e}");
+        let h = RingHeader {
+            slot_size: 3000,
+            ..h
+        };
+        h.encode(&mut page);
+        let e = RingHeader::decode(Path::new("r.glr"), &page, HEADER_PAGE as u64)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("r.glr: offset 16: "), "{e}");
     }
 }

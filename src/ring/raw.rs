@@ -36,23 +36,18 @@ impl RawRing {
     }
 
     /// Sets the slot geometry once the header has been validated against the file length.
+    ///
+    /// The header check already refused any geometry that does not fit; these asserts guard the
+    /// pointer arithmetic below and stay on in release builds.
     pub fn set_geometry(&mut self, slot_size: usize, capacity: u64) {
-        assert!(HEADER_PAGE + slot_size * capacity as usize <= self.map.len());
+        let end = usize::try_from(capacity)
+            .ok()
+            .and_then(|c| c.checked_mul(slot_size))
+            .and_then(|b| b.checked_add(HEADER_PAGE));
+        assert!(matches!(end, Some(end) if end <= self.map.len()));
         assert!(capacity.is_power_of_two() && slot_size.is_power_of_two() && slot_size >= 8);
         self.slot_size = slot_size;
         self.mask = capacity - 1;
-    }
-
-    /// A copy of the header page.
-    pub fn header_page(&self) -> [u8; HEADER_PAGE] {
-        let mut page = [0u8; HEADER_PAGE];
-        assert!(self.map.len() >= HEADER_PAGE);
-        // SAFETY: the map is at least HEADER_PAGE bytes long (checked above) and stays mapped
-        // while `self` lives. The header's immutable fields are written once before the file is
-        // renamed into place; the cursor may change concurrently, and callers read it only
-        // through `cursor()`, never from this copy.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr(), page.as_mut_ptr(), HEADER_PAGE) };
-        page
     }
 
     /// Writes the header page of a freshly created file.
@@ -74,8 +69,10 @@ impl RawRing {
 
     fn slot_ptr(&self, seq: u64) -> *mut u8 {
         let offset = HEADER_PAGE + (seq & self.mask) as usize * self.slot_size;
-        debug_assert!(offset + self.slot_size <= self.map.len());
-        // SAFETY: `set_geometry` checked that every slot index up to `mask` lies inside the map.
+        // Kept in release: the one check between a slot number and a pointer.
+        assert!(offset + self.slot_size <= self.map.len());
+        // SAFETY: in bounds, as asserted (and as `set_geometry` checked for every slot index up
+        // to `mask`, so neither sum above can overflow).
         unsafe { self.map.as_mut_ptr().add(offset) }
     }
 

@@ -1,10 +1,11 @@
 //! Reading a ring file that may be live (another process writing) or left by a crash.
 
-use super::format::{RingError, RingHeader, HEADER_PAGE};
+use super::format::{file_len, RingError, RingHeader, HEADER_PAGE};
 use super::raw::RawRing;
 use super::slot::{check_slot, SlotState};
 use crate::record::{self, RecordView};
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -27,9 +28,20 @@ pub(super) fn open_mapped(
             format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
         ));
     }
-    let mut raw =
-        RawRing::map(&file, len as usize, writable).map_err(|e| RingError::io(path, e))?;
-    let header = RingHeader::decode(path, &raw.header_page(), len)?;
+    let mut page = [0u8; HEADER_PAGE];
+    file.read_exact_at(&mut page, 0)
+        .map_err(|e| RingError::io(path, e))?;
+    let header = RingHeader::decode(path, &page, len)?;
+    // Only the bytes the validated geometry needs are mapped (at most MAX_FILE_LEN).
+    let want = file_len(header.slot_size as usize, header.capacity).expect("decode checked it");
+    let map_len = usize::try_from(want).map_err(|_| {
+        RingError::format(
+            path,
+            24,
+            format!("ring of {want} bytes cannot be mapped here"),
+        )
+    })?;
+    let mut raw = RawRing::map(&file, map_len, writable).map_err(|e| RingError::io(path, e))?;
     raw.set_geometry(header.slot_size as usize, header.capacity);
     Ok((file, raw, header))
 }

@@ -1,6 +1,6 @@
 //! The per-core ring writer: create or reopen, recover, append, sync.
 
-use super::format::{check_geometry, file_len, RingError, RingHeader, HEADER_PAGE};
+use super::format::{check_geometry, RingError, RingHeader, HEADER_PAGE};
 use super::raw::RawRing;
 use super::slot::{check_slot, SlotState};
 use crate::record::{self, RecordFields, MAX_SLOT_SIZE};
@@ -58,7 +58,7 @@ pub struct RingWriter {
 impl RingWriter {
     /// Opens the ring at `path`, creating and preallocating it if missing, then recovers it.
     pub fn open(path: &Path, opts: RingOptions) -> Result<(RingWriter, Recovery), RingError> {
-        check_geometry(opts.slot_size, opts.capacity)?;
+        let len = check_geometry(opts.slot_size, opts.capacity)?;
         let created = !path.exists();
         if created {
             create(path, opts)?;
@@ -82,7 +82,7 @@ impl RingWriter {
             }
         }
         // Make sure no hole is left (a file copied sparse): a later write into one would SIGBUS on a full disk.
-        preallocate(&file, path, file_len(opts.slot_size, opts.capacity))?;
+        preallocate(&file, path, len)?;
         let mut writer = RingWriter {
             raw,
             file,
@@ -206,7 +206,7 @@ impl RingWriter {
 fn create(path: &Path, opts: RingOptions) -> Result<(), RingError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("glr.tmp");
-    let len = file_len(opts.slot_size, opts.capacity);
+    let len = check_geometry(opts.slot_size, opts.capacity)?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -217,8 +217,8 @@ fn create(path: &Path, opts: RingOptions) -> Result<(), RingError> {
         .map_err(|e| RingError::io(&tmp, e))?;
     let result = (|| {
         preallocate(&file, &tmp, len)?;
-        let mut raw =
-            RawRing::map(&file, len as usize, true).map_err(|e| RingError::io(&tmp, e))?;
+        let map_len = usize::try_from(len).map_err(|_| too_large(len))?;
+        let mut raw = RawRing::map(&file, map_len, true).map_err(|e| RingError::io(&tmp, e))?;
         let header = RingHeader {
             slot_size: opts.slot_size as u32,
             core: opts.core,
@@ -242,9 +242,7 @@ fn create(path: &Path, opts: RingOptions) -> Result<(), RingError> {
 
 fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), RingError> {
     let Ok(off_len) = libc::off_t::try_from(len) else {
-        return Err(RingError::Geometry(format!(
-            "ring of {len} bytes is too large"
-        )));
+        return Err(too_large(len));
     };
     crate::sys::posix_fallocate(file.as_raw_fd(), off_len).map_err(|source| {
         RingError::Preallocate {
@@ -253,6 +251,10 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), RingError> {
             source,
         }
     })
+}
+
+fn too_large(len: u64) -> RingError {
+    RingError::Geometry(format!("ring of {len} bytes is too large"))
 }
 
 fn random_seed() -> u64 {

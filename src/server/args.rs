@@ -48,7 +48,8 @@ pub struct ServeArgs {
     /// Bytes per ring slot (one record): a power of two from 256 to 4096. Fixed per ring file.
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
     pub slot_size: usize,
-    /// Slots per ring (a power of two). Each core's ring file is slot-size x ring-slots + 4 KiB, preallocated.
+    /// Slots per ring: a power of two from 2 to 2^32, and slot-size x ring-slots at most 4 TiB.
+    /// Each core's ring file is slot-size x ring-slots + 4 KiB, preallocated.
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     pub ring_slots: u64,
     /// With --sync interval, how often rings are flushed to disk: bounds what a power loss can take.
