@@ -2,7 +2,9 @@
 //!
 //! Strict: chunk sizes are 1*HEXDIG without prefix, sign, underscore or whitespace, checked
 //! for overflow; every line ends in CRLF; chunk data must be followed by CRLF exactly.
-//! Extensions and trailer fields are accepted and discarded, within a byte budget.
+//! Extensions (RFC 9112 7.1.1: `*( BWS ";" BWS name [ BWS "=" BWS value ] )`, the name a token,
+//! the value a token or quoted-string) and trailer fields are checked, then discarded, within a
+//! byte budget; an extension without a name (`5;`) is malformed.
 
 /// Why a chunked body is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +19,23 @@ pub enum ChunkError {
 enum State {
     SizeStart,
     Size,
-    Ext,
+    /// Whitespace after the size: only before a `;`.
+    SizeBws,
+    /// After `;`: optional whitespace, then the extension's name.
+    ExtNameStart,
+    ExtName,
+    /// Whitespace after a name: `=`, `;` follows.
+    ExtNameBws,
+    /// After `=`: optional whitespace, then a token or a quoted string.
+    ExtValueStart,
+    ExtToken,
+    ExtQuoted,
+    /// After a backslash inside a quoted string.
+    ExtQuotedPair,
+    /// Right after a quoted value: `;`, whitespace or the line's end.
+    ExtValueEnd,
+    /// Whitespace after a value: only a `;` may follow (BWS precedes `;`, never CRLF).
+    ExtValueBws,
     SizeLf,
     Data(u64),
     DataCr,
@@ -102,10 +120,24 @@ impl ChunkedDecoder {
                     .ok_or(ChunkError::Malformed)?;
                 Size
             }
-            (Size, b';') => self.meta(Ext)?,
+            (Size, b' ' | b'\t') | (SizeBws, b' ' | b'\t') => self.meta(SizeBws)?,
+            (Size | SizeBws, b';') => self.meta(ExtNameStart)?,
             (Size, b'\r') => SizeLf,
-            (Ext, b'\r') => SizeLf,
-            (Ext, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => self.meta(Ext)?,
+            (ExtNameStart, b' ' | b'\t') => self.meta(ExtNameStart)?,
+            (ExtNameStart | ExtName, b) if is_tchar(b) => self.meta(ExtName)?,
+            (ExtName | ExtNameBws, b' ' | b'\t') => self.meta(ExtNameBws)?,
+            (ExtName | ExtNameBws, b'=') => self.meta(ExtValueStart)?,
+            (ExtName | ExtNameBws | ExtToken | ExtValueEnd | ExtValueBws, b';') => {
+                self.meta(ExtNameStart)?
+            }
+            (ExtName | ExtToken | ExtValueEnd, b'\r') => SizeLf,
+            (ExtValueStart, b' ' | b'\t') => self.meta(ExtValueStart)?,
+            (ExtValueStart | ExtToken, b) if is_tchar(b) => self.meta(ExtToken)?,
+            (ExtValueStart, b'"') => self.meta(ExtQuoted)?,
+            (ExtToken | ExtValueEnd | ExtValueBws, b' ' | b'\t') => self.meta(ExtValueBws)?,
+            (ExtQuoted, b'"') => self.meta(ExtValueEnd)?,
+            (ExtQuoted, b'\\') => self.meta(ExtQuotedPair)?,
+            (ExtQuoted | ExtQuotedPair, b) if is_field_text(b) => self.meta(ExtQuoted)?,
             (SizeLf, b'\n') if self.size == 0 => TrailerLineStart,
             (SizeLf, b'\n') => {
                 self.declared = self.declared.saturating_add(self.size);
@@ -118,9 +150,7 @@ impl ChunkedDecoder {
             (TrailerLineStart | TrailerName, b) if is_tchar(b) => self.meta(TrailerName)?,
             (TrailerName, b':') => self.meta(TrailerValue)?,
             (TrailerValue, b'\r') => TrailerLineLf,
-            (TrailerValue, b) if b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80 => {
-                self.meta(TrailerValue)?
-            }
+            (TrailerValue, b) if is_field_text(b) => self.meta(TrailerValue)?,
             (TrailerLineLf, b'\n') => TrailerLineStart,
             (EndLf, b'\n') => Done,
             _ => return Err(ChunkError::Malformed),
@@ -135,6 +165,12 @@ impl ChunkedDecoder {
         }
         Ok(next)
     }
+}
+
+/// HTAB, SP, visible ASCII and obs-text: what a field value or a quoted string may hold (a
+/// quoted string's `"` and `\\` are handled before this).
+fn is_field_text(b: u8) -> bool {
+    b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80
 }
 
 /// RFC 9110 5.6.2 token characters.
@@ -184,6 +220,30 @@ mod tests {
     }
 
     #[test]
+    fn chunk_extension_grammar() {
+        let good: &[&[u8]] = &[
+            b"5;a\r\n",
+            b"5;a=b\r\n",
+            b"5;a=b;c;d=e\r\n",
+            b"5 ;a\r\n",
+            b"5\t; a = b ; c\r\n",
+            b"5;a=\"\"\r\n",
+            b"5;a=\"x; y=\\\"z\\\\ \xff\"\r\n",
+            b"5;a=\"q\" ;b\r\n",
+        ];
+        for ext in good {
+            let raw = [*ext, b"hello\r\n0\r\n\r\n"].concat();
+            let got = decode_in_pieces(&raw, 1).map(|(body, _)| body);
+            assert_eq!(
+                got,
+                Ok(b"hello".to_vec()),
+                "{}",
+                String::from_utf8_lossy(ext)
+            );
+        }
+    }
+
+    #[test]
     fn declared_length_counts_sizes_before_their_data() {
         let mut d = ChunkedDecoder::default();
         d.feed(b"5\r\nhello\r\nfffffff\r\nab", |_| {}).unwrap();
@@ -214,6 +274,24 @@ mod tests {
             b"0\r\n: no-name\r\n\r\n",
             b"0\r\nX-T: a\x01b\r\n\r\n",
             b"0\r\nX-T: 1\r\n\n",
+            // Chunk extensions without a name, or with a bad name or value (RFC 9112 7.1.1).
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5; \r\nhello\r\n0\r\n\r\n",
+            b"5;;a\r\nhello\r\n0\r\n\r\n",
+            b"5;=v\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a;\r\nhello\r\n0\r\n\r\n",
+            b"5;a b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\"c\r\nhello\r\n0\r\n\r\n",
+            b"5;a(b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b\x01\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n",
+            b"0;\r\n\r\n",
+            b"5;a \r\nhello\r\n0\r\n\r\n",
+            b"5;a=b \r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\" \r\nhello\r\n0\r\n\r\n",
         ];
         for raw in bad {
             let mut d = ChunkedDecoder::default();
