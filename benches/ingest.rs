@@ -8,6 +8,17 @@ use std::net::Ipv6Addr;
 
 const BEACON: &[u8] = b"GET /p.gif?e=pageview&cid=summer-sale-2026&uid=6f1c2a9e-41d7-4b8e-9a53-0c7d2f1e8b44&url=https%3A%2F%2Fshop.example.com%2Fcart&res=1920x1080 HTTP/1.1\r\nHost: t.example.com\r\nConnection: keep-alive\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\nAccept: image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: image\r\nReferer: https://shop.example.com/cart?step=2\r\nAccept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9,de;q=0.8\r\nCookie: _ga=GA1.1.123456789.1700000000; session=abcdef\r\nDNT: 1\r\n\r\n";
 
+/// A beacon whose request line is 8,000 octets, the length RFC 9112 3 asks servers to accept.
+fn long_request_line() -> Vec<u8> {
+    let prefix = b"GET /p.gif?e=pageview&q=";
+    let suffix = b" HTTP/1.1\r\n";
+    let mut raw = prefix.to_vec();
+    raw.resize(8000 - suffix.len(), b'x');
+    raw.extend_from_slice(suffix);
+    raw.extend_from_slice(b"Host: t.example.com\r\nUser-Agent: Mozilla/5.0\r\n\r\n");
+    raw
+}
+
 fn fields<'a>(head: &glint::http::parse::RequestHead<'a>) -> RecordFields<'a> {
     RecordFields {
         ts_ns: 1_764_400_000_000_000_000,
@@ -45,6 +56,15 @@ fn parse_and_encode(c: &mut Criterion) {
         b.iter(|| {
             let Parsed::Complete(head) = parse_request_head(black_box(BEACON), &limits) else {
                 unreachable!()
+            };
+            record::encode(&mut slot, 7, crc_init, &fields(&head)).len
+        })
+    });
+    let long = long_request_line();
+    g.bench_function("parse+encode, 8000-octet request line", |b| {
+        b.iter(|| {
+            let Parsed::Complete(head) = parse_request_head(black_box(&long), &limits) else {
+                unreachable!("an 8,000-octet request line is accepted by default")
             };
             record::encode(&mut slot, 7, crc_init, &fields(&head)).len
         })

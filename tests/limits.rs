@@ -277,6 +277,30 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
     );
 }
 
+#[test]
+fn target_limit_that_cannot_fit_in_the_head_limit_is_a_clear_startup_error() {
+    let out = std::process::Command::new(GLINT)
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
+        .args([
+            "--max-target",
+            "9000",
+            "--max-head-size",
+            "8192",
+            "--data-dir",
+        ])
+        .arg(tempdir("target-fit"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("--max-target 9000 does not fit in --max-head-size 8192")
+            && err.contains("at least 9064"),
+        "{err}"
+    );
+}
+
 /// Kills and reaps the child however the test ends, so no server outlives a failed assertion.
 struct KillOnDrop(std::process::Child);
 

@@ -189,7 +189,7 @@ fn metrics_count_open_connections_and_refused_requests() {
     )
     .unwrap();
     assert_eq!(r.status, 400);
-    let too_long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(5000));
+    let too_long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(9000));
     let r = roundtrip(&mut server.connect(), too_long.as_bytes()).unwrap();
     assert_eq!(r.status, 414);
     let reason = |r: &str| format!("reason=\"{r}\"");

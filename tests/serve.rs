@@ -301,7 +301,7 @@ fn bad_requests_get_status_and_close(io: &str) {
     let mut s = server.connect();
     let big_header = format!(
         "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
-        "b".repeat(9000)
+        "b".repeat(17_000)
     );
     assert_eq!(
         roundtrip(&mut s, big_header.as_bytes()).unwrap().status,

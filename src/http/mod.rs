@@ -9,3 +9,4 @@ pub mod proxy;
 pub mod realip;
 pub mod response;
 pub mod route;
+pub mod version;

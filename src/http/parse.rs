@@ -5,7 +5,17 @@
 //! 9112, see `shared/RELIABILITY.md`) are applied here so that the connection code only sees a
 //! request it can answer or a [`Reject`] that names the status to send.
 
+use super::version::{self, LineVersion, RequestLine};
 use crate::record::Method;
+
+/// Default `--max-target`: RFC 9112 3 recommends request lines of at least 8,000 octets, and
+/// trackers send long query strings.
+pub const DEFAULT_MAX_TARGET: usize = 8192;
+/// Default `--max-head-size`: the longest default target plus room for a browser's fields.
+pub const DEFAULT_MAX_HEAD: usize = 16384;
+/// What a request line adds to its target (method, two spaces, `HTTP/1.1`, CRLF), at most for
+/// any method glint answers: `--max-target` plus this must fit in `--max-head-size`.
+pub const REQUEST_LINE_OVERHEAD: usize = 64;
 
 /// Size limits, from `glint serve` flags.
 #[derive(Debug, Clone, Copy)]
@@ -23,12 +33,28 @@ pub struct Limits {
     pub named_ip_header: Option<&'static [u8]>,
 }
 
+impl Limits {
+    /// Whether a request line carrying a target of `max_target` bytes fits in `max_head`; the
+    /// error is one line naming both flags.
+    pub fn check_target_fits(max_target: usize, max_head: usize) -> Result<(), String> {
+        match max_target.checked_add(REQUEST_LINE_OVERHEAD) {
+            Some(line) if line <= max_head => Ok(()),
+            _ => Err(format!(
+                "--max-target {max_target} does not fit in --max-head-size {max_head}: a request \
+                 line adds up to {REQUEST_LINE_OVERHEAD} bytes to its target, so raise \
+                 --max-head-size to at least {} or lower --max-target",
+                max_target.saturating_add(REQUEST_LINE_OVERHEAD)
+            )),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_head: 8192,
+            max_head: DEFAULT_MAX_HEAD,
             max_headers: 64,
-            max_target: 4096,
+            max_target: DEFAULT_MAX_TARGET,
             max_body: 65_536,
             named_ip_header: None,
         }
@@ -135,14 +161,50 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return partial(buf, limits),
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(Reject::HeaderTooLarge),
-        Err(httparse::Error::Version) => return Parsed::Error(version_error(buf)),
+        Err(httparse::Error::Version) => return parse_higher_minor(buf, limits),
         Err(_) => return Parsed::Error(Reject::BadRequest),
     };
-    let (Some(method_token), Some(path), Some(version)) = (req.method, req.path, req.version)
-    else {
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Parsed::Error(Reject::BadRequest);
     };
-    let target = path.as_bytes();
+    let line = RequestLine {
+        method,
+        target,
+        end: 0,
+    };
+    check_head(buf, line, version, req.headers, head_len, limits)
+}
+
+/// A request line httparse refused for its version: `HTTP/1.2` .. `HTTP/1.9` parsed as HTTP/1.1
+/// (RFC 9110 2.5), other versions refused (see [`super::version`]).
+fn parse_higher_minor<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    let line = match version::classify(buf) {
+        LineVersion::HigherMinor(line) => line,
+        LineVersion::Incomplete => return partial(buf, limits),
+        LineVersion::Refused(reject) => return Parsed::Error(reject),
+    };
+    let mut storage = [httparse::EMPTY_HEADER; HEADERS_CAP];
+    let headers = &mut storage[..limits.max_headers.min(HEADERS_CAP)];
+    match httparse::parse_headers(&buf[line.end..], headers) {
+        Ok(httparse::Status::Complete((n, headers))) => {
+            check_head(buf, line, 1, headers, line.end + n, limits)
+        }
+        Ok(httparse::Status::Partial) => partial(buf, limits),
+        Err(httparse::Error::TooManyHeaders) => Parsed::Error(Reject::HeaderTooLarge),
+        Err(_) => Parsed::Error(Reject::BadRequest),
+    }
+}
+
+/// The checks httparse leaves to us, on a head it parsed whole (`head_len` bytes of `buf`).
+fn check_head<'a>(
+    buf: &'a [u8],
+    line: RequestLine<'a>,
+    http_minor: u8,
+    headers: &[httparse::Header<'a>],
+    head_len: usize,
+    limits: &Limits,
+) -> Parsed<'a> {
+    let target = line.target.as_bytes();
     if target.len() > limits.max_target {
         return Parsed::Error(Reject::UriTooLong);
     }
@@ -152,16 +214,16 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
     if has_bare_lf(&buf[..head_len]) {
         return Parsed::Error(Reject::BadRequest);
     }
-    let method = Method::from_token(method_token);
+    let method = Method::from_token(line.method);
     if !valid_target(method, target) {
         return Parsed::Error(Reject::BadRequest);
     }
-    match read_headers(req.headers, version, limits) {
+    match read_headers(headers, http_minor, limits) {
         Ok(h) => Parsed::Complete(RequestHead {
             method,
             unknown_method: method == Method::Other,
             target,
-            http_minor: version,
+            http_minor,
             user_agent: h.user_agent,
             referer: h.referer,
             cookie: h.cookie,
@@ -184,45 +246,13 @@ pub fn parse_request_head<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
 fn partial<'a>(buf: &[u8], limits: &Limits) -> Parsed<'a> {
     let line_end = buf.iter().position(|&b| b == b'\n');
     // Request line still incomplete and already longer than any acceptable target.
-    if line_end.is_none() && buf.len() > limits.max_target + 64 {
+    if line_end.is_none() && buf.len() > limits.max_target.saturating_add(REQUEST_LINE_OVERHEAD) {
         return Parsed::Error(Reject::UriTooLong);
     }
     if buf.len() >= limits.max_head {
         return Parsed::Error(Reject::HeaderTooLarge);
     }
     Parsed::Partial
-}
-
-/// httparse reports unknown versions and garbage alike; only a well-formed request line
-/// `method SP target SP HTTP/x.y` with an unknown version is a 505.
-fn version_error(buf: &[u8]) -> Reject {
-    let mut buf = buf;
-    // httparse skips empty lines before the request line (RFC 9112 2.2); so do we.
-    while let Some(rest) = buf.strip_prefix(b"\r\n") {
-        buf = rest;
-    }
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Reject::BadRequest;
-    };
-    if method.is_empty() || target.is_empty() {
-        return Reject::BadRequest;
-    }
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            Reject::VersionNotSupported
-        }
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
-            Reject::VersionNotSupported
-        }
-        _ => Reject::BadRequest,
-    }
 }
 
 /// RFC 9112 2.2 allows a bare LF as a line terminator; accepting it differently from a proxy in
@@ -515,7 +545,8 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n", 400), // obs-fold
             (b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", 400),            // bare CR
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
-            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 200), // higher minor: as 1.1
+            (b"GET / HTTP/1.2\r\n\r\n", 400),                 // ... so Host is required
             (b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
@@ -574,6 +605,55 @@ mod tests {
         assert_eq!(status(b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), 400);
         assert_eq!(status(b" / HTTP/2.0\r\nHost: a\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn higher_minor_version_is_parsed_as_one_one() {
+        let raw = b"\r\nPOST /p.gif?a=1 HTTP/1.2\r\nHost: a\r\nUser-Agent: u\r\nContent-Length: 3\r\n\r\nabcGET";
+        let h = parse(raw).unwrap();
+        assert_eq!((h.method, h.target), (Method::Post, &b"/p.gif?a=1"[..]));
+        assert_eq!((h.http_minor, h.keep_alive), (1, true));
+        assert_eq!((h.user_agent, h.framing), (&b"u"[..], Framing::Length(3)));
+        assert_eq!(h.head_len, raw.len() - b"abcGET".len());
+        let h = parse(b"GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        assert!(!h.keep_alive);
+        assert_eq!(parse(b"GET / HTTP/1.2\r\nHost: a\r\n").unwrap_err(), None);
+        assert_eq!(parse(b"GET / HTTP/1.2").unwrap_err(), None);
+        let bad: &[(&[u8], Reject)] = &[
+            (
+                b"GET / HTTP/1.2\r\nHost: a\nX: 1\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                b"GET / HTTP/1.2\r\nHost: a\r\nX : 1\r\n\r\n",
+                Reject::BadRequest,
+            ),
+            (
+                b"GET / HTTP/1.2\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Reject::NotImplemented,
+            ),
+            (
+                b"GET /caf\xc3\xa9 HTTP/1.2\r\nHost: a\r\n\r\n",
+                Reject::BadRequest,
+            ),
+        ];
+        for (raw, want) in bad {
+            assert_eq!(
+                parse(raw).unwrap_err(),
+                Some(*want),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let limits = Limits {
+            max_headers: 1,
+            ..Limits::default()
+        };
+        let raw = b"GET / HTTP/1.3\r\nHost: a\r\nX: 1\r\n\r\n";
+        assert!(matches!(
+            parse_request_head(raw, &limits),
+            Parsed::Error(Reject::HeaderTooLarge)
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::core::{GpcPolicy, ResponseKind};
 use crate::clock::parse_duration;
+use crate::http::parse::{DEFAULT_MAX_HEAD, DEFAULT_MAX_TARGET};
 use crate::http::realip::{Cidr, ClientIpHeader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,14 +65,14 @@ pub struct ServeArgs {
     /// Listen backlog (capped by net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub backlog: i32,
-    /// Largest request head (request line plus headers) in bytes; larger gets 431.
-    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
+    /// Largest request head (request line plus headers) in bytes; larger gets 431. Must hold --max-target plus 64.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_HEAD)]
     pub max_head_size: usize,
     /// Most header fields in one request; more gets 431.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_headers: usize,
-    /// Longest request target in bytes; longer gets 414.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    /// Longest request target in bytes; longer gets 414 (RFC 9112 recommends request lines of 8,000 octets or more).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_TARGET)]
     pub max_target: usize,
     /// Largest request body in bytes; larger gets 413. Bodies are stored up to the slot's room.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]

@@ -211,6 +211,7 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
     if args.max_head_size < 256 || args.max_head_size > 1 << 20 {
         return Err("--max-head-size must be from 256 bytes to 1 MiB".into());
     }
+    Limits::check_target_fits(args.max_target, args.max_head_size)?;
     if args.proxy_protocol && args.trusted_proxy.is_empty() {
         return Err(
             "--proxy-protocol needs --trusted-proxy with the load balancer's address".into(),
@@ -226,7 +227,7 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
         limits: Limits {
             max_head: args.max_head_size,
             max_headers: args.max_headers,
-            max_target: args.max_target.min(args.max_head_size),
+            max_target: args.max_target,
             max_body: args.max_body,
             named_ip_header: match &args.client_ip_header {
                 // Leaked once at start-up: the parser borrows the name for the process's life.
