@@ -253,8 +253,11 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
             "127.0.0.1:0",
             "--threads",
             "1",
+            // 2 TiB: a valid geometry (under the 4 TiB file bound) no test disk can hold.
+            "--slot-size",
+            "4096",
             "--ring-slots",
-            &(1u64 << 40).to_string(),
+            &(1u64 << 29).to_string(),
             "--data-dir",
         ])
         .arg(&dir)
