@@ -112,7 +112,7 @@ impl Compactor {
         let span_end = w.start_ns().saturating_add(self.opts.span_ns);
         let too_big =
             w.projected_len(rec_len, self.rings.len() + self.marks.len()) > self.opts.max_bytes;
-        !w.is_empty() && (ts_ns >= span_end || too_big)
+        !w.is_empty() && (ts_ns >= span_end || too_big || w.index_full())
     }
 
     fn create(

@@ -1,6 +1,6 @@
 //! Byte layouts of the segment header, block header, checkpoint and index entries, trailer.
 
-use crate::record::FORMAT_VERSION;
+use crate::record::{FORMAT_VERSION, MAX_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
 /// Sealed segment file name suffix.
@@ -12,10 +12,30 @@ pub const SEGMENT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 64;
 pub const BLOCK_HEADER_LEN: usize = 40;
 pub const TRAILER_LEN: usize = 40;
-/// Largest decompressed block payload a reader accepts (bounds memory on a damaged file).
-pub const MAX_BLOCK_RAW: usize = 1 << 20;
 pub(crate) const CHECKPOINT_ENTRY_LEN: usize = 24;
 pub(crate) const INDEX_ENTRY_LEN: usize = 32;
+
+// The length contract: every block length the writer may produce and the reader accepts
+// follows from the constants below through [`BlockHeader::check_lengths`], which the writer
+// (before writing a block), the reader, recovery, `decode --verify` and the fuzz targets all
+// call. Nothing else decides whether a block length is acceptable.
+
+/// Raw bytes of records gathered before a block is written (a block ends at most one record later).
+pub const BLOCK_TARGET: usize = 64 * 1024;
+/// Largest raw payload of a records block: the writer ends a block as soon as it holds
+/// [`BLOCK_TARGET`] bytes, so before its last record it held at most `BLOCK_TARGET - 1`, and a
+/// record is at most [`MAX_RECORD_LEN`]. Bounds the reader's memory for one block.
+pub const MAX_RECORDS_BLOCK: usize = BLOCK_TARGET - 1 + MAX_RECORD_LEN;
+/// Most entries in a checkpoint block: one per core, and a core is a `u16` in every record.
+pub const MAX_CHECKPOINT_ENTRIES: usize = 1 << 16;
+/// Most entries in an index block, so its length fits the `u32` length fields. The writer
+/// seals a segment before it holds more records blocks than this; in practice the size and
+/// span limits seal it long before (an index entry stands for a block of about 64 KiB raw).
+/// The index is not bounded by a fixed byte count: it grows with the segment, and a reader
+/// bounds it by the blocks that fit in the file before it.
+pub const MAX_INDEX_ENTRIES: usize = u32::MAX as usize / INDEX_ENTRY_LEN;
+/// Fewest bytes a records block takes in the file: its header and a non-empty payload.
+const MIN_RECORDS_BLOCK_LEN: u64 = BLOCK_HEADER_LEN as u64 + 1;
 
 const MAGIC: [u8; 8] = *b"GLINTSEG";
 const BLOCK_MAGIC: [u8; 4] = *b"GLBK";
@@ -196,7 +216,8 @@ impl BlockHeader {
         b
     }
 
-    /// Decodes a header's fields; `None` if it is not a plausible block header.
+    /// Decodes a header's fields; an error if it is not a block header at all. Its lengths are
+    /// checked by [`BlockHeader::check_lengths`].
     pub fn decode(b: &[u8; BLOCK_HEADER_LEN]) -> Result<BlockHeader, String> {
         if b[0..4] != BLOCK_MAGIC {
             return Err("no block here (bad block magic)".into());
@@ -220,13 +241,90 @@ impl BlockHeader {
             max_ts: u64_at(b, 28),
             crc: u32_at(b, 36),
         };
-        if h.raw_len as usize > MAX_BLOCK_RAW || h.stored_len as usize > MAX_BLOCK_RAW {
+        Ok(h)
+    }
+
+    /// The length contract for a block whose header is at file offset `at` in a file of
+    /// `file_len` bytes (a writer passes the length the file will have with this block).
+    ///
+    /// - every block: it ends inside the file;
+    /// - records: 1 ..= [`MAX_RECORDS_BLOCK`] raw bytes holding `count` >= 1 records of at
+    ///   least [`crate::record::HEADER_LEN`] bytes each; stored raw (`stored_len == raw_len`)
+    ///   or as a zstd frame no longer than the raw bytes;
+    /// - checkpoint: at most [`MAX_CHECKPOINT_ENTRIES`] entries of 24 bytes, stored raw;
+    /// - index: `count` entries of 32 bytes, stored raw, and no more entries than there are
+    ///   records blocks that fit between the header and `at` (nor than [`MAX_INDEX_ENTRIES`]):
+    ///   bounded by the file it is in, not by a fixed constant, so an index grows with its
+    ///   segment and every index an earlier release wrote is still read.
+    pub fn check_lengths(&self, at: u64, file_len: u64) -> Result<(), String> {
+        let end = at
+            .checked_add(self.total_len())
+            .filter(|&end| end <= file_len);
+        if end.is_none() {
             return Err(format!(
-                "block length {} (raw {}) is over the {MAX_BLOCK_RAW}-byte limit",
-                h.stored_len, h.raw_len
+                "block of {} bytes runs past the end of the file ({file_len} bytes)",
+                self.total_len()
             ));
         }
-        Ok(h)
+        let (stored, raw, count) = (
+            u64::from(self.stored_len),
+            u64::from(self.raw_len),
+            u64::from(self.count),
+        );
+        let entries = |entry_len: usize, max: u64, what: &str| -> Result<(), String> {
+            if self.zstd {
+                return Err(format!(
+                    "{what} block is compressed (only records blocks are)"
+                ));
+            }
+            if count > max {
+                return Err(format!(
+                    "{what} block lists {count} entries, at most {max} fit here"
+                ));
+            }
+            let want = count * entry_len as u64;
+            if raw != want || stored != want {
+                return Err(format!(
+                    "{what} block of {count} entries is {stored} bytes (raw {raw}), want {want}"
+                ));
+            }
+            Ok(())
+        };
+        match self.kind {
+            BlockKind::Records => {
+                if raw == 0 || raw > MAX_RECORDS_BLOCK as u64 {
+                    return Err(format!(
+                        "records block of {raw} raw bytes is outside 1..={MAX_RECORDS_BLOCK}"
+                    ));
+                }
+                let framing_ok = if self.zstd {
+                    (1..=raw).contains(&stored)
+                } else {
+                    stored == raw
+                };
+                if !framing_ok {
+                    return Err(format!(
+                        "records block stores {stored} bytes for {raw} raw bytes ({})",
+                        if self.zstd { "zstd" } else { "uncompressed" }
+                    ));
+                }
+                if count == 0 || count * crate::record::HEADER_LEN as u64 > raw {
+                    return Err(format!(
+                        "records block claims {count} records in {raw} bytes"
+                    ));
+                }
+                Ok(())
+            }
+            BlockKind::Checkpoint => entries(
+                CHECKPOINT_ENTRY_LEN,
+                MAX_CHECKPOINT_ENTRIES as u64,
+                "checkpoint",
+            ),
+            BlockKind::Index => {
+                let room = at.saturating_sub(HEADER_LEN as u64) / MIN_RECORDS_BLOCK_LEN;
+                entries(INDEX_ENTRY_LEN, room.min(MAX_INDEX_ENTRIES as u64), "index")
+            }
+        }
     }
 
     /// Whether the stored CRC matches this header and payload.

@@ -31,7 +31,7 @@
 //! |      5 |    1 | `codec`      | 0 = stored raw, 1 = zstd frame                                |
 //! |      6 |    2 | reserved     | zero                                                          |
 //! |      8 |    4 | `stored_len` | payload bytes in the file                                     |
-//! |     12 |    4 | `raw_len`    | payload bytes after decompression (at most [`MAX_BLOCK_RAW`]) |
+//! |     12 |    4 | `raw_len`    | payload bytes after decompression (see the length contract)   |
 //! |     16 |    4 | `count`      | records (kind 1) or entries (kinds 2, 3)                      |
 //! |     20 |    8 | `min_ts_ns`  | smallest record timestamp in the block (kind 1, 3)            |
 //! |     28 |    8 | `max_ts_ns`  | largest record timestamp in the block (kind 1, 3)             |
@@ -47,6 +47,24 @@
 //! - index: `count` entries of 32 bytes, one per records block in file order: block `offset`
 //!   u64, `min_ts_ns` u64, `max_ts_ns` u64, `count` u32, reserved u32. Its header's min/max are
 //!   the whole segment's.
+//!
+//! Length contract (`BlockHeader::check_lengths`, the one check the writer runs before writing
+//! a block and every reader, recovery, `decode --verify` and the fuzz targets run before
+//! reading one, so the writer cannot produce a block the reader refuses):
+//! - every block ends inside the file;
+//! - records: `raw_len` from 1 to [`MAX_RECORDS_BLOCK`] (the writer ends a block once it holds
+//!   [`BLOCK_TARGET`] bytes, so at most one record of [`crate::record::MAX_RECORD_LEN`] later),
+//!   `count` >= 1 records of at least a record header each; stored raw (`stored_len ==
+//!   raw_len`) or as a zstd frame of at most `raw_len` bytes;
+//! - checkpoint: stored raw, `count` <= [`MAX_CHECKPOINT_ENTRIES`] (one per core);
+//! - index: stored raw, one entry per records block before it, so its length is bounded by
+//!   the blocks that fit between the header and the index (41 bytes at least each), not by a
+//!   fixed constant: the index grows with the segment and is not split. The only fixed bound
+//!   is [`MAX_INDEX_ENTRIES`] (its length must fit the `u32` fields); the compactor seals a
+//!   segment before it holds that many blocks, though its size and span limits seal it long
+//!   before (a 1 GiB segment of zstd blocks has an index of a few MB). Releases before this
+//!   contract refused blocks over 1 MiB when reading, so they could not read the index of a
+//!   segment past about 100 MB they had written themselves; such segments read fine now.
 //!
 //! Trailer, [`TRAILER_LEN`] bytes at the very end of a sealed segment:
 //!
@@ -73,10 +91,11 @@ mod writer;
 
 pub use format::{
     list_segments, segment_file_name, BlockKind, Codec, SegmentError, Watermark, BLOCK_HEADER_LEN,
-    HEADER_LEN, MAX_BLOCK_RAW, OPEN_SUFFIX, SEGMENT_SUFFIX, SEGMENT_VERSION, TRAILER_LEN,
+    BLOCK_TARGET, HEADER_LEN, MAX_CHECKPOINT_ENTRIES, MAX_INDEX_ENTRIES, MAX_RECORDS_BLOCK,
+    OPEN_SUFFIX, SEGMENT_SUFFIX, SEGMENT_VERSION, TRAILER_LEN,
 };
 pub use reader::SegmentReader;
-pub use writer::{Recovered, SegmentWriter, BLOCK_TARGET};
+pub use writer::{Recovered, SegmentWriter};
 
 #[cfg(test)]
 mod tests;

@@ -31,23 +31,22 @@ pub(crate) fn read_block_at(
     if at == file_len {
         return BlockRead::End;
     }
-    if at + BLOCK_HEADER_LEN as u64 > file_len {
-        return BlockRead::Bad(format!("torn block header ({} bytes)", file_len - at));
+    if at.saturating_add(BLOCK_HEADER_LEN as u64) > file_len {
+        return BlockRead::Bad(format!(
+            "torn block header ({} bytes)",
+            file_len.saturating_sub(at)
+        ));
     }
     let mut raw_head = [0u8; BLOCK_HEADER_LEN];
     if let Err(e) = file.read_exact_at(&mut raw_head, at) {
         return BlockRead::Io(e);
     }
-    let h = match BlockHeader::decode(&raw_head) {
+    let h = match BlockHeader::decode(&raw_head)
+        .and_then(|h| h.check_lengths(at, file_len).map(|()| h))
+    {
         Ok(h) => h,
         Err(why) => return BlockRead::Bad(why),
     };
-    if at + h.total_len() > file_len {
-        return BlockRead::Bad(format!(
-            "block of {} bytes runs past the end of the file ({file_len} bytes)",
-            h.total_len()
-        ));
-    }
     payload.clear();
     payload.resize(h.stored_len as usize, 0);
     if let Err(e) = file.read_exact_at(payload, at + BLOCK_HEADER_LEN as u64) {
@@ -165,7 +164,7 @@ impl SegmentReader {
             let Ok(h) = BlockHeader::decode(&b) else {
                 break;
             };
-            if at + h.total_len() > self.file_len || h.kind == BlockKind::Index {
+            if h.check_lengths(at, self.file_len).is_err() || h.kind == BlockKind::Index {
                 break;
             }
             if h.kind == BlockKind::Records {

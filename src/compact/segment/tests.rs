@@ -1,3 +1,4 @@
+use super::format::{BlockHeader, INDEX_ENTRY_LEN};
 use super::*;
 use crate::record::{self, BodyKind, IpSource, Method, RecordFields, RecordView};
 use std::net::Ipv6Addr;
@@ -319,4 +320,226 @@ fn a_file_killed_before_its_header_was_written_is_removed() {
     let err = SegmentWriter::recover(&open).err().unwrap().to_string();
     assert!(err.contains("offset 0: not a glint segment"), "{err}");
     assert!(open.exists());
+}
+
+/// A segment as the first release wrote it, byte by byte (not through today's writer): header,
+/// `blocks` records blocks of one raw record each, a checkpoint, the index, the trailer.
+fn old_release_segment(path: &Path, blocks: u32) -> Vec<Vec<u8>> {
+    let seed = 0x5eed_u64;
+    let crc_seeded = |parts: &[&[u8]]| {
+        let mut crc = crc32c::crc32c(&seed.to_le_bytes());
+        for p in parts {
+            crc = crc32c::crc32c_append(crc, p);
+        }
+        crc
+    };
+    let mut file = Vec::new();
+    let mut head = [0u8; 64];
+    head[0..8].copy_from_slice(b"GLINTSEG");
+    head[8..12].copy_from_slice(&1u32.to_le_bytes()); // segment format 1
+    head[12..16].copy_from_slice(&record::FORMAT_VERSION.to_le_bytes());
+    head[16..20].copy_from_slice(&1u32.to_le_bytes()); // zstd asked for
+    head[24..32].copy_from_slice(&seed.to_le_bytes());
+    head[32..40].copy_from_slice(&1_000u64.to_le_bytes());
+    let crc = crc32c::crc32c(&head[..60]);
+    head[60..64].copy_from_slice(&crc.to_le_bytes());
+    file.extend_from_slice(&head);
+    let block = |file: &mut Vec<u8>, kind: u8, count: u32, ts: (u64, u64), payload: &[u8]| {
+        let at = file.len() as u64;
+        let mut h = [0u8; 40];
+        h[0..4].copy_from_slice(b"GLBK");
+        h[4] = kind;
+        h[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&count.to_le_bytes());
+        h[20..28].copy_from_slice(&ts.0.to_le_bytes());
+        h[28..36].copy_from_slice(&ts.1.to_le_bytes());
+        let crc = crc_seeded(&[&h[..36], payload]);
+        h[36..40].copy_from_slice(&crc.to_le_bytes());
+        file.extend_from_slice(&h);
+        file.extend_from_slice(payload);
+        at
+    };
+    let mut index = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..u64::from(blocks) {
+        let rec = record_bytes(0, i, 1_000 + i);
+        let at = block(&mut file, 1, 1, (1_000 + i, 1_000 + i), &rec);
+        for v in [at, 1_000 + i, 1_000 + i] {
+            index.extend_from_slice(&v.to_le_bytes());
+        }
+        index.extend_from_slice(&1u32.to_le_bytes());
+        index.extend_from_slice(&[0u8; 4]);
+        records.push(rec);
+    }
+    let mut checkpoint = Vec::new();
+    checkpoint.extend_from_slice(&0u32.to_le_bytes());
+    checkpoint.extend_from_slice(&[0u8; 4]);
+    checkpoint.extend_from_slice(&7u64.to_le_bytes());
+    checkpoint.extend_from_slice(&u64::from(blocks).to_le_bytes());
+    let checkpoint_at = block(&mut file, 2, 1, (0, 0), &checkpoint);
+    let last = 1_000 + u64::from(blocks) - 1;
+    let index_at = block(&mut file, 3, blocks, (1_000, last), &index);
+    let mut t = [0u8; 40];
+    t[0..8].copy_from_slice(&index_at.to_le_bytes());
+    t[8..16].copy_from_slice(&checkpoint_at.to_le_bytes());
+    t[16..24].copy_from_slice(&u64::from(blocks).to_le_bytes());
+    let crc = crc_seeded(&[&t[..24]]);
+    t[24..28].copy_from_slice(&crc.to_le_bytes());
+    t[32..40].copy_from_slice(b"GLSEGEND");
+    file.extend_from_slice(&t);
+    std::fs::write(path, &file).unwrap();
+    records
+}
+
+/// Issue 17: the first release wrote indexes over the 1 MiB its own reader accepted (a
+/// segment past about 100 MB); such a segment decodes now, bounded by the file's length.
+#[test]
+fn an_old_segment_with_an_index_over_one_mib_still_decodes() {
+    let dir = tempdir();
+    let path = dir.join("19700101T000000.000001000Z.gls");
+    let blocks = 40_000u32;
+    let records = old_release_segment(&path, blocks);
+    let index_len = blocks as usize * INDEX_ENTRY_LEN;
+    assert!(index_len > 1 << 20, "the index is over the old 1 MiB limit");
+    let mut r = SegmentReader::open(&path).unwrap();
+    assert_eq!(r.record_count(), u64::from(blocks));
+    assert_eq!(r.checkpoint().unwrap(), mark(u64::from(blocks)));
+    for (i, want) in records.iter().enumerate() {
+        let v = r.next_record().unwrap().unwrap();
+        assert_eq!(v.bytes(), &want[..], "record {i}");
+    }
+    assert!(r.next_record().unwrap().is_none());
+    // The same file as an in-progress one is read by scanning, and recovery keeps it whole.
+    let open = dir.join(format!("19700101T000000.000001000Z{OPEN_SUFFIX}"));
+    std::fs::rename(&path, &open).unwrap();
+    assert_eq!(
+        SegmentReader::open(&open).unwrap().record_count(),
+        u64::from(blocks)
+    );
+    let rec = SegmentWriter::recover(&open).unwrap();
+    assert_eq!((rec.path, rec.cut_bytes), (path.clone(), 0));
+    assert_eq!(read_all(&path).len(), blocks as usize);
+}
+
+/// An index that claims more entries than records blocks fit before it is refused with file
+/// and offset, without reading a payload the size it claims.
+#[test]
+fn an_index_longer_than_its_file_allows_is_refused() {
+    let dir = tempdir();
+    let path = dir.join("19700101T000000.000001000Z.gls");
+    old_release_segment(&path, 3);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let t = bytes.len() - TRAILER_LEN;
+    let index_at = u64::from_le_bytes(bytes[t..t + 8].try_into().unwrap()) as usize;
+    // Count 1000 entries and a matching length, still inside the file: a CRC would catch it
+    // too, so the length check must come first and name the bound.
+    bytes[index_at + 16..index_at + 20].copy_from_slice(&1000u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = SegmentReader::open(&path).err().unwrap().to_string();
+    assert!(
+        err.contains(&format!(
+            "offset {index_at}: index block lists 1000 entries"
+        )),
+        "{err}"
+    );
+}
+
+fn header(kind: BlockKind, zstd: bool, stored: usize, raw: usize, count: u32) -> BlockHeader {
+    BlockHeader {
+        kind,
+        zstd,
+        stored_len: stored as u32,
+        raw_len: raw as u32,
+        count,
+        min_ts: 0,
+        max_ts: 0,
+        crc: 0,
+    }
+}
+
+#[test]
+fn the_length_contract_at_its_edges() {
+    use BlockKind::*;
+    let big = u64::MAX / 2;
+    let ok = |h: BlockHeader, at: u64| h.check_lengths(at, big).is_ok();
+    // Records: up to one maximal record past the block target, raw or zstd no longer than raw.
+    assert!(ok(
+        header(Records, false, MAX_RECORDS_BLOCK, MAX_RECORDS_BLOCK, 1),
+        64
+    ));
+    assert!(!ok(
+        header(
+            Records,
+            false,
+            MAX_RECORDS_BLOCK + 1,
+            MAX_RECORDS_BLOCK + 1,
+            1
+        ),
+        64
+    ));
+    assert!(ok(header(Records, true, 10, 112, 1), 64));
+    assert!(!ok(header(Records, true, 113, 112, 1), 64));
+    assert!(!ok(header(Records, false, 100, 112, 1), 64));
+    assert!(!ok(header(Records, false, 0, 0, 0), 64));
+    assert!(
+        !ok(header(Records, false, 224, 224, 3), 64),
+        "3 records need 336 bytes"
+    );
+    // Checkpoint: one entry per core at most.
+    let n = MAX_CHECKPOINT_ENTRIES;
+    assert!(ok(header(Checkpoint, false, n * 24, n * 24, n as u32), 64));
+    assert!(!ok(
+        header(Checkpoint, false, (n + 1) * 24, (n + 1) * 24, n as u32 + 1),
+        64
+    ));
+    assert!(!ok(header(Checkpoint, true, 24, 24, 1), 64));
+    assert!(!ok(header(Checkpoint, false, 24, 24, 2), 64));
+    // Index: bounded by the records blocks (41 bytes at least) that fit before it.
+    let at = HEADER_LEN as u64 + 41 * 1000;
+    assert!(ok(header(Index, false, 32_000, 32_000, 1000), at));
+    assert!(!ok(header(Index, false, 32_032, 32_032, 1001), at));
+    assert!(ok(
+        header(Index, false, 32 << 20, 32 << 20, 1 << 20),
+        64 + (41 << 20)
+    ));
+    assert!(ok(header(Index, false, 0, 0, 0), 64));
+    // Every block ends inside the file, with no overflow on a huge offset.
+    let h = header(Index, false, 32, 32, 1);
+    assert_eq!(
+        h.check_lengths(1000, 1071).unwrap_err(),
+        "block of 72 bytes runs past the end of the file (1071 bytes)"
+    );
+    assert!(h.check_lengths(u64::MAX - 10, u64::MAX).is_err());
+}
+
+/// The writer runs the same contract before writing: a checkpoint the reader would refuse is
+/// an error naming file and offset, and nothing is written.
+#[test]
+fn the_writer_refuses_a_block_the_reader_would_refuse() {
+    let dir = tempdir();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    w.push(&RecordView::parse(&record_bytes(0, 0, 1)).unwrap())
+        .unwrap();
+    w.commit(&mark(1)).unwrap();
+    let len = std::fs::metadata(w.path()).unwrap().len();
+    let marks: Vec<Watermark> = (0..=MAX_CHECKPOINT_ENTRIES as u32)
+        .map(|core| Watermark {
+            core,
+            seed: 1,
+            next_seq: 1,
+        })
+        .collect();
+    let err = w.commit(&marks).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "offset {len}: refusing to write a Checkpoint block the reader would refuse: checkpoint block lists 65537 entries"
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(w.path()).unwrap().len(), len);
+    w.commit(&marks[..MAX_CHECKPOINT_ENTRIES]).unwrap();
+    let sealed = w.seal().unwrap();
+    let mut r = SegmentReader::open(&sealed).unwrap();
+    assert_eq!(r.checkpoint().unwrap().len(), MAX_CHECKPOINT_ENTRIES);
 }

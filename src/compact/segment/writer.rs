@@ -2,8 +2,8 @@
 
 use super::format::{
     encode_checkpoint, encode_index, BlockEntry, BlockHeader, BlockKind, Codec, FileHeader,
-    SegmentError, Trailer, Watermark, BLOCK_HEADER_LEN, CHECKPOINT_ENTRY_LEN, HEADER_LEN,
-    INDEX_ENTRY_LEN, OPEN_SUFFIX, SEGMENT_SUFFIX,
+    SegmentError, Trailer, Watermark, BLOCK_HEADER_LEN, BLOCK_TARGET, CHECKPOINT_ENTRY_LEN,
+    HEADER_LEN, INDEX_ENTRY_LEN, MAX_INDEX_ENTRIES, OPEN_SUFFIX, SEGMENT_SUFFIX,
 };
 use crate::record::RecordView;
 use std::fs::{File, OpenOptions};
@@ -11,8 +11,6 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Raw bytes of records gathered before a block is written (a block ends at most one record later).
-pub const BLOCK_TARGET: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 1;
 
 /// Appends blocks to one `….gls.open` file; [`SegmentWriter::seal`] makes it a `….gls`.
@@ -124,6 +122,12 @@ impl SegmentWriter {
         let index = blocks * INDEX_ENTRY_LEN + super::TRAILER_LEN;
         self.len() + (add + tail + index) as u64
     }
+    /// Whether the index has room for no more records blocks than the one being gathered:
+    /// the segment must be sealed before another record is pushed (see
+    /// [`super::MAX_INDEX_ENTRIES`]).
+    pub fn index_full(&self) -> bool {
+        self.index.len() + 1 >= MAX_INDEX_ENTRIES
+    }
     /// Records pushed, committed or not.
     pub fn record_count(&self) -> u64 {
         self.record_count
@@ -186,16 +190,25 @@ impl SegmentWriter {
             zstd = n < raw.len();
         }
         let payload: &[u8] = if zstd { &self.packed } else { raw };
+        let refuse = |what: String| {
+            let what =
+                format!("refusing to write a {kind:?} block the reader would refuse: {what}");
+            SegmentError::format(&self.path, self.len, what)
+        };
+        let len32 = |n: usize| u32::try_from(n).map_err(|_| refuse(format!("{n} bytes")));
         let header = BlockHeader {
             kind,
             zstd,
-            stored_len: payload.len() as u32,
-            raw_len: raw.len() as u32,
+            stored_len: len32(payload.len())?,
+            raw_len: len32(raw.len())?,
             count: e.count,
             min_ts: e.min_ts,
             max_ts: e.max_ts,
             crc: 0,
         };
+        header
+            .check_lengths(self.len, self.len.saturating_add(header.total_len()))
+            .map_err(refuse)?;
         let head = header.encode(self.header.seed, payload);
         self.file
             .write_all_at(&head, self.len)
