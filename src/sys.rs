@@ -164,3 +164,75 @@ pub fn lock_exclusive_within(file: &std::fs::File, wait: std::time::Duration) ->
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// CLOCK_MONOTONIC now: the clock `std::time::Instant` reads on Linux, and the one
+/// [`timerfd_monotonic`] timers are set against.
+pub fn monotonic_now() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the pointer refers to a live timespec; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A new non-blocking, close-on-exec timerfd on CLOCK_MONOTONIC (disarmed), registered with the
+/// current tokio reactor (call inside a runtime with I/O enabled). Reading it yields the expiry
+/// count once it has fired; a read before that fails with `WouldBlock`.
+pub fn timerfd_monotonic() -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall with constant flags; no memory is passed.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by timerfd_create, is open, and nothing else owns it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    // SAFETY: the File owns its descriptor: it stays open, and `as_raw_fd` returns that same
+    // descriptor, until the AsyncFd (which owns the File) is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register(file) }.map_err(io::Error::from)
+}
+
+/// Arms `timer` (from [`timerfd_monotonic`]) to fire once when CLOCK_MONOTONIC reaches `at`
+/// (absolute, so a late call never pushes the expiry later; a past `at` fires at once). Re-arming
+/// replaces the previous expiry and clears an unread expiry count.
+pub fn timerfd_set_absolute(
+    timer: std::os::fd::BorrowedFd<'_>,
+    at: std::time::Duration,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::timespec {
+        // An expiry of zero would disarm the timer; CLOCK_MONOTONIC is never zero after boot.
+        tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: at.subsec_nanos().max(u32::from(at.is_zero())) as libc::c_long,
+    };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: value,
+    };
+    // SAFETY: `timer` is an open descriptor for the call's duration; `spec` is a live
+    // itimerspec and a null old-value pointer is allowed.
+    let rc = unsafe {
+        libc::timerfd_settime(
+            timer.as_raw_fd(),
+            libc::TFD_TIMER_ABSTIME,
+            &spec,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -5,8 +5,8 @@
 //! every complete answer framed from each read.
 #![forbid(unsafe_code)]
 
+use super::pacer::Pacer;
 use super::response::{ResponseParser, Step};
-use super::schedule::Schedule;
 use super::stats::{ErrorKind, LiveCounters, ThreadStats};
 use super::templates::RequestSet;
 use std::cell::{Cell, RefCell};
@@ -76,7 +76,7 @@ struct InFlight {
 }
 
 /// Drives connection number `index` until the run ends; reconnects as needed.
-pub async fn drive(ctx: std::rc::Rc<ThreadCtx>, index: usize, mut schedule: Option<Schedule>) {
+pub async fn drive(ctx: std::rc::Rc<ThreadCtx>, index: usize, mut pacer: Option<Pacer>) {
     let mut conn = Conn {
         inflight: VecDeque::with_capacity(ctx.pipeline),
         wbuf: Vec::with_capacity(1024 * ctx.pipeline),
@@ -103,7 +103,7 @@ pub async fn drive(ctx: std::rc::Rc<ThreadCtx>, index: usize, mut schedule: Opti
                 continue;
             }
         };
-        if let End::Finished = conn.serve(&ctx, stream, &mut schedule).await {
+        if let End::Finished = conn.serve(&ctx, stream, &mut pacer).await {
             return;
         }
     }
@@ -127,7 +127,7 @@ struct Conn {
     parser: ResponseParser,
     /// Rotates through the request templates.
     counter: u64,
-    /// Wakes the connection for a timeout check or (open loop) the next due request.
+    /// Wakes the connection for a timeout check (open loop wakes for sends with its [`Pacer`]).
     timer: Pin<Box<Sleep>>,
     timer_at: Instant,
 }
@@ -137,14 +137,14 @@ impl Conn {
         &mut self,
         ctx: &ThreadCtx,
         mut stream: TcpStream,
-        schedule: &mut Option<Schedule>,
+        pacer: &mut Option<Pacer>,
     ) -> End {
         self.filled = 0;
         self.parser.reset();
         self.set_timer(Instant::now() + ctx.timeout);
         loop {
             let now = Instant::now();
-            let exhausted = self.fill(ctx, schedule, now);
+            let exhausted = self.fill(ctx, pacer, now);
             if !self.wbuf.is_empty() {
                 if let Err(kind) = self.write(ctx, &mut stream).await {
                     self.fail_all(ctx, kind);
@@ -154,11 +154,11 @@ impl Conn {
             if self.inflight.is_empty() && exhausted {
                 return End::Finished;
             }
-            if let Some(s) = schedule.as_ref() {
-                // Open loop: also wake when the next request falls due, if there is room for it.
-                if self.inflight.len() < ctx.pipeline && s.due() < self.timer_at {
-                    self.set_timer(s.due());
-                }
+            // Open loop: also wake when the next request falls due, if there is room for it.
+            let room = self.inflight.len() < ctx.pipeline;
+            if let (Some(p), true) = (pacer.as_mut(), room) {
+                // Fails only for a bad descriptor or time, neither possible with our own timer.
+                p.arm().expect("arming the loadgen's own timerfd");
             }
             let filled = self.filled;
             tokio::select! {
@@ -173,15 +173,20 @@ impl Conn {
                         return End::Reconnect;
                     }
                 }
+                fired = async { pacer.as_ref().expect("guarded").fired().await },
+                    if pacer.is_some() && room =>
+                {
+                    fired.expect("waiting on the loadgen's own timerfd");
+                }
             }
         }
     }
 
     /// Renders every request that may be sent now into `wbuf`. Returns true when no more
     /// requests will ever be sent (past the end or budget spent).
-    fn fill(&mut self, ctx: &ThreadCtx, schedule: &mut Option<Schedule>, now: Instant) -> bool {
+    fn fill(&mut self, ctx: &ThreadCtx, pacer: &mut Option<Pacer>, now: Instant) -> bool {
         self.wbuf.clear();
-        if schedule.is_none() && !self.inflight.is_empty() {
+        if pacer.is_none() && !self.inflight.is_empty() {
             // Closed loop sends whole batches, like wrk's pipelining: the server sees N
             // requests per read instead of a trickle of refills.
             return false;
@@ -189,17 +194,17 @@ impl Conn {
         let mut batch = 0;
         let mut exhausted = false;
         while self.inflight.len() < ctx.pipeline {
-            let planned = match schedule.as_ref() {
-                Some(s) if s.due() > now => break,
-                Some(s) => s.due(),
+            let planned = match pacer.as_ref() {
+                Some(p) if p.due() > now => break,
+                Some(p) => p.due(),
                 None => now,
             };
             if ctx.end.is_some_and(|e| planned >= e) || !ctx.claim() {
                 exhausted = true;
                 break;
             }
-            if let Some(s) = schedule.as_mut() {
-                s.take();
+            if let Some(p) = pacer.as_mut() {
+                p.take();
             }
             let id = if ctx.requests.with_id {
                 ctx.ids.fetch_add(1, Relaxed)

@@ -3,7 +3,8 @@
 //! One OS thread per `-t`, each with its own current-thread tokio runtime driving its share of
 //! the `-c` connections ([`worker`]). Every connection runs the same driver ([`conn`]): closed
 //! loop by default, up to `--pipeline` requests in flight, or open loop at a constant rate with
-//! `-R` ([`schedule`], latency from the planned send time: coordinated omission corrected).
+//! `-R` ([`schedule`], latency from the planned send time: coordinated omission corrected;
+//! [`pacer`] wakes each send within microseconds of its due time).
 //! Requests are pre-rendered templates copied into a reused buffer ([`templates`]); answers
 //! are framed incrementally ([`response`]). Each thread records into its own HdrHistograms
 //! ([`stats`]), merged once at the end ([`report`]), so memory stays flat however long it runs.
@@ -12,6 +13,7 @@
 
 pub mod args;
 pub mod conn;
+pub mod pacer;
 pub mod progress;
 pub mod report;
 pub mod response;
@@ -36,7 +38,8 @@ use worker::{RunShape, ThreadShare};
 pub fn run(args: LoadgenArgs) -> Result<ExitCode, crate::BoxError> {
     let plan = Plan::from_args(&args)?;
     let addr = plan.target.resolve()?;
-    raise_fd_limit(plan.connections);
+    // Open loop gives every connection its own send timer (a timerfd) besides its socket.
+    raise_fd_limit(plan.connections * if plan.rate.is_some() { 2 } else { 1 });
     let acked = open_acked_log(&plan)?;
     if !args.json {
         emit(&format!(

@@ -2,9 +2,9 @@
 //! `start + phase + i * interval`, whatever happened to the requests before it. Latency is
 //! measured from that due time, so a stall delays every request planned during it.
 //!
-//! Sends are woken by tokio's timer, which has millisecond resolution: like wrk2's event loop,
-//! a request can leave up to about 1 ms after it was due, and that lateness is part of the
-//! corrected latency (it shows as a floor of roughly 0.5 to 1.5 ms at low rates).
+//! Sends are woken by a timerfd ([`super::pacer`]), not tokio's millisecond timer, so a
+//! request leaves within microseconds of its due time and the corrected latency of an idle
+//! server equals its uncorrected latency.
 #![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::conn::{drive, ThreadCtx};
+use super::pacer::Pacer;
 use super::schedule::Schedule;
 use super::stats::{LiveCounters, ThreadStats};
 use super::templates::RequestSet;
@@ -62,10 +63,16 @@ pub fn run_thread(
     local.block_on(&rt, async {
         let mut conns = tokio::task::JoinSet::new();
         for &index in &share.connections {
-            let schedule = shape
-                .rate
-                .map(|r| Schedule::new(shape.start, r, shape.connections, index));
-            conns.spawn_local(drive(ctx.clone(), index, schedule));
+            let pacer = match shape.rate {
+                None => None,
+                Some(r) => {
+                    let schedule = Schedule::new(shape.start, r, shape.connections, index);
+                    Some(Pacer::new(schedule).map_err(|e| {
+                        format!("cannot create an open-loop send timer (timerfd): {e}")
+                    })?)
+                }
+            };
+            conns.spawn_local(drive(ctx.clone(), index, pacer));
         }
         let deadline = async {
             match shape.end {
@@ -80,7 +87,8 @@ pub fn run_thread(
         }
         conns.abort_all();
         while conns.join_next().await.is_some() {}
-    });
+        Ok::<(), String>(())
+    })?;
     drop(local);
     let ctx = Rc::try_unwrap(ctx).map_err(|_| "a connection outlived its thread".to_string())?;
     Ok(ctx.stats.into_inner())
