@@ -118,6 +118,7 @@ fn data_dir(rings: u64) -> PathBuf {
             slot_size: SLOT_SIZE,
             capacity: per.next_power_of_two(),
             core: core as u32,
+            identity: None,
         };
         let (mut w, _) = RingWriter::open(&dir.join(ring_file_name(core as usize)), opts).unwrap();
         for i in 0..per {
@@ -149,6 +150,7 @@ fn compact_once(dir: &Path, codec: Codec) -> CycleReport {
         codec,
         retain_ns: None,
         retain_bytes: None,
+        instance_name: None,
     };
     let mut c = Compactor::open(opts).unwrap();
     let mut report = c.cycle().unwrap();

@@ -20,6 +20,7 @@ fn ring_of_beacons() -> PathBuf {
         slot_size: 512,
         capacity: RECORDS,
         core: 0,
+        identity: None,
     };
     let (mut w, _) = RingWriter::open(&path, opts).unwrap();
     let ua = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";

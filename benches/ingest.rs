@@ -90,6 +90,7 @@ fn ring_append(c: &mut Criterion) {
             slot_size: 512,
             capacity: 1 << 16,
             core: 0,
+            identity: None,
         },
     )
     .unwrap();

@@ -15,6 +15,7 @@ pub mod compact;
 pub mod decode;
 pub mod doctor;
 pub mod http;
+pub mod instance;
 pub mod loadgen;
 pub mod notify;
 #[macro_use]

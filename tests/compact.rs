@@ -202,6 +202,7 @@ fn a_recreated_ring_file_is_compacted_from_its_start() {
         codec: Codec::Zstd,
         retain_ns: None,
         retain_bytes: None,
+        instance_name: None,
     };
     let mut c = Compactor::open(opts.clone()).unwrap();
     assert_eq!(c.cycle().unwrap().moved, 20);

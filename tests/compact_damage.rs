@@ -72,7 +72,7 @@ fn damaged_in_progress_segment_is_refused_and_left_alone() {
     let seg_dir = dir.join("segments");
     std::fs::create_dir_all(&seg_dir).unwrap();
     let mut w = open_ring(&dir, 0, 64);
-    let mut seg = SegmentWriter::create(&seg_dir, BASE_TS, Codec::None).unwrap();
+    let mut seg = SegmentWriter::create(&seg_dir, BASE_TS, Codec::None, None).unwrap();
     let mut ring = RingReader::open(&dir.join(ring_file_name(0))).unwrap();
     for i in 0..5 {
         append_beacon(&mut w, 0, BASE_TS + i, i);
@@ -88,12 +88,13 @@ fn damaged_in_progress_segment_is_refused_and_left_alone() {
     let open = seg.path().to_path_buf();
     drop(seg);
     let mut bytes = std::fs::read(&open).unwrap();
-    bytes[64 + 40 + 30] ^= 1;
+    let first_block = glint::compact::segment::HEADER_LEN;
+    bytes[first_block + 40 + 30] ^= 1;
     std::fs::write(&open, &bytes).unwrap();
     let out = compact(&dir, &["--once"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let want = format!(
-        "{}: offset 64: block CRC mismatch, but a valid checkpoint follows",
+        "{}: offset {first_block}: block CRC mismatch, but a valid checkpoint follows",
         open.display()
     );
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));

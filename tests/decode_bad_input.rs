@@ -146,6 +146,7 @@ fn a_header_whose_geometry_wraps_is_refused_by_every_reader() {
         capacity: 1 << 52,
         seed: 1,
         created_ns: 0,
+        identity: None,
     };
     let mut page = vec![0u8; glint::ring::format::HEADER_PAGE];
     header.encode(&mut page);

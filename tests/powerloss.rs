@@ -316,6 +316,7 @@ fn power_loss_never_loses_synced_records_and_never_validates_torn_ones() {
                 slot_size,
                 capacity,
                 core: 0,
+                identity: None,
             },
             written: HashMap::new(),
         };
@@ -350,6 +351,7 @@ fn simulation_detects_a_dropped_synced_page() {
             slot_size: 4096,
             capacity: 8,
             core: 0,
+            identity: None,
         },
         written: HashMap::new(),
     };

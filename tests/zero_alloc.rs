@@ -61,6 +61,7 @@ fn worker(
             slot_size: 512,
             capacity: 1 << 16,
             core: 0,
+            identity: None,
         },
     )
     .unwrap();

@@ -12,11 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = rec.crc_ok(0);
     let sel = Selection::new(None, true).unwrap();
     let mut out = Vec::new();
-    Printer::new(Format::Jsonl, &sel).write(&mut out, &rec);
+    Printer::new(Format::Jsonl, &sel).write(&mut out, &rec, None);
     let line = std::str::from_utf8(&out).expect("JSON output is UTF-8");
     assert!(line.ends_with("}\n"));
     for format in [Format::Csv, Format::Tsv] {
         out.clear();
-        Printer::new(format, &sel).write(&mut out, &rec);
+        Printer::new(format, &sel).write(&mut out, &rec, None);
     }
 });

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
         slot_size: 512,
         capacity: 64,
         core: 0,
+        identity: None,
     };
     let (ring, _) = RingWriter::open(&path, opts).unwrap();
     let base = ServeConfig {

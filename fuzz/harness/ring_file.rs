@@ -40,6 +40,7 @@ fn with_valid_header(data: &[u8]) -> Option<Vec<u8>> {
         capacity,
         seed: u64::from(g[8]),
         created_ns: 0,
+        identity: None,
     };
     let claimed = file_len(slot_size as usize, capacity);
     let len = match claimed {
@@ -85,6 +86,7 @@ fn check_file(data: &[u8]) {
                 slot_size: header.slot_size as usize,
                 capacity: header.capacity,
                 core: header.core,
+                identity: header.identity,
             };
             if let Ok((writer, rec)) = RingWriter::open(&path, opts) {
                 assert_eq!(writer.next_seq(), rec.next_seq);

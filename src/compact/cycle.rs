@@ -2,6 +2,7 @@
 
 use super::merge::{RingMerge, RingSource, Stopped};
 use super::segment::{Codec, SegmentError, SegmentWriter, Watermark};
+use crate::instance::Identity;
 use crate::ring::RingReader;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct CompactOptions {
     pub codec: Codec,
     pub retain_ns: Option<u64>,
     pub retain_bytes: Option<u64>,
+    /// `--instance-name`: names (or renames) the data dir's instance.
+    pub instance_name: Option<String>,
 }
 
 /// What one cycle did, for its log line.
@@ -45,6 +48,8 @@ impl CycleReport {
 /// The compactor's state between cycles.
 pub struct Compactor {
     pub(crate) opts: CompactOptions,
+    /// The data dir's instance: written into every segment; rings of another instance are refused.
+    pub(crate) identity: Identity,
     pub(crate) seg_dir: PathBuf,
     pub(crate) rings: Vec<RingSource>,
     pub(crate) marks: BTreeMap<u32, Watermark>,
@@ -79,6 +84,7 @@ impl Compactor {
                     &mut self.last_start_ns,
                     rec.ts_ns(),
                     self.opts.codec,
+                    self.identity,
                 )?),
             };
             writer.push(&rec)?;
@@ -120,10 +126,11 @@ impl Compactor {
         last_start_ns: &mut u64,
         ts_ns: u64,
         codec: Codec,
+        identity: Identity,
     ) -> Result<SegmentWriter, SegmentError> {
         // Names must sort in creation order even after a clock step backwards.
         let start = ts_ns.max(last_start_ns.saturating_add(1));
-        let w = SegmentWriter::create(dir, start, codec)?;
+        let w = SegmentWriter::create(dir, start, codec, Some(identity))?;
         *last_start_ns = start;
         Ok(w)
     }
@@ -213,6 +220,17 @@ impl Compactor {
             }
             let Some(id) = file_id(&path) else { continue };
             match RingReader::open_consumer(&path) {
+                Ok(reader) if !self.owns(&reader) => {
+                    let theirs = reader.header().identity.expect("owns() accepts None");
+                    report.problems.push(format!(
+                        "{}: ring of instance {} ({:?}), but this data dir is instance {} ({:?}); not compacted: give it its own data dir",
+                        path.display(),
+                        theirs.id_hex(),
+                        theirs.name(),
+                        self.identity.id_hex(),
+                        self.identity.name()
+                    ));
+                }
                 Ok(reader) => {
                     let source = self.resume(reader, id);
                     self.rings.push(source);
@@ -221,6 +239,15 @@ impl Compactor {
             }
         }
         self.rings.sort_by_key(RingSource::core);
+    }
+
+    /// Whether a ring was written by this data dir's instance (a ring without identity, from
+    /// before identities, is taken as this instance's).
+    fn owns(&self, reader: &RingReader) -> bool {
+        reader
+            .header()
+            .identity
+            .is_none_or(|i| i.id() == self.identity.id())
     }
 
     /// Where to continue a ring: its cursor, or further if a checkpoint says so (a crash

@@ -81,6 +81,10 @@ pub struct CompactArgs {
     /// Block compression: zstd (level 1, a block is stored raw when zstd does not shrink it) or none.
     #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Codec,
+    /// Name of this box's instance in every segment (default: the name in
+    /// DATA_DIR/instance.toml, created with the host name); a new name replaces the stored one.
+    #[arg(long, value_name = "NAME", value_parser = crate::instance::parse_name)]
+    pub instance_name: Option<String>,
 }
 
 impl CompactArgs {
@@ -93,6 +97,7 @@ impl CompactArgs {
             codec: self.compression,
             retain_ns: self.retain.map(duration_ns),
             retain_bytes: self.retain_bytes,
+            instance_name: self.instance_name.clone(),
         }
     }
 }

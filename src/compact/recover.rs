@@ -18,6 +18,12 @@ impl Compactor {
                 .map_err(|e| SegmentError::io(&opts.data_dir, e))?;
         }
         let lock = lock_segments(&seg_dir)?;
+        let identity =
+            crate::instance::open_or_create(&opts.data_dir, opts.instance_name.as_deref())
+                .map_err(|e| SegmentError::Io {
+                    path: e.path,
+                    source: std::io::Error::other(e.what),
+                })?;
         let all = list_segments(&opts.data_dir).map_err(|e| SegmentError::io(&seg_dir, e))?;
         let open: Vec<&PathBuf> = all.iter().filter(|p| is_open(p)).collect();
         let mut writer = None;
@@ -69,6 +75,7 @@ impl Compactor {
         let accounted = writer.as_ref().map_or(0, SegmentWriter::bytes_written);
         Ok(Compactor {
             opts,
+            identity,
             seg_dir,
             rings: Vec::new(),
             marks: marks

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+use super::source::Origin;
 use crate::record::{flags, Field, RecordView};
 
 macro_rules! columns {
@@ -25,6 +26,8 @@ macro_rules! columns {
 columns! {
     Ts => "ts", "time the request was answered, RFC 3339 UTC with microseconds";
     TsNs => "ts_ns", "the same time in nanoseconds since the Unix epoch";
+    Instance => "instance", "name of the glint box (instance) that wrote the record (default output: only when known)";
+    InstanceId => "instance_id", "that instance's id, 32 hex digits; (instance_id, core, seq) identifies a record across a fleet";
     Core => "core", "worker core that wrote the record";
     Seq => "seq", "per-core sequence number";
     Ip => "ip", "client IP (after PROXY protocol / X-Forwarded-For resolution)";
@@ -112,17 +115,21 @@ impl Column {
     }
 
     /// Printed only when present in the default JSON output (an explicit `--fields` prints it always).
-    pub fn only_when_present(self, rec: &RecordView<'_>) -> bool {
+    pub fn only_when_present(self, rec: &RecordView<'_>, origin: Option<&Origin>) -> bool {
         match self {
+            Column::Instance | Column::InstanceId => origin.is_none(),
             Column::Cookie => rec.cookie().is_empty(),
             Column::Body | Column::BodyKind => rec.body().is_empty(),
             _ => false,
         }
     }
 
-    pub fn value<'a>(self, rec: &RecordView<'a>) -> Value<'a> {
+    /// The value for a record of instance `origin` (`None`: unknown, printed empty).
+    pub fn value<'a>(self, rec: &RecordView<'a>, origin: Option<&'a Origin>) -> Value<'a> {
         let flag = |bit: u32| Value::Bool(rec.flags() & bit != 0);
         match self {
+            Column::Instance => Value::Str(origin.map_or(&b""[..], |o| o.name.as_bytes())),
+            Column::InstanceId => Value::Str(origin.map_or(&b""[..], |o| o.id_hex.as_bytes())),
             Column::Ts => Value::Ts(rec.ts_ns()),
             Column::TsNs => Value::Num(rec.ts_ns()),
             Column::Core => Value::Num(u64::from(rec.core())),
@@ -229,6 +236,8 @@ fn default_columns() -> Vec<Column> {
     vec![
         Ts,
         TsNs,
+        Instance,
+        InstanceId,
         Core,
         Seq,
         Ip,

@@ -5,6 +5,7 @@
 use super::columns::{truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, delimited_field, write_ip, write_u64};
 use super::query::QueryExpander;
+use super::source::Origin;
 use super::time::TsFormatter;
 use crate::record::RecordView;
 
@@ -46,7 +47,7 @@ impl DelimitedWriter {
         self.end_row(out);
     }
 
-    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>) {
+    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>, origin: Option<&Origin>) {
         for i in 0..self.columns.len() {
             if i > 0 {
                 out.push(self.delimiter);
@@ -55,6 +56,7 @@ impl DelimitedWriter {
             let needs_quoting = render_text(
                 self.columns[i],
                 rec,
+                origin,
                 &mut self.scratch,
                 &mut self.ts,
                 &mut self.query,
@@ -73,11 +75,12 @@ impl DelimitedWriter {
 pub fn render_text(
     column: Column,
     rec: &RecordView<'_>,
+    origin: Option<&Origin>,
     s: &mut Vec<u8>,
     ts: &mut TsFormatter,
     query: &mut QueryExpander,
 ) -> bool {
-    match column.value(rec) {
+    match column.value(rec, origin) {
         Value::Str(bytes) => {
             s.extend_from_slice(bytes);
             return true;

@@ -5,6 +5,7 @@
 use super::columns::Column;
 use super::csv::render_text;
 use super::query::QueryExpander;
+use super::source::Origin;
 use super::time::TsFormatter;
 use crate::record::RecordView;
 
@@ -83,7 +84,8 @@ impl Filter {
         (self.from_ns..self.to_ns).contains(&ts_ns)
     }
 
-    pub fn matches(&mut self, rec: &RecordView<'_>) -> bool {
+    /// Whether a record of instance `origin` is in range and meets every condition.
+    pub fn matches(&mut self, rec: &RecordView<'_>, origin: Option<&Origin>) -> bool {
         if !self.in_range(rec.ts_ns()) {
             return false;
         }
@@ -93,6 +95,7 @@ impl Filter {
             render_text(
                 c.column,
                 rec,
+                origin,
                 &mut self.scratch,
                 &mut self.ts,
                 &mut self.query,

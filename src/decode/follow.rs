@@ -3,7 +3,7 @@
 //! Every 100 ms: each ring is read on from its last seq; a ring that lapped the reader (more
 //! than a ring's worth written since the last poll) jumps to its oldest record, with a warning;
 //! data dirs are listed again for new ring files (or a replaced one) and new sealed segments,
-//! which are read whole (dedup by (core, seq) drops what the rings already gave). Output is
+//! which are read whole (dedup by (instance, core, seq) drops what the rings already gave). Output is
 //! flushed after every poll. Ctrl-C ends it.
 
 #![forbid(unsafe_code)]
@@ -11,7 +11,7 @@
 use super::filter::Filter;
 use super::merge::Merger;
 use super::output::{Output, OutputError};
-use super::source::{discover_dir, Input, Problems, RingSource, SegmentSource, Source};
+use super::source::{discover_dir, Input, Problems, Reading, RingSource, SegmentSource, Source};
 use super::{print_records, DecodeArgs, Printer};
 use crate::ring::SlotState;
 use std::collections::HashMap;
@@ -81,16 +81,18 @@ fn add_new_files(
             continue;
         }
         let opened = match &input {
-            Input::Ring(p) => RingSource::open(p).map(|r| Some(Source::Ring(r))),
+            Input::Ring(p) => RingSource::open(p).map(|r| Some(Reading::Ring(r))),
             // The in-progress file is followed through the rings; it is read once sealed.
             Input::Segment(p) if p.to_str().is_some_and(|s| s.ends_with(".open")) => continue,
-            Input::Segment(p) => {
-                SegmentSource::open(p, filter.from_ns, filter.to_ns).map(|s| s.map(Source::Segment))
-            }
+            Input::Segment(p) => SegmentSource::open(p, filter.from_ns, filter.to_ns)
+                .map(|s| s.map(Reading::Segment)),
         };
         known.files.insert(path, ino);
         match opened {
-            Ok(Some(source)) => merger.sources.push(source),
+            Ok(Some(reading)) => {
+                let source = Source::new(reading, &mut merger.origins);
+                merger.sources.push(source);
+            }
             Ok(None) => {}
             Err(line) => problems.report(line),
         }
@@ -100,7 +102,9 @@ fn add_new_files(
 /// A ring whose writer went a whole lap past our next seq continues at its oldest record.
 fn skip_lapped(merger: &mut Merger) {
     for source in &mut merger.sources {
-        let Source::Ring(ring) = source else { continue };
+        let Reading::Ring(ring) = &mut source.reading else {
+            continue;
+        };
         let cap = ring.reader.header().capacity;
         let next = ring.next;
         if ring.reader.state(next) == SlotState::Uncommitted

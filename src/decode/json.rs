@@ -8,6 +8,7 @@
 use super::columns::{truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, json_string, write_ip, write_u64};
 use super::query::QueryExpander;
+use super::source::Origin;
 use super::time::TsFormatter;
 use crate::record::RecordView;
 
@@ -34,15 +35,15 @@ impl JsonWriter {
         }
     }
 
-    /// Appends one record as a line to `out`.
-    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>) {
+    /// Appends one record of instance `origin` as a line to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>, origin: Option<&Origin>) {
         let start = out.len();
         for (column, key) in &self.columns {
-            if !self.explicit && column.only_when_present(rec) {
+            if !self.explicit && column.only_when_present(rec, origin) {
                 continue;
             }
             out.extend_from_slice(key);
-            let exact = match column.value(rec) {
+            let exact = match column.value(rec, origin) {
                 Value::Str(bytes) => {
                     if json_string(out, bytes) {
                         None

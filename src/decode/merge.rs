@@ -1,27 +1,33 @@
-//! The k-way merge of all sources by (ts, core, seq), printing each (core, seq) once.
+//! The k-way merge of all sources by (ts, core, seq), printing each (instance, core, seq) once.
 
 #![forbid(unsafe_code)]
 
-use super::source::{Key, Problems, Source};
+use super::source::{Key, Origin, OriginId, Origins, Problems, Source};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Range;
 
-/// The (core, seq) pairs seen so far, as sorted disjoint ranges per core (a core's seqs are
-/// nearly contiguous, so this stays a few ranges long however many records pass).
+/// The (instance, core, seq) triples seen so far, as sorted disjoint ranges per instance and
+/// core (a core's seqs are nearly contiguous, so this stays a few ranges long however many
+/// records pass). Records of different instances are never taken for each other.
 #[derive(Debug, Default)]
 pub struct SeenSeqs {
-    cores: Vec<Vec<Range<u64>>>,
+    origins: Vec<Vec<Vec<Range<u64>>>>,
 }
 
 impl SeenSeqs {
-    /// Records `(core, seq)`; false when it was already there.
-    pub fn insert(&mut self, core: u16, seq: u64) -> bool {
-        let core = usize::from(core);
-        if self.cores.len() <= core {
-            self.cores.resize_with(core + 1, Vec::new);
+    /// Records `(origin, core, seq)`; false when it was already there.
+    pub fn insert(&mut self, origin: OriginId, core: u16, seq: u64) -> bool {
+        let origin = origin as usize;
+        if self.origins.len() <= origin {
+            self.origins.resize_with(origin + 1, Vec::new);
         }
-        let ranges = &mut self.cores[core];
+        let cores = &mut self.origins[origin];
+        let core = usize::from(core);
+        if cores.len() <= core {
+            cores.resize_with(core + 1, Vec::new);
+        }
+        let ranges = &mut cores[core];
         match ranges.last_mut() {
             Some(last) if seq == last.end => {
                 last.end += 1;
@@ -55,19 +61,23 @@ impl SeenSeqs {
         true
     }
 
-    /// Per core, the ranges of seqs seen.
-    pub fn ranges(&self) -> impl Iterator<Item = (u16, &[Range<u64>])> {
-        self.cores
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.is_empty())
-            .map(|(c, r)| (c as u16, r.as_slice()))
+    /// Per instance and core, the ranges of seqs seen.
+    pub fn ranges(&self) -> impl Iterator<Item = (OriginId, u16, &[Range<u64>])> {
+        self.origins.iter().enumerate().flat_map(|(o, cores)| {
+            cores
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.is_empty())
+                .map(move |(c, r)| (o as OriginId, c as u16, r.as_slice()))
+        })
     }
 }
 
 /// Merges sources that are each (nearly) in time order into one stream.
 pub struct Merger {
     pub sources: Vec<Source>,
+    /// The instances the sources' records belong to.
+    pub origins: Origins,
     heap: BinaryHeap<Reverse<(Key, usize)>>,
     pub seen: SeenSeqs,
     pending: Option<usize>,
@@ -75,9 +85,10 @@ pub struct Merger {
 }
 
 impl Merger {
-    pub fn new(sources: Vec<Source>) -> Merger {
+    pub fn new(sources: Vec<Source>, origins: Origins) -> Merger {
         Merger {
             sources,
+            origins,
             heap: BinaryHeap::new(),
             seen: SeenSeqs::default(),
             pending: None,
@@ -102,16 +113,16 @@ impl Merger {
         }
     }
 
-    /// The next record in (ts, core, seq) order that was not printed before.
-    pub fn next(&mut self, problems: &mut Problems) -> Option<&[u8]> {
+    /// The next record in (ts, core, seq) order that was not printed before, and its instance.
+    pub fn next(&mut self, problems: &mut Problems) -> Option<(&[u8], Option<&Origin>)> {
         if let Some(i) = self.pending.take() {
             self.refill(i, problems);
         }
         loop {
-            let Reverse(((_, core, seq), i)) = self.heap.pop()?;
-            if self.seen.insert(core, seq) {
+            let Reverse(((_, core, seq, origin), i)) = self.heap.pop()?;
+            if self.seen.insert(origin, core, seq) {
                 self.pending = Some(i);
-                return Some(self.sources[i].current());
+                return Some((self.sources[i].current(), self.origins.get(origin)));
             }
             self.duplicates += 1;
             self.refill(i, problems);
@@ -128,17 +139,29 @@ mod tests {
     fn seen_seqs_merge_ranges_and_find_repeats() {
         let mut s = SeenSeqs::default();
         for seq in [0, 1, 2, 10, 11, 5, 4, 6, 3] {
-            assert!(s.insert(7, seq), "{seq} is new");
+            assert!(s.insert(1, 7, seq), "{seq} is new");
         }
         for seq in [0, 3, 6, 10, 11] {
-            assert!(!s.insert(7, seq), "{seq} was seen");
+            assert!(!s.insert(1, 7, seq), "{seq} was seen");
         }
-        assert!(s.insert(2, 3));
-        let all: Vec<_> = s.ranges().map(|(c, r)| (c, r.to_vec())).collect();
-        assert_eq!(all, vec![(2, vec![3..4]), (7, vec![0..7, 10..12])]);
-        assert!(s.insert(7, 8));
-        assert!(s.insert(7, 9));
-        assert!(s.insert(7, 7));
-        assert_eq!(s.ranges().nth(1).unwrap().1, &[0..12]);
+        assert!(s.insert(1, 2, 3));
+        // The same (core, seq) of another instance (or of none) is another record.
+        assert!(s.insert(2, 7, 0));
+        assert!(s.insert(0, 7, 0));
+        assert!(!s.insert(2, 7, 0));
+        let all: Vec<_> = s.ranges().map(|(o, c, r)| (o, c, r.to_vec())).collect();
+        assert_eq!(
+            all,
+            vec![
+                (0, 7, vec![0..1]),
+                (1, 2, vec![3..4]),
+                (1, 7, vec![0..7, 10..12]),
+                (2, 7, vec![0..1])
+            ]
+        );
+        assert!(s.insert(1, 7, 8));
+        assert!(s.insert(1, 7, 9));
+        assert!(s.insert(1, 7, 7));
+        assert_eq!(s.ranges().nth(2).unwrap().2, &[0..12]);
     }
 }

@@ -3,7 +3,7 @@
 //! Inputs ([`source`]) are ring files, segment files or data dirs (rings and `segments/`
 //! together). Each is read in its stored order and all of them are merged by
 //! (ts, core, seq) ([`merge`]); a record found in a segment and still in its ring is printed
-//! once (dedup by (core, seq)). `--from`/`--to` skip whole segments by their index and seek
+//! once (dedup by (instance, core, seq): records of different boxes are never merged). `--from`/`--to` skip whole segments by their index and seek
 //! inside the others ([`filter`]). Output is written by hand into one reused buffer
 //! ([`json`], [`csv`]); bytes that are not UTF-8 are kept losslessly as described in
 //! [`escape`]. `--follow` ([`follow`]) polls for new records every 100 ms.
@@ -29,7 +29,7 @@ use columns::Selection;
 use filter::{Condition, Filter};
 use merge::Merger;
 use output::{Output, OutputError};
-use source::{discover, open_sources, Problems};
+use source::{discover, open_sources, Origin, Origins, Problems};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,7 +50,8 @@ pub enum Format {
 pub struct DecodeArgs {
     /// Ring files (ring-NNN.glr), segment files (*.gls, *.gls.open) or data dirs (their rings
     /// and DIR/segments/ together). Records of all inputs are merged in time order and each
-    /// (core, seq) is printed once, so a record both in a segment and in its ring shows once.
+    /// (instance, core, seq) is printed once, so a record both in a segment and in its ring
+    /// shows once, and several boxes' data dirs or segments can be decoded together.
     #[arg(value_name = "PATH", default_value = "./glint-data")]
     pub paths: Vec<PathBuf>,
     /// Output format.
@@ -157,11 +158,12 @@ impl Printer {
         }
     }
 
+    /// Writes one record of instance `origin` (`None`: not known).
     #[inline]
-    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>) {
+    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>, origin: Option<&Origin>) {
         match self {
-            Printer::Json(w) => w.write(out, rec),
-            Printer::Delimited(w) => w.write(out, rec),
+            Printer::Json(w) => w.write(out, rec, origin),
+            Printer::Delimited(w) => w.write(out, rec, origin),
         }
     }
 }
@@ -190,13 +192,15 @@ pub fn run_to(
     let result = if args.verify {
         verify::run(&inputs, &mut out, &mut problems)
     } else {
+        let mut origins = Origins::default();
         let sources = open_sources(
             &inputs,
             plan.filter.from_ns,
             plan.filter.to_ns,
+            &mut origins,
             &mut problems,
         );
-        let mut merger = Merger::new(sources);
+        let mut merger = Merger::new(sources, origins);
         merger.prime(&mut problems);
         if args.stats {
             stats::run(&mut merger, &mut plan.filter, &mut out, &mut problems)
@@ -243,10 +247,10 @@ pub fn print_records(
     out: &mut Output<'_>,
     problems: &mut Problems,
 ) -> Result<(), OutputError> {
-    while let Some(bytes) = merger.next(problems) {
+    while let Some((bytes, origin)) = merger.next(problems) {
         let rec = RecordView::parse(bytes).expect("sources hold validated records");
-        if filter.matches(&rec) {
-            printer.write(&mut out.buf, &rec);
+        if filter.matches(&rec, origin) {
+            printer.write(&mut out.buf, &rec, origin);
             out.maybe_flush()?;
         }
     }

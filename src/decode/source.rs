@@ -4,6 +4,7 @@
 
 use crate::compact::cycle::ring_paths;
 use crate::compact::segment::{list_segments, SegmentReader, SEGMENT_SUFFIX};
+use crate::instance::Identity;
 use crate::record::RecordView;
 use crate::ring::{RingReader, SlotState};
 use std::path::{Path, PathBuf};
@@ -105,12 +106,85 @@ fn classify_file(path: &Path) -> Result<Input, String> {
     }
 }
 
-/// Sort key of a record in the merged output.
-pub type Key = (u64, u16, u64);
+/// Sort key of a record in the merged output: (ts, core, seq, origin).
+pub type Key = (u64, u16, u64, OriginId);
 
-fn key_of(bytes: &[u8]) -> Key {
+/// Which instance a source's records come from: an index into [`Origins`], 0 for none.
+pub type OriginId = u32;
+
+/// An instance as printed: its name and its id in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub name: String,
+    pub id_hex: String,
+}
+
+/// The instances of all sources, each once (by id); [`OriginId`] 0 means "no instance"
+/// (files written before identities, outside any data dir that has one).
+#[derive(Debug, Default)]
+pub struct Origins {
+    ids: Vec<[u8; crate::instance::ID_LEN]>,
+    printed: Vec<Origin>,
+}
+
+impl Origins {
+    pub fn intern(&mut self, identity: Option<Identity>) -> OriginId {
+        let Some(identity) = identity else { return 0 };
+        if let Some(i) = self.ids.iter().position(|id| *id == identity.id()) {
+            return i as OriginId + 1;
+        }
+        self.ids.push(identity.id());
+        self.printed.push(Origin {
+            name: identity.name().to_string(),
+            id_hex: identity.id_hex(),
+        });
+        self.ids.len() as OriginId
+    }
+
+    /// Instances seen.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn get(&self, id: OriginId) -> Option<&Origin> {
+        id.checked_sub(1).and_then(|i| self.printed.get(i as usize))
+    }
+}
+
+/// The instance a file's records belong to: its header's identity, or for a file inside a
+/// data dir without one in its header (written before identities), the data dir's
+/// `instance.toml`. A data dir's identity file also supplies the current name of its own id.
+pub fn file_identity(path: &Path, header: Option<Identity>) -> Option<Identity> {
+    let dir_identity = data_dir_of(path).and_then(|dir| crate::instance::load(&dir).ok().flatten());
+    match (header, dir_identity) {
+        (None, dir) => dir,
+        (Some(h), Some(dir)) if dir.id() == h.id() => Some(dir),
+        (Some(h), _) => Some(h),
+    }
+}
+
+/// The data dir a ring (`DIR/ring-NNN.glr`) or segment (`DIR/segments/x.gls`) lies in.
+fn data_dir_of(path: &Path) -> Option<PathBuf> {
+    let parent = path.parent()?;
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if parent.file_name().is_some_and(|n| n == "segments") {
+        parent.parent().map(Path::to_path_buf)
+    } else {
+        Some(parent.to_path_buf())
+    }
+}
+
+fn key_of(bytes: &[u8], origin: OriginId) -> Key {
     let v = RecordView::parse(bytes).expect("sources hold validated records");
-    (v.ts_ns(), v.core(), v.seq())
+    (v.ts_ns(), v.core(), v.seq(), origin)
 }
 
 /// Records of one ring, from the oldest still in it.
@@ -118,6 +192,8 @@ pub struct RingSource {
     pub reader: RingReader,
     /// Next sequence number to read.
     pub next: u64,
+    /// The instance that wrote the ring, if known.
+    pub identity: Option<Identity>,
     current: Vec<u8>,
 }
 
@@ -125,9 +201,11 @@ impl RingSource {
     pub fn open(path: &Path) -> Result<RingSource, String> {
         let mut reader = RingReader::open(path).map_err(|e| e.to_string())?;
         let next = oldest_seq(&mut reader);
+        let identity = file_identity(path, reader.header().identity);
         Ok(RingSource {
             reader,
             next,
+            identity,
             current: Vec::new(),
         })
     }
@@ -180,6 +258,8 @@ pub fn oldest_seq(reader: &mut RingReader) -> u64 {
 /// Records of one segment, from the first block that may hold `from_ns`.
 pub struct SegmentSource {
     reader: SegmentReader,
+    /// The instance whose records the segment holds, if known.
+    pub identity: Option<Identity>,
     current: Vec<u8>,
     done: bool,
 }
@@ -194,8 +274,10 @@ impl SegmentSource {
             return Ok(None);
         }
         reader.seek(from_ns).map_err(|e| e.to_string())?;
+        let identity = file_identity(path, reader.identity());
         Ok(Some(SegmentSource {
             reader,
+            identity,
             current: Vec::new(),
             done: false,
         }))
@@ -228,30 +310,48 @@ impl SegmentSource {
     }
 }
 
-/// A ring or a segment being read.
-pub enum Source {
+/// What a source reads from.
+pub enum Reading {
     Ring(RingSource),
     Segment(SegmentSource),
 }
 
+/// A ring or a segment being read, and the instance its records belong to.
+pub struct Source {
+    pub reading: Reading,
+    pub origin: OriginId,
+}
+
 impl Source {
+    /// A source whose records are attributed to its file's instance (interned in `origins`).
+    pub fn new(reading: Reading, origins: &mut Origins) -> Source {
+        let identity = match &reading {
+            Reading::Ring(r) => r.identity,
+            Reading::Segment(s) => s.identity,
+        };
+        Source {
+            origin: origins.intern(identity),
+            reading,
+        }
+    }
+
     pub fn advance(&mut self, problems: &mut Problems) -> bool {
-        match self {
-            Source::Ring(r) => r.advance(problems),
-            Source::Segment(s) => s.advance(problems),
+        match &mut self.reading {
+            Reading::Ring(r) => r.advance(problems),
+            Reading::Segment(s) => s.advance(problems),
         }
     }
 
     /// The record read by the last successful [`Source::advance`].
     pub fn current(&self) -> &[u8] {
-        match self {
-            Source::Ring(r) => &r.current,
-            Source::Segment(s) => &s.current,
+        match &self.reading {
+            Reading::Ring(r) => &r.current,
+            Reading::Segment(s) => &s.current,
         }
     }
 
     pub fn key(&self) -> Key {
-        key_of(self.current())
+        key_of(self.current(), self.origin)
     }
 }
 
@@ -260,18 +360,19 @@ pub fn open_sources(
     inputs: &[Input],
     from_ns: u64,
     to_ns: u64,
+    origins: &mut Origins,
     problems: &mut Problems,
 ) -> Vec<Source> {
     let mut sources = Vec::new();
     for input in inputs {
         let opened = match input {
-            Input::Ring(p) => RingSource::open(p).map(|r| Some(Source::Ring(r))),
+            Input::Ring(p) => RingSource::open(p).map(|r| Some(Reading::Ring(r))),
             Input::Segment(p) => {
-                SegmentSource::open(p, from_ns, to_ns).map(|s| s.map(Source::Segment))
+                SegmentSource::open(p, from_ns, to_ns).map(|s| s.map(Reading::Segment))
             }
         };
         match opened {
-            Ok(Some(s)) => sources.push(s),
+            Ok(Some(r)) => sources.push(Source::new(r, origins)),
             Ok(None) => {}
             Err(line) => problems.report(line),
         }

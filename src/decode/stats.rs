@@ -115,9 +115,9 @@ pub fn run(
     problems: &mut Problems,
 ) -> Result<(), OutputError> {
     let mut summary = Summary::default();
-    while let Some(bytes) = merger.next(problems) {
+    while let Some((bytes, origin)) = merger.next(problems) {
         let rec = RecordView::parse(bytes).expect("sources hold validated records");
-        if filter.matches(&rec) {
+        if filter.matches(&rec, origin) {
             summary.add(&rec);
         }
     }

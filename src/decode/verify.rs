@@ -12,7 +12,7 @@
 
 use super::merge::SeenSeqs;
 use super::output::{Output, OutputError};
-use super::source::{Input, Problems};
+use super::source::{file_identity, Input, OriginId, Origins, Problems};
 use crate::compact::segment::SegmentReader;
 use crate::ring::{RingReader, SlotState};
 use std::fmt::Write as _;
@@ -29,6 +29,7 @@ pub struct Findings {
     seen_rings: SeenSeqs,
     seen_segments: SeenSeqs,
     all: SeenSeqs,
+    origins: Origins,
 }
 
 /// Checks all inputs and prints the summary; each problem is reported as it is found.
@@ -54,6 +55,9 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
         Ok(r) => r,
         Err(e) => return problems.report(e),
     };
+    let origin = f
+        .origins
+        .intern(file_identity(path, ring.header().identity));
     let cap = ring.header().capacity;
     let range = ring.valid_range();
     for seq in range.clone() {
@@ -61,7 +65,7 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
             .read(seq)
             .map(|v| v.core())
             .unwrap_or(ring.header().core as u16);
-        note(f, core, seq, false);
+        note(f, origin, core, seq, false);
     }
     f.ring_records += range.end - range.start;
     if range.start > 0 && ring.state(range.start - 1) == SlotState::Corrupt {
@@ -88,7 +92,7 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
                     ));
                 }
                 let core = ring.read(seq).map(|v| v.core()).unwrap_or(0);
-                note(f, core, seq, false);
+                note(f, origin, core, seq, false);
                 f.ring_records += 1;
             }
         }
@@ -110,11 +114,12 @@ fn verify_segment(path: &Path, f: &mut Findings, problems: &mut Problems) {
         Ok(s) => s,
         Err(e) => return problems.report(e),
     };
+    let origin = f.origins.intern(file_identity(path, seg.identity()));
     loop {
         match seg.next_record() {
             Ok(Some(v)) => {
                 let (core, seq) = (v.core(), v.seq());
-                note(f, core, seq, true);
+                note(f, origin, core, seq, true);
                 f.segment_records += 1;
             }
             Ok(None) => break,
@@ -123,27 +128,32 @@ fn verify_segment(path: &Path, f: &mut Findings, problems: &mut Problems) {
     }
 }
 
-fn note(f: &mut Findings, core: u16, seq: u64, in_segment: bool) {
+fn note(f: &mut Findings, origin: OriginId, core: u16, seq: u64, in_segment: bool) {
     if in_segment {
-        if !f.seen_segments.insert(core, seq) {
+        if !f.seen_segments.insert(origin, core, seq) {
             f.segment_duplicates += 1;
         }
     } else {
-        f.seen_rings.insert(core, seq);
+        f.seen_rings.insert(origin, core, seq);
     }
-    f.all.insert(core, seq);
+    f.all.insert(origin, core, seq);
 }
 
 fn summary(f: &Findings, problems: &Problems) -> String {
     let mut s = String::new();
     let mut gaps = 0u64;
     let mut missing = 0u64;
-    for (core, ranges) in f.all.ranges() {
+    for (origin, core, ranges) in f.all.ranges() {
         let spans: Vec<String> = ranges
             .iter()
             .map(|r| format!("{}..{}", r.start, r.end))
             .collect();
-        let _ = writeln!(s, "core {core}: seqs {}", spans.join(", "));
+        // With one instance (or none) the lines stay as they were; with several, each says whose.
+        let core = match f.origins.get(origin) {
+            Some(o) if f.origins.len() > 1 => format!("instance {} core {core}", o.name),
+            _ => format!("core {core}"),
+        };
+        let _ = writeln!(s, "{core}: seqs {}", spans.join(", "));
         for pair in ranges.windows(2) {
             let (from, to) = (pair[0].end, pair[1].start);
             gaps += 1;

@@ -18,8 +18,14 @@
 //! |     52 |   12 | reserved             | zero                                                  |
 //! |     64 |    8 | `consumer_cursor`    | first seq not yet durably compacted (own cache line)  |
 //! |     72 |   56 | reserved             | zero (rest of the cursor's cache line)                |
-//! |    128 | 3968 | reserved             | zero                                                  |
+//! |    128 |   64 | reserved             | zero                                                  |
+//! |    192 |   88 | `identity`           | the instance that wrote the ring ([`crate::instance`]) |
+//! |    280 | 3816 | reserved             | zero                                                  |
+//!
+//! Version 1 files (no identity block, bytes 192..280 zero) are still read; their records
+//! have no instance. Only version 2 rings are written.
 
+use crate::instance::{Identity, BLOCK_LEN as IDENTITY_LEN};
 use crate::record::{FORMAT_VERSION, MAX_SLOT_SIZE, MIN_SLOT_SIZE};
 use std::path::Path;
 
@@ -28,7 +34,11 @@ pub const HEADER_PAGE: usize = 4096;
 /// Ring file magic.
 pub const MAGIC: [u8; 8] = *b"GLINTRNG";
 /// Version of the ring file layout above.
-pub const RING_VERSION: u32 = 1;
+pub const RING_VERSION: u32 = 2;
+/// Oldest ring layout readers still accept (version 1: no identity block).
+pub const MIN_RING_VERSION: u32 = 1;
+/// Offset of the instance identity block ([`crate::instance::BLOCK_LEN`] bytes).
+pub const OFF_IDENTITY: usize = 192;
 /// Offset of the consumer cursor (an 8-byte aligned u64 on its own cache line).
 pub const OFF_CURSOR: usize = 64;
 const HEADER_CRC_LEN: usize = 48;
@@ -49,6 +59,8 @@ pub struct RingHeader {
     pub capacity: u64,
     pub seed: u64,
     pub created_ns: u64,
+    /// The instance that wrote the ring; `None` in a version 1 file.
+    pub identity: Option<Identity>,
 }
 
 /// Why a ring file cannot be used.
@@ -146,6 +158,9 @@ impl RingHeader {
         page[40..48].copy_from_slice(&self.created_ns.to_le_bytes());
         let crc = crc32c::crc32c(&page[..HEADER_CRC_LEN]);
         page[48..52].copy_from_slice(&crc.to_le_bytes());
+        if let Some(identity) = &self.identity {
+            page[OFF_IDENTITY..OFF_IDENTITY + IDENTITY_LEN].copy_from_slice(&identity.encode());
+        }
     }
 
     /// Validates and decodes a header page; `file_len` is the file's actual size.
@@ -170,12 +185,12 @@ impl RingHeader {
         let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().expect("4"));
         let u64_at = |at: usize| u64::from_le_bytes(page[at..at + 8].try_into().expect("8"));
         let ring_version = u32_at(8);
-        if ring_version != RING_VERSION {
+        if !(MIN_RING_VERSION..=RING_VERSION).contains(&ring_version) {
             return Err(RingError::format(
                 path,
                 8,
                 format!(
-                    "ring format version {ring_version}, this glint reads version {RING_VERSION}"
+                    "ring format version {ring_version}, this glint reads version {RING_VERSION} (and {MIN_RING_VERSION})"
                 ),
             ));
         }
@@ -196,6 +211,8 @@ impl RingHeader {
             capacity: u64_at(24),
             seed: u64_at(32),
             created_ns: u64_at(40),
+            identity: Identity::decode(&page[OFF_IDENTITY..OFF_IDENTITY + IDENTITY_LEN])
+                .map_err(|(at, what)| RingError::format(path, (OFF_IDENTITY + at) as u64, what))?,
         };
         let slot_size = header.slot_size as usize;
         check_slot_size(slot_size).map_err(|e| RingError::format(path, 16, e.to_string()))?;
@@ -233,6 +250,7 @@ mod tests {
             capacity: 1024,
             seed: 99,
             created_ns: 5,
+            identity: Some(Identity::new([3; 16], "box-a").unwrap()),
         };
         let mut page = vec![0u8; HEADER_PAGE];
         h.encode(&mut page);
@@ -243,6 +261,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("truncated ring"), "{e}");
+        page[OFF_IDENTITY + 30] ^= 1;
+        let e = RingHeader::decode(p, &page, len).unwrap_err().to_string();
+        assert!(e.contains("offset 276") && e.contains("identity"), "{e}");
+        page[OFF_IDENTITY + 30] ^= 1;
         page[20] ^= 1;
         let e = RingHeader::decode(p, &page, len).unwrap_err().to_string();
         assert!(e.contains("offset 48") && e.contains("CRC"), "{e}");
@@ -261,6 +283,7 @@ mod tests {
             capacity: 2,
             seed: 1,
             created_ns: 0,
+            identity: None,
         };
         let mut page = vec![0u8; HEADER_PAGE];
         h.encode(&mut page);
@@ -270,6 +293,37 @@ mod tests {
             .to_string();
         assert!(
             e.contains("offset 12") && e.contains("record format version 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn version_1_files_are_read_without_identity() {
+        let h = RingHeader {
+            slot_size: 256,
+            core: 1,
+            capacity: 2,
+            seed: 1,
+            created_ns: 0,
+            identity: None,
+        };
+        let mut page = vec![0u8; HEADER_PAGE];
+        h.encode(&mut page);
+        page[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&page[..HEADER_CRC_LEN]);
+        page[48..52].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            RingHeader::decode(Path::new("r"), &page, file_len(256, 2).unwrap()).unwrap(),
+            h
+        );
+        page[8..12].copy_from_slice(&(RING_VERSION + 1).to_le_bytes());
+        let crc = crc32c::crc32c(&page[..HEADER_CRC_LEN]);
+        page[48..52].copy_from_slice(&crc.to_le_bytes());
+        let e = RingHeader::decode(Path::new("r"), &page, file_len(256, 2).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("offset 8") && e.contains("ring format version 3"),
             "{e}"
         );
     }
@@ -301,6 +355,7 @@ mod tests {
             capacity: 1 << 52,
             seed: 7,
             created_ns: 0,
+            identity: None,
         };
         let mut page = vec![0u8; HEADER_PAGE];
         h.encode(&mut page);

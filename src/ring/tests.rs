@@ -28,6 +28,7 @@ fn opts(capacity: u64) -> RingOptions {
         slot_size: 256,
         capacity,
         core: 0,
+        identity: None,
     }
 }
 

@@ -3,6 +3,7 @@
 use super::format::{check_geometry, RingError, RingHeader, HEADER_PAGE};
 use super::raw::RawRing;
 use super::slot::{check_slot, SlotState};
+use crate::instance::Identity;
 use crate::record::{self, RecordFields, MAX_SLOT_SIZE};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,6 +17,9 @@ pub struct RingOptions {
     pub slot_size: usize,
     pub capacity: u64,
     pub core: u32,
+    /// The instance written into a new ring's header; an existing ring of another instance is
+    /// refused. `None` writes no identity (tests, benches).
+    pub identity: Option<Identity>,
 }
 
 /// What reopening a ring found.
@@ -79,6 +83,21 @@ impl RingWriter {
                     have,
                     want,
                 });
+            }
+        }
+        if let (Some(have), Some(want)) = (header.identity, opts.identity) {
+            if have.id() != want.id() {
+                return Err(RingError::format(
+                    path,
+                    super::format::OFF_IDENTITY as u64,
+                    format!(
+                        "ring of instance {} ({:?}), but this data dir is instance {} ({:?}); give the ring its own data dir",
+                        have.id_hex(),
+                        have.name(),
+                        want.id_hex(),
+                        want.name()
+                    ),
+                ));
             }
         }
         // Make sure no hole is left (a file copied sparse): a later write into one would SIGBUS on a full disk.
@@ -225,6 +244,7 @@ fn create(path: &Path, opts: RingOptions) -> Result<(), RingError> {
             capacity: opts.capacity,
             seed: random_seed(),
             created_ns: crate::clock::now_ns(),
+            identity: opts.identity,
         };
         let mut page = [0u8; HEADER_PAGE];
         header.encode(&mut page);

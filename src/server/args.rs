@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Directory for the per-core ring files (created if missing).
     #[arg(long, value_name = "DIR", default_value = "./glint-data")]
     pub data_dir: PathBuf,
+    /// Name of this box in its records (decode's `instance` field); default: the name stored
+    /// in DATA_DIR/instance.toml, created with the host name. A new name replaces the stored one.
+    #[arg(long, value_name = "NAME", value_parser = crate::instance::parse_name)]
+    pub instance_name: Option<String>,
     /// Worker threads, one pinned per CPU [default: the CPUs this process may use].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

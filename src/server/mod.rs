@@ -65,6 +65,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
     let backend = choose_backend(args.io)?;
     let _lock = lock_data_dir(&args.data_dir)?;
+    let identity = crate::instance::open_or_create(&args.data_dir, args.instance_name.as_deref())?;
     let listeners = listener::bind_all(&args.listen, threads, args.backlog)?;
     let addrs: Vec<String> = listeners[0]
         .iter()
@@ -76,7 +77,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let mut sync_files = Vec::with_capacity(threads);
     let mut all_stats = Vec::with_capacity(threads);
     for (id, listeners) in listeners.into_iter().enumerate() {
-        let core = open_core(id, &args, &cfg)?;
+        let core = open_core(id, &args, &cfg, identity)?;
         sync_files.push((core.ring.path().to_path_buf(), core.ring.sync_handle()?));
         all_stats.push(core.stats.clone());
         workers.push(Worker {
@@ -112,14 +113,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     drop(done_tx);
     let admin = start_admin(&args, &all_stats, &sync_files, backend)?;
     crate::info!(
-        "listening on {} with {threads} workers, io {}, data dir {}",
+        "listening on {} with {threads} workers, io {}, data dir {}, instance {:?} ({})",
         addrs.join(", "),
         if backend == IoBackend::Uring {
             "uring"
         } else {
             "epoll"
         },
-        args.data_dir.display()
+        args.data_dir.display(),
+        identity.name(),
+        identity.id_hex()
     );
     let _watchdog = crate::notify::spawn_watchdog(crate::notify::Heartbeats::of(all_stats.clone()));
     crate::notify::ready();
@@ -280,12 +283,14 @@ fn open_core(
     id: usize,
     args: &ServeArgs,
     cfg: &Arc<ServeConfig>,
+    identity: crate::instance::Identity,
 ) -> Result<CoreState, crate::BoxError> {
     let path = args.data_dir.join(ring_file_name(id));
     let opts = RingOptions {
         slot_size: args.slot_size,
         capacity: args.ring_slots,
         core: id as u32,
+        identity: Some(identity),
     };
     let (ring, rec) = RingWriter::open(&path, opts)?;
     if rec.created {

@@ -24,12 +24,16 @@ pub fn tempdir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Opens (or creates) core `core`'s ring in `dir` as `glint serve` does: under the data dir's
+/// instance identity.
 pub fn open_ring(dir: &Path, core: u32, capacity: u64) -> RingWriter {
     let path = dir.join(ring_file_name(core as usize));
+    let identity = glint::instance::open_or_create(dir, None).unwrap();
     let opts = RingOptions {
         slot_size: 512,
         capacity,
         core,
+        identity: Some(identity),
     };
     RingWriter::open(&path, opts).unwrap().0
 }

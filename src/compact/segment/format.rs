@@ -1,5 +1,6 @@
 //! Byte layouts of the segment header, block header, checkpoint and index entries, trailer.
 
+use crate::instance::{Identity, BLOCK_LEN as IDENTITY_LEN};
 use crate::record::{FORMAT_VERSION, MAX_RECORD_LEN};
 use std::path::{Path, PathBuf};
 
@@ -8,8 +9,13 @@ pub const SEGMENT_SUFFIX: &str = ".gls";
 /// Suffix of the segment the compactor is writing.
 pub const OPEN_SUFFIX: &str = ".gls.open";
 /// Version of the segment layout.
-pub const SEGMENT_VERSION: u32 = 1;
-pub const HEADER_LEN: usize = 64;
+pub const SEGMENT_VERSION: u32 = 2;
+/// Oldest segment layout readers still accept (version 1: no identity block).
+pub const MIN_SEGMENT_VERSION: u32 = 1;
+/// Bytes of the fixed header fields, the whole header of a version 1 segment.
+pub const HEADER_FIXED_LEN: usize = 64;
+/// Bytes of a version 2 header: the fixed fields, then the instance identity block.
+pub const HEADER_LEN: usize = HEADER_FIXED_LEN + IDENTITY_LEN;
 pub const BLOCK_HEADER_LEN: usize = 40;
 pub const TRAILER_LEN: usize = 40;
 pub(crate) const CHECKPOINT_ENTRY_LEN: usize = 24;
@@ -103,16 +109,34 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// Header bytes of a segment of layout `version` (the first block starts there).
+pub fn header_len(version: u32) -> usize {
+    if version >= 2 {
+        HEADER_LEN
+    } else {
+        HEADER_FIXED_LEN
+    }
+}
+
 /// The segment file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileHeader {
+    pub version: u32,
     pub codec: Codec,
     pub seed: u64,
     pub start_ns: u64,
     pub created_ns: u64,
+    /// The instance whose rings the records came from; `None` in a version 1 segment.
+    pub identity: Option<Identity>,
 }
 
 impl FileHeader {
+    /// Bytes of this header in the file: where the first block starts.
+    pub fn len(&self) -> u64 {
+        header_len(self.version) as u64
+    }
+
+    /// Encodes a header of the current version.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
@@ -124,19 +148,16 @@ impl FileHeader {
         b[40..48].copy_from_slice(&self.created_ns.to_le_bytes());
         let crc = crc32c::crc32c(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
+        if let Some(identity) = &self.identity {
+            b[HEADER_FIXED_LEN..].copy_from_slice(&identity.encode());
+        }
         b
     }
 
+    /// Decodes the header at the start of `b` (the file's first bytes, as many as it has).
     pub fn decode(path: &Path, b: &[u8]) -> Result<FileHeader, SegmentError> {
-        if b.len() < HEADER_LEN {
-            return Err(SegmentError::format(
-                path,
-                b.len() as u64,
-                format!(
-                    "file is {} bytes, shorter than the {HEADER_LEN}-byte segment header",
-                    b.len()
-                ),
-            ));
+        if b.len() < HEADER_FIXED_LEN {
+            return Err(short_header(path, b.len(), HEADER_FIXED_LEN));
         }
         if b[0..8] != MAGIC {
             return Err(SegmentError::format(
@@ -146,9 +167,9 @@ impl FileHeader {
             ));
         }
         let version = u32_at(b, 8);
-        if version != SEGMENT_VERSION {
+        if !(MIN_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&version) {
             let what = format!(
-                "segment format version {version}, this glint reads version {SEGMENT_VERSION}"
+                "segment format version {version}, this glint reads version {SEGMENT_VERSION} (and {MIN_SEGMENT_VERSION})"
             );
             return Err(SegmentError::format(path, 8, what));
         }
@@ -177,13 +198,33 @@ impl FileHeader {
                 ))
             }
         };
+        let identity = if version >= 2 {
+            let block = b
+                .get(HEADER_FIXED_LEN..HEADER_LEN)
+                .ok_or_else(|| short_header(path, b.len(), HEADER_LEN))?;
+            Identity::decode(block).map_err(|(at, what)| {
+                SegmentError::format(path, (HEADER_FIXED_LEN + at) as u64, what)
+            })?
+        } else {
+            None
+        };
         Ok(FileHeader {
+            version,
             codec,
             seed: u64_at(b, 24),
             start_ns: u64_at(b, 32),
             created_ns: u64_at(b, 40),
+            identity,
         })
     }
+}
+
+fn short_header(path: &Path, have: usize, want: usize) -> SegmentError {
+    SegmentError::format(
+        path,
+        have as u64,
+        format!("file is {have} bytes, shorter than the {want}-byte segment header"),
+    )
 }
 
 /// A decoded block header.
@@ -321,7 +362,8 @@ impl BlockHeader {
                 "checkpoint",
             ),
             BlockKind::Index => {
-                let room = at.saturating_sub(HEADER_LEN as u64) / MIN_RECORDS_BLOCK_LEN;
+                // The smallest header (version 1) leaves the most room: an upper bound for every version.
+                let room = at.saturating_sub(HEADER_FIXED_LEN as u64) / MIN_RECORDS_BLOCK_LEN;
                 entries(INDEX_ENTRY_LEN, room.min(MAX_INDEX_ENTRIES as u64), "index")
             }
         }
@@ -435,14 +477,19 @@ pub(crate) fn decode_checkpoint(payload: &[u8]) -> Vec<Watermark> {
         .collect()
 }
 
-/// `YYYYMMDDTHHMMSS.nnnnnnnnnZ.gls`: fixed width, so names sort by time (years 1970..=9999).
-pub fn segment_file_name(start_ns: u64) -> String {
+/// `YYYYMMDDTHHMMSS.nnnnnnnnnZ-<tag>.gls` (`tag`: the instance's id prefix, so segments of
+/// several boxes can share a folder; version 1 segments have no tag): the time part is fixed
+/// width, so names sort by time (years 1970..=9999).
+pub fn segment_file_name(start_ns: u64, identity: Option<&Identity>) -> String {
     let secs = start_ns / 1_000_000_000;
     let nanos = start_ns % 1_000_000_000;
     let (y, m, d) = crate::clock::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
+    let tag = identity
+        .map(|i| format!("-{}", i.file_tag()))
+        .unwrap_or_default();
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{nanos:09}Z{SEGMENT_SUFFIX}",
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{nanos:09}Z{tag}{SEGMENT_SUFFIX}",
         rem / 3600,
         rem / 60 % 60,
         rem % 60

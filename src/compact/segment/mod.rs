@@ -1,7 +1,9 @@
 //! Segment files: the compactor's time-ordered, indexed, immutable output.
 //!
 //! A segment lives in `DATA_DIR/segments/` and is named after the UTC time of its first
-//! record, `YYYYMMDDTHHMMSS.nnnnnnnnnZ.gls`, so `ls` lists segments in time order. While the
+//! record and its instance, `YYYYMMDDTHHMMSS.nnnnnnnnnZ-<first 16 hex digits of the instance
+//! id>.gls` (version 1 segments: no `-<id>`), so `ls` lists segments in time order and the
+//! segments of several boxes can be gathered in one folder. While the
 //! compactor writes it, it is `….gls.open`; sealing renames it to `….gls`, after which it is
 //! never written again. All integers are little-endian.
 //!
@@ -21,6 +23,10 @@
 //! |     40 |    8 | `created_ns`     | wall clock when the file was created                     |
 //! |     48 |   12 | reserved         | zero                                                     |
 //! |     60 |    4 | `header_crc`     | CRC32C of bytes 0..60                                    |
+//! |     64 |   88 | `identity`       | the instance whose rings the records came from, with its own CRC ([`crate::instance`]); version 2 only |
+//!
+//! Version 1 segments end the header at byte 64 (their first block starts there) and are
+//! still read; their records have no instance unless the data dir they lie in has one.
 //!
 //! Block header, [`BLOCK_HEADER_LEN`] bytes, followed by `stored_len` payload bytes:
 //!

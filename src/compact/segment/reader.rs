@@ -103,7 +103,7 @@ impl SegmentReader {
             raw: Vec::new(),
             pos: 0,
             block: None,
-            bytes_read: n as u64,
+            bytes_read: header.len(),
             decompressor: None,
         };
         let in_progress = path
@@ -122,7 +122,7 @@ impl SegmentReader {
     }
 
     fn read_trailer(&mut self) -> Result<Trailer, &'static str> {
-        if self.file_len < (HEADER_LEN + TRAILER_LEN) as u64 {
+        if self.file_len < self.header.len() + TRAILER_LEN as u64 {
             return Err("no segment trailer (truncated or unsealed segment?)");
         }
         let mut b = [0u8; TRAILER_LEN];
@@ -153,7 +153,7 @@ impl SegmentReader {
 
     /// Builds the index of an in-progress file from block headers, up to its last checkpoint.
     fn scan_headers(&mut self) -> Result<(), SegmentError> {
-        let mut at = HEADER_LEN as u64;
+        let mut at = self.header.len();
         let mut pending = Vec::new();
         while at + BLOCK_HEADER_LEN as u64 <= self.file_len {
             let mut b = [0u8; BLOCK_HEADER_LEN];
@@ -223,6 +223,11 @@ impl SegmentReader {
         &self.path
     }
     /// The time in the file name (ns since the Unix epoch).
+    /// The instance whose records the segment holds (`None` in a version 1 segment).
+    pub fn identity(&self) -> Option<crate::instance::Identity> {
+        self.header.identity
+    }
+
     pub fn start_ns(&self) -> u64 {
         self.header.start_ns
     }

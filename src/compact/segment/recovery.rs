@@ -31,7 +31,7 @@ impl SegmentWriter {
             Err(_) if file_len <= HEADER_LEN as u64 => return remove_torn(path, file_len),
             Err(e) => return Err(e),
         };
-        let scan = scan_blocks(&file, path, header.seed, file_len)?;
+        let scan = scan_blocks(&file, path, &header, file_len)?;
         if scan.sealed {
             let sealed = finish_rename(path)?;
             return Ok(Recovered {
@@ -81,16 +81,22 @@ struct Scan {
 }
 
 /// Walks the blocks; stops at the first invalid one, or at an index followed by a valid trailer.
-fn scan_blocks(file: &File, path: &Path, seed: u64, file_len: u64) -> Result<Scan, SegmentError> {
+fn scan_blocks(
+    file: &File,
+    path: &Path,
+    header: &FileHeader,
+    file_len: u64,
+) -> Result<Scan, SegmentError> {
+    let seed = header.seed;
     let mut scan = Scan {
-        keep: HEADER_LEN as u64,
+        keep: header.len(),
         index: Vec::new(),
         marks: Vec::new(),
         last_checkpoint: 0,
         sealed: false,
     };
     let mut pending = Vec::new();
-    let mut at = HEADER_LEN as u64;
+    let mut at = header.len();
     let mut payload = Vec::new();
     let stop = loop {
         let (h, _) = match read_block_at(file, seed, at, file_len, &mut payload) {

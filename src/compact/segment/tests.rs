@@ -54,7 +54,7 @@ fn mark(next_seq: u64) -> Vec<Watermark> {
 
 /// Writes `n` records with ts 1000*i in one sealed segment.
 fn sealed(dir: &Path, n: u64, codec: Codec) -> PathBuf {
-    let mut w = SegmentWriter::create(dir, 1_000, codec).unwrap();
+    let mut w = SegmentWriter::create(dir, 1_000, codec, None).unwrap();
     for i in 0..n {
         let b = record_bytes(0, i, 1_000 * (i + 1));
         w.push(&RecordView::parse(&b).unwrap()).unwrap();
@@ -154,7 +154,7 @@ fn damaged_block_and_truncated_segment_name_file_and_offset() {
 #[test]
 fn recovery_cuts_uncommitted_blocks_and_continues() {
     let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
     let recs: Vec<Vec<u8>> = (0..2000).map(|i| record_bytes(0, i, 10 + i)).collect();
     for b in &recs[..1000] {
         w.push(&RecordView::parse(b).unwrap()).unwrap();
@@ -218,7 +218,7 @@ fn recovery_of_a_sealed_but_unrenamed_file_renames_it() {
 #[test]
 fn damage_before_a_checkpoint_is_refused_not_cut() {
     let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
     for i in 0..100 {
         w.push(&RecordView::parse(&record_bytes(0, i, i)).unwrap())
             .unwrap();
@@ -243,15 +243,20 @@ fn damage_before_a_checkpoint_is_refused_not_cut() {
 #[test]
 fn names_sort_by_time_and_open_file_is_listed_last() {
     assert_eq!(
-        segment_file_name(1_764_394_080_123_456_789),
+        segment_file_name(1_764_394_080_123_456_789, None),
         "20251129T052800.123456789Z.gls"
+    );
+    let box_a = crate::instance::Identity::new([0xab; 16], "a").unwrap();
+    assert_eq!(
+        segment_file_name(1_764_394_080_123_456_789, Some(&box_a)),
+        "20251129T052800.123456789Z-abababababababab.gls"
     );
     let data = tempdir();
     let dir = data.join("segments");
     std::fs::create_dir_all(&dir).unwrap();
     let _ = sealed(&dir, 1, Codec::None);
-    let open = SegmentWriter::create(&dir, 2_000_000_000, Codec::None).unwrap();
-    let mut late = SegmentWriter::create(&dir, 1_000_000_000, Codec::None).unwrap();
+    let open = SegmentWriter::create(&dir, 2_000_000_000, Codec::None, None).unwrap();
+    let mut late = SegmentWriter::create(&dir, 1_000_000_000, Codec::None, None).unwrap();
     late.push(&RecordView::parse(&record_bytes(0, 0, 1)).unwrap())
         .unwrap();
     late.commit(&mark(1)).unwrap();
@@ -281,7 +286,7 @@ proptest::proptest! {
         from in 0u64..1_000_000,
     ) {
         let dir = tempdir();
-        let mut w = SegmentWriter::create(&dir, 1, Codec::Zstd).unwrap();
+        let mut w = SegmentWriter::create(&dir, 1, Codec::Zstd, None).unwrap();
         for (i, t) in ts.iter().enumerate() {
             w.push(&RecordView::parse(&record_bytes(0, i as u64, *t)).unwrap()).unwrap();
         }
@@ -496,7 +501,7 @@ fn the_length_contract_at_its_edges() {
     assert!(!ok(header(Checkpoint, true, 24, 24, 1), 64));
     assert!(!ok(header(Checkpoint, false, 24, 24, 2), 64));
     // Index: bounded by the records blocks (41 bytes at least) that fit before it.
-    let at = HEADER_LEN as u64 + 41 * 1000;
+    let at = super::format::HEADER_FIXED_LEN as u64 + 41 * 1000;
     assert!(ok(header(Index, false, 32_000, 32_000, 1000), at));
     assert!(!ok(header(Index, false, 32_032, 32_032, 1001), at));
     assert!(ok(
@@ -518,7 +523,7 @@ fn the_length_contract_at_its_edges() {
 #[test]
 fn the_writer_refuses_a_block_the_reader_would_refuse() {
     let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None).unwrap();
+    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
     w.push(&RecordView::parse(&record_bytes(0, 0, 1)).unwrap())
         .unwrap();
     w.commit(&mark(1)).unwrap();

@@ -3,8 +3,9 @@
 use super::format::{
     encode_checkpoint, encode_index, BlockEntry, BlockHeader, BlockKind, Codec, FileHeader,
     SegmentError, Trailer, Watermark, BLOCK_HEADER_LEN, BLOCK_TARGET, CHECKPOINT_ENTRY_LEN,
-    HEADER_LEN, INDEX_ENTRY_LEN, MAX_INDEX_ENTRIES, OPEN_SUFFIX, SEGMENT_SUFFIX,
+    HEADER_LEN, INDEX_ENTRY_LEN, MAX_INDEX_ENTRIES, OPEN_SUFFIX, SEGMENT_SUFFIX, SEGMENT_VERSION,
 };
+use crate::instance::Identity;
 use crate::record::RecordView;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -47,18 +48,26 @@ pub struct Recovered {
 }
 
 impl SegmentWriter {
-    /// Creates `dir/<start>.gls.open`, writes and syncs its header, and syncs `dir`.
-    pub fn create(dir: &Path, start_ns: u64, codec: Codec) -> Result<SegmentWriter, SegmentError> {
+    /// Creates `dir/<start>-<tag>.gls.open` for the records of instance `identity`, writes
+    /// and syncs its header, and syncs `dir`.
+    pub fn create(
+        dir: &Path,
+        start_ns: u64,
+        codec: Codec,
+        identity: Option<Identity>,
+    ) -> Result<SegmentWriter, SegmentError> {
         let path = dir.join(format!(
             "{}{}",
-            super::segment_file_name(start_ns).trim_end_matches(SEGMENT_SUFFIX),
+            super::segment_file_name(start_ns, identity.as_ref()).trim_end_matches(SEGMENT_SUFFIX),
             OPEN_SUFFIX
         ));
         let header = FileHeader {
+            version: SEGMENT_VERSION,
             codec,
             seed: random_seed(),
             start_ns,
             created_ns: crate::clock::now_ns(),
+            identity,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -106,6 +115,10 @@ impl SegmentWriter {
     /// The time in the file name.
     pub fn start_ns(&self) -> u64 {
         self.header.start_ns
+    }
+    /// The instance named in the header (`None` in a version 1 file being continued).
+    pub fn identity(&self) -> Option<Identity> {
+        self.header.identity
     }
     /// Bytes in the file plus the block being gathered.
     pub fn len(&self) -> u64 {

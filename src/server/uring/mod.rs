@@ -91,6 +91,7 @@ mod tests {
             slot_size: 512,
             capacity: 64,
             core: 0,
+            identity: None,
         };
         let (ring, _) = crate::ring::RingWriter::open(&dir.join("ring-000.glr"), opts).unwrap();
         let cfg = ServeConfig {
