@@ -162,3 +162,73 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
         list_segments(&dir).unwrap().len()
     );
 }
+
+/// Issue 17: under `--interval 1h` a compactor still keeps a small ring drained while requests
+/// keep coming (cycles back to back while a ring is behind, and a wait that ends as soon as a
+/// ring is a quarter full), so its throughput is bounded by its CPU, not its interval. Before,
+/// it moved at most one ring's worth per interval: after the first 4,096 requests every answer
+/// was a 503 for the rest of the hour.
+#[test]
+fn a_long_interval_does_not_hold_back_a_busy_ring() {
+    let dir = tempdir("compact-drain");
+    let server = Server::start(
+        &dir,
+        &[
+            "--threads",
+            "1",
+            "--ring-slots",
+            "4096",
+            "--admin-listen",
+            "off",
+        ],
+    );
+    let mut compactor = Command::new(env!("CARGO_BIN_EXE_glint"))
+        .args(["compact", "--interval", "1h"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // 40,000 requests (ten rings' worth), 8 per write; a 503 is sent again after 20 ms.
+    const TOTAL: u64 = 40_000;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut s = server.connect();
+    let mut pending = Vec::new();
+    let mut todo: Vec<u64> = (0..TOTAL).rev().collect();
+    let (mut acked, mut refused) = (0u64, 0u64);
+    while !todo.is_empty() && std::time::Instant::now() < deadline {
+        let ids: Vec<u64> = (0..8).map_while(|_| todo.pop()).collect();
+        let raw: String = ids
+            .iter()
+            .map(|id| format!("GET /p.gif?rid={id} HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .collect();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut again = Vec::new();
+        for id in ids {
+            match read_response(&mut s, &mut pending, false).unwrap().status {
+                200 => acked += 1,
+                503 => again.push(id),
+                other => panic!("status {other}"),
+            }
+        }
+        if !again.is_empty() {
+            refused += again.len() as u64;
+            todo.extend(again);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(
+        acked, TOTAL,
+        "acknowledged {acked} of {TOTAL} in 30 s ({refused} answers were 503): the compactor waited for its interval"
+    );
+    assert!(server.stop().success());
+    signal(&compactor, "-TERM");
+    assert_eq!(
+        wait_bounded(&mut compactor, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let stored = read_segments(&dir);
+    assert_eq!(stored.len() as u64, TOTAL);
+    println!("{TOTAL} acknowledged and stored; {refused} answers were 503 on the way");
+}

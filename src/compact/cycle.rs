@@ -41,7 +41,12 @@ impl CycleReport {
         self.segment_bytes += next.segment_bytes;
         self.sealed.extend(next.sealed);
         self.lag = next.lag;
-        self.problems.extend(next.problems);
+        // A stalled ring is reported by every cycle; one line per problem is enough.
+        for p in next.problems {
+            if !self.problems.contains(&p) {
+                self.problems.push(p);
+            }
+        }
     }
 }
 
@@ -109,6 +114,16 @@ impl Compactor {
             }
         }
         Ok(report)
+    }
+
+    /// Whether some ring already holds [`super::schedule::wake_at`] records past where
+    /// compaction stopped (one slot read per ring): a caught-up compactor's wait ends then.
+    pub fn ring_filling(&mut self) -> bool {
+        self.rings.iter_mut().any(|r| {
+            let last = r.next_seq + super::schedule::wake_at(r.reader.header().capacity) - 1;
+            !matches!(r.stopped, Some(Stopped::Corrupt(_)))
+                && r.reader.state(last) == crate::ring::SlotState::Valid
+        })
     }
 
     fn must_roll(&self, ts_ns: u64, rec_len: usize) -> bool {

@@ -8,7 +8,8 @@ use std::collections::BinaryHeap;
 /// Why a ring was not read to its end in a cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
-    /// It gave its capacity's worth of records; the rest waits for the next cycle.
+    /// It gave its capacity's worth of records; the rest waits for the next cycle, which
+    /// starts at once ([`super::schedule`]).
     Budget,
     /// A committed record does not validate: the error line (file and offset). The ring is not
     /// compacted past it until an operator repairs or moves the file.

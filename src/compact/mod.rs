@@ -1,10 +1,12 @@
 //! `glint compact`: merges the per-core rings into time-ordered, indexed, crash-safe segments.
 //!
-//! Every cycle (`--interval`, default 1 s) reads each ring from where compaction stopped,
+//! Every cycle reads each ring from where compaction stopped (one ring capacity at most),
 //! k-way merges the committed records by (timestamp, core, seq) ([`merge`]) and appends them,
 //! padding dropped, to the in-progress segment `DATA_DIR/segments/<start>.gls.open`
-//! ([`segment`] documents the format). Segments roll by span or size; retention deletes the
-//! oldest sealed ones ([`retention`]).
+//! ([`segment`] documents the format). While a ring is behind the next cycle starts at once;
+//! once all are caught up cycles start at most `--interval` (default 1 s) apart, sooner when a
+//! ring is a quarter full ([`schedule`]). Segments roll by span or size; retention deletes the oldest sealed ones
+//! ([`retention`]).
 //!
 //! # Crash safety
 //! The hand-off from a ring to a segment, in this order:
@@ -39,6 +41,7 @@ pub mod cycle;
 pub mod merge;
 mod recover;
 pub mod retention;
+pub mod schedule;
 pub mod segment;
 
 pub use cycle::{CompactOptions, Compactor, CycleReport};
@@ -47,7 +50,7 @@ pub use retention::Retention;
 use segment::Codec;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Options of `glint compact`.
 #[derive(Debug, clap::Args)]
@@ -59,8 +62,10 @@ pub struct CompactArgs {
     /// segment is damaged).
     #[arg(long)]
     pub once: bool,
-    /// Time between cycles when looping (ms, s, m, h, d). SIGTERM or SIGINT ends the loop
-    /// after the current cycle; the open segment is sealed and the exit code is 0.
+    /// Longest time between cycle starts when looping (ms, s, m, h, d). While a ring is behind
+    /// (a cycle took a whole ring's capacity from it) the next cycle starts at once, and a wait
+    /// ends early when a ring is a quarter full. SIGTERM or SIGINT ends the loop after the current cycle; the open segment is
+    /// sealed and the exit code is 0.
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = crate::clock::parse_duration)]
     pub interval: Duration,
     /// Seal a segment once a record is this much newer than the segment's start, or once the
@@ -123,15 +128,25 @@ pub fn run(args: CompactArgs) -> Result<ExitCode, crate::BoxError> {
     };
     let mut compactor = Compactor::open(opts)?;
     crate::info!(
-        "compact: {} -> {}/segments, every {:?}{}",
+        "compact: {} -> {}/segments, {}",
         args.data_dir.display(),
         args.data_dir.display(),
-        args.interval,
-        if args.once { " (once)" } else { "" }
+        if args.once {
+            "once".to_string()
+        } else {
+            format!(
+                "cycles at most {:?} apart, back to back while a ring is behind",
+                args.interval
+            )
+        }
     );
     let mut failed = false;
     let mut stopping = false;
+    // Cycles run back to back while a ring is behind; their reports are summed into one log
+    // line (and retention runs) at most once per --interval, and whenever it catches up.
+    let mut unlogged: Option<(CycleReport, Instant)> = None;
     loop {
+        let began = Instant::now();
         let mut report = compactor.cycle()?;
         if let Some(rx) = &stop {
             if rx.try_recv().is_ok() {
@@ -160,20 +175,28 @@ pub fn run(args: CompactArgs) -> Result<ExitCode, crate::BoxError> {
             compactor.commit_and_seal(&mut report)?;
         }
         failed |= !report.problems.is_empty();
-        let gone = retention.apply(&args.data_dir, crate::clock::now_ns());
-        log_cycle(&report, gone);
+        let wait = schedule::wait_before_next(&report, args.interval, began.elapsed());
+        let caught_up = !schedule::behind(&report);
+        let (summed, since) = match unlogged.take() {
+            Some((mut earlier, since)) => {
+                earlier.absorb(report);
+                (earlier, since)
+            }
+            None => (report, began),
+        };
+        if last || caught_up || since.elapsed() >= args.interval {
+            let gone = retention.apply(&args.data_dir, crate::clock::now_ns());
+            log_cycle(&summed, gone);
+        } else {
+            unlogged = Some((summed, since));
+        }
         if last {
             break;
         }
         if let Some(rx) = &stop {
-            // A signal during the wait ends it early: one more cycle, then seal and exit.
-            match rx.recv_timeout(args.interval) {
-                Ok(()) => stopping = true,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(args.interval)
-                }
-            }
+            // A signal during the wait (or between back-to-back cycles) ends it: one more
+            // cycle, then seal and exit.
+            stopping = schedule::wait(wait, rx, || compactor.ring_filling());
         }
     }
     Ok(if failed && args.once {
