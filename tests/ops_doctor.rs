@@ -240,7 +240,11 @@ fn config_file_sets_what_is_checked_and_flags_win() {
     let (stdout, stderr) = text(&out);
     assert!(stdout.contains("--threads 3"), "{stdout}\n{stderr}");
     // 3 rings of 4096 slots x 512 bytes plus a 4 KiB header each.
-    assert!(stdout.contains("new rings need 6.0 MiB"), "{stdout}");
+    assert!(
+        stdout
+            .contains("rings 2.0 MiB/core x 3 threads = 6.0 MiB (existing 0 B, new need 6.0 MiB)"),
+        "{stdout}"
+    );
     let data_row = stdout
         .lines()
         .find(|l| l.starts_with("data dir  "))
@@ -292,6 +296,99 @@ fn unreadable_config_is_one_clear_line() {
     assert!(
         stderr.contains(&format!("config {}: key \"io\"", config.display())),
         "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With a glint serving the data dir, the rlimit rows show that process's limits (found by the
+/// data dir's lock), not doctor's own, and a limit below the shipped unit's is flagged. The
+/// existing rings' size and what a fresh start needs are both on the free-space line.
+#[test]
+fn limits_are_read_from_the_glint_serving_the_data_dir() {
+    let dir = tempdir("serving");
+    let mut serve = Command::new("prlimit")
+        .args([
+            "--nofile=4096:4096",
+            GLINT,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--admin-listen",
+            "off",
+            "--threads",
+            "1",
+            "--ring-slots",
+            "4096",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux) runs glint serve");
+    let doctor_row = || {
+        let out = Command::new("prlimit")
+            .args([
+                "--nofile=3000:3000",
+                GLINT,
+                "doctor",
+                "--threads",
+                "2",
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row = |name: &str| {
+            stdout
+                .lines()
+                .skip_while(|l| !l.starts_with(name))
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        (row("RLIMIT_NOFILE"), row("data dir free space"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (nofile, space) = loop {
+        let rows = doctor_row();
+        if rows.0.contains("glint PID") || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let pid = serve.id();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        nofile.contains(&format!("soft 4096 / hard 4096 (glint PID {pid}, holds "))
+            && nofile.contains(".serve.lock)"),
+        "{nofile}"
+    );
+    assert!(nofile.contains("CHANGE"), "{nofile}");
+    assert!(
+        nofile.contains("below the unit's LimitNOFILE=1048576"),
+        "{nofile}"
+    );
+    // One existing ring (4096 slots: 2 MiB + 4 KiB) beside what serve's defaults would
+    // preallocate per core, and the second thread's ring still to come.
+    let defaults = glint::doctor::plan::serve_defaults();
+    let per_core = glint::ring::format::file_len(defaults.slot_size, defaults.ring_slots).unwrap();
+    let human = glint::doctor::host::human_bytes;
+    let want = format!(
+        "rings {}/core x 2 threads = {} (existing 2.0 MiB, new need {})",
+        human(per_core),
+        human(2 * per_core),
+        human(per_core)
+    );
+    assert!(space.contains(&want), "{space}\nwant {want}");
+    let (after, _) = doctor_row();
+    assert!(
+        after.contains("soft 3000 / hard 3000 (doctor's own: no glint serving)"),
+        "{after}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -283,3 +283,91 @@ fn install_doc_uses_the_shipped_files() {
         );
     }
 }
+
+/// Top-level folders of this repository: a word in the docs starting with one of them followed
+/// by `/` names a file of the checkout.
+const REPO_DIRS: [&str; 8] = [
+    "systemd", "docs", "loadtest", "tests", "src", "benches", "fuzz", ".ci",
+];
+
+/// Paths into the checkout that `text` names: words like `systemd/glint.toml` or `tuning.md`
+/// (globs and placeholders skipped).
+fn repo_paths(text: &str) -> Vec<String> {
+    let is_sep = |c: char| c.is_whitespace() || "`()[]<>,;:\"'|".contains(c);
+    let mut out: Vec<String> = text
+        .split(is_sep)
+        .map(|w| w.trim_end_matches(['.', '!', '?']))
+        .filter(|w| !w.contains(['*', '{', '$']) && !w.contains("..."))
+        .filter(|w| {
+            let first = w.split('/').next().unwrap_or("");
+            (w.contains('/') && REPO_DIRS.contains(&first))
+                || (!w.contains('/') && w.ends_with(".md") && w.len() > 3)
+        })
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Absolute paths an installed unit relies on that the install steps put there.
+fn installed_paths(unit: &str) -> Vec<&str> {
+    unit.split(|c: char| c.is_whitespace() || c == '=' || c == ':')
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| w.starts_with("/usr/") || w.starts_with("/etc/glint/"))
+        .collect()
+}
+
+#[test]
+fn every_path_the_units_and_readme_name_exists() {
+    let mut missing = Vec::new();
+    let mut docs = vec!["README.md".to_string()];
+    docs.extend(UNITS.iter().map(|u| format!("systemd/{u}")));
+    for doc in &docs {
+        for path in repo_paths(&read(doc)) {
+            if !repo_file(&path).exists() {
+                missing.push(format!("{doc} names {path}"));
+            }
+        }
+    }
+    let readme = read("README.md");
+    for unit in UNITS {
+        for path in installed_paths(&read(&format!("systemd/{unit}"))) {
+            if !readme.contains(path) {
+                missing.push(format!(
+                    "{unit} relies on {path}, which README's install never puts there"
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+#[test]
+fn path_check_sees_a_dangling_reference() {
+    let found = repo_paths("Install: see docs/install.md. Or (`systemd/glint.toml`), tuning.md; 4xx/5xx glint-data/ring-*.glr");
+    assert_eq!(
+        found,
+        ["docs/install.md", "systemd/glint.toml", "tuning.md"]
+    );
+    assert!(!repo_file("docs/install.md").exists());
+    assert_eq!(
+        installed_paths("ExecStart=/usr/local/bin/glint serve --config /etc/glint/glint.toml\nReadWritePaths=/var/lib/glint"),
+        ["/usr/local/bin/glint", "/etc/glint/glint.toml"]
+    );
+}
+
+/// The install section's disk figure is what serve's defaults preallocate per core.
+#[test]
+fn install_section_states_the_default_ring_size_per_core() {
+    let defaults = glint::doctor::plan::serve_defaults();
+    let per_core = glint::ring::format::file_len(defaults.slot_size, defaults.ring_slots).unwrap();
+    let human = glint::doctor::host::human_bytes;
+    let readme = read("README.md");
+    for figure in [
+        format!("which is {} per core with the defaults", human(per_core)),
+        format!("(2 workers: {})", human(2 * per_core)),
+    ] {
+        assert!(readme.contains(&figure), "README.md lacks `{figure}`");
+    }
+}

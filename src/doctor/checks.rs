@@ -26,6 +26,8 @@ pub struct Context {
     pub ring_slots: u64,
     pub kernel: Option<(u32, u32)>,
     pub nics: Vec<Nic>,
+    /// The glint serving the data dir, whose limits the rlimit rows judge.
+    pub serving: Option<super::service::Serving>,
 }
 
 /// How a knob's current value compares with the recommendation.

@@ -3,6 +3,7 @@
 
 use super::checks::{sysctl_fix, Context, Finding, Verdict};
 use super::machine::{self, format_cpu_list};
+use super::service::{Serving, UNIT_LIMIT_MEMLOCK, UNIT_LIMIT_NOFILE};
 use crate::server::IoBackend;
 
 const UNIT_HINT: &str = "the shipped systemd/glint.service sets it";
@@ -64,8 +65,23 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 pub fn memlock(ctx: &Context) -> Finding {
-    let soft = crate::sys::get_rlimit(libc::RLIMIT_MEMLOCK).map_or(0, |(soft, _)| soft);
-    memlock_finding(soft, ctx.kernel)
+    match ctx.serving.as_ref().and_then(|s| Some((s, s.memlock?))) {
+        Some((serving, (soft, _))) => {
+            let f = memlock_finding(soft, ctx.kernel);
+            below_unit(
+                f,
+                serving,
+                soft,
+                UNIT_LIMIT_MEMLOCK,
+                "LimitMEMLOCK",
+                ctx.kernel,
+            )
+        }
+        None => {
+            let soft = crate::sys::get_rlimit(libc::RLIMIT_MEMLOCK).map_or(0, |(soft, _)| soft);
+            own_limits(memlock_finding(soft, ctx.kernel))
+        }
+    }
 }
 
 pub fn memlock_finding(soft: u64, kernel: Option<(u32, u32)>) -> Finding {
@@ -83,9 +99,76 @@ pub fn memlock_finding(soft: u64, kernel: Option<(u32, u32)>) -> Finding {
     )
 }
 
-pub fn nofile(_ctx: &Context) -> Finding {
-    let (soft, hard) = crate::sys::get_rlimit(libc::RLIMIT_NOFILE).unwrap_or((0, 0));
-    nofile_finding(soft, hard)
+pub fn nofile(ctx: &Context) -> Finding {
+    match ctx.serving.as_ref().and_then(|s| Some((s, s.nofile?))) {
+        Some((serving, (soft, hard))) => {
+            let f = nofile_finding(soft, hard);
+            below_unit(f, serving, soft, UNIT_LIMIT_NOFILE, "LimitNOFILE", None)
+        }
+        None => {
+            let (soft, hard) = crate::sys::get_rlimit(libc::RLIMIT_NOFILE).unwrap_or((0, 0));
+            own_limits(nofile_finding(soft, hard))
+        }
+    }
+}
+
+/// No glint is serving the data dir: the row shows doctor's own limits, and says so.
+fn own_limits(mut f: Finding) -> Finding {
+    f.current.push_str(" (doctor's own: no glint serving)");
+    f
+}
+
+/// A serving glint's limit: names the PID, and flags a limit below what the shipped unit asks
+/// (`name=` in systemd/glint.service): systemd lowers it silently without CAP_SYS_RESOURCE.
+/// `kernel` set (memlock): only kernels before 5.12 use the limit, later ones get INFO.
+pub fn below_unit(
+    mut f: Finding,
+    serving: &Serving,
+    soft: u64,
+    asked: u64,
+    name: &str,
+    kernel: Option<(u32, u32)>,
+) -> Finding {
+    f.current.push_str(&format!(
+        " (glint PID {}, {})",
+        serving.pid, serving.found_by
+    ));
+    if soft >= asked {
+        return f;
+    }
+    let asked = if asked == u64::MAX {
+        "infinity".to_string()
+    } else {
+        asked.to_string()
+    };
+    let why = format!(
+        "glint PID {} runs with a soft limit of {}, below the unit's {name}={asked}: systemd lowers it \
+         silently when it lacks CAP_SYS_RESOURCE (a container or a user manager); raise the limit \
+         where systemd runs, or run glint under the shipped unit as the system manager",
+        serving.pid,
+        human_or_count(soft, name),
+    );
+    match f.verdict {
+        Verdict::Ok if kernel.is_some_and(|k| k >= (5, 12)) => Finding::new(
+            f.current,
+            Verdict::Info,
+            format!("{why} (unused for rings on 5.12+)"),
+        ),
+        Verdict::Ok | Verdict::Info => Finding::new(f.current, Verdict::Change, why),
+        Verdict::Change | Verdict::Fail => {
+            Finding::new(f.current, f.verdict, format!("{why}; {}", f.note))
+        }
+    }
+}
+
+fn human_or_count(v: u64, name: &str) -> String {
+    if name == "LimitMEMLOCK" {
+        human_bytes(v)
+    } else if v == u64::MAX {
+        "infinity".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// glint holds one descriptor per connection; below 1024 it cannot serve a balancer's pool.
@@ -210,6 +293,81 @@ mod tests {
             Verdict::Change
         );
         assert_eq!(memlock_finding(u64::MAX, Some((5, 4))).current, "infinity");
+    }
+
+    #[test]
+    fn a_serving_glint_below_the_units_limits_is_flagged() {
+        let serving = Serving {
+            pid: 4242,
+            found_by: "holds /var/lib/glint/.serve.lock".into(),
+            nofile: Some((65536, 65536)),
+            memlock: Some((8 << 20, 8 << 20)),
+        };
+        let f = below_unit(
+            nofile_finding(65536, 65536),
+            &serving,
+            65536,
+            UNIT_LIMIT_NOFILE,
+            "LimitNOFILE",
+            None,
+        );
+        assert_eq!(f.verdict, Verdict::Change);
+        assert_eq!(
+            f.current,
+            "soft 65536 / hard 65536 (glint PID 4242, holds /var/lib/glint/.serve.lock)"
+        );
+        assert!(
+            f.note.contains("below the unit's LimitNOFILE=1048576"),
+            "{}",
+            f.note
+        );
+        let ok = below_unit(
+            nofile_finding(1 << 20, 1 << 20),
+            &serving,
+            1 << 20,
+            UNIT_LIMIT_NOFILE,
+            "LimitNOFILE",
+            None,
+        );
+        assert_eq!(ok.verdict, Verdict::Ok);
+        let low = below_unit(
+            nofile_finding(512, 512),
+            &serving,
+            512,
+            UNIT_LIMIT_NOFILE,
+            "LimitNOFILE",
+            None,
+        );
+        assert_eq!(
+            low.verdict,
+            Verdict::Fail,
+            "still a failure, with the reason added"
+        );
+        assert!(low.note.contains("CAP_SYS_RESOURCE") && low.note.contains("only 512"));
+        let old = below_unit(
+            memlock_finding(8 << 20, Some((5, 10))),
+            &serving,
+            8 << 20,
+            UNIT_LIMIT_MEMLOCK,
+            "LimitMEMLOCK",
+            Some((5, 10)),
+        );
+        assert_eq!(old.verdict, Verdict::Change);
+        assert!(
+            old.note
+                .contains("8.0 MiB, below the unit's LimitMEMLOCK=infinity"),
+            "{}",
+            old.note
+        );
+        let new = below_unit(
+            memlock_finding(8 << 20, Some((6, 1))),
+            &serving,
+            8 << 20,
+            UNIT_LIMIT_MEMLOCK,
+            "LimitMEMLOCK",
+            Some((6, 1)),
+        );
+        assert_eq!(new.verdict, Verdict::Info);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! It never writes. Exit status 1 when a check would stop glint from working: io_uring
 //! unavailable with `--io uring`, a data dir that is missing or not writable, too few file
-//! descriptors, no room for the rings. Run it as the service user so permissions and limits
-//! are the ones glint will have; `--config` reads what serve will use from its config file.
+//! descriptors, no room for the rings. Run it as the service user so permissions are the ones
+//! glint will have; `--config` reads what serve will use from its config file. When a glint is
+//! already serving the data dir, the rlimit rows judge that process's limits ([`service`]).
 #![forbid(unsafe_code)]
 
 pub mod checks;
@@ -12,6 +13,7 @@ pub mod host;
 pub mod machine;
 pub mod net;
 pub mod plan;
+pub mod service;
 pub mod storage;
 
 use self::checks::{Context, Finding, Verdict, KNOBS};
@@ -48,12 +50,13 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, crate::BoxError> {
     let ctx = Context {
         threads: plan.threads.unwrap_or(cpus.len()).max(1),
         cpus,
-        data_dir: plan.data_dir,
+        data_dir: plan.data_dir.clone(),
         io: plan.io,
         slot_size: plan.slot_size,
         ring_slots: plan.ring_slots,
         kernel: machine::kernel_version(),
         nics: machine::physical_nics(),
+        serving: service::find(&plan.data_dir),
     };
     let rows: Vec<(&str, &str, Finding)> = KNOBS
         .iter()

@@ -76,7 +76,7 @@ pub fn free_space(ctx: &Context) -> Finding {
             format!("cannot statvfs {}", place.display()),
         );
     };
-    let ring = crate::ring::format::file_len(ctx.slot_size, ctx.ring_slots).unwrap_or(u64::MAX);
+    let per_core = crate::ring::format::file_len(ctx.slot_size, ctx.ring_slots).unwrap_or(u64::MAX);
     let missing = (0..ctx.threads)
         .filter(|core| {
             !ctx.data_dir
@@ -84,23 +84,51 @@ pub fn free_space(ctx: &Context) -> Finding {
                 .exists()
         })
         .count() as u64;
-    free_space_finding(free, missing.saturating_mul(ring))
+    let existing = crate::compact::cycle::ring_paths(&ctx.data_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .fold(0u64, u64::saturating_add);
+    let rings = RingDisk {
+        per_core,
+        threads: ctx.threads as u64,
+        existing,
+        new: missing.saturating_mul(per_core),
+    };
+    free_space_finding(free, &rings)
+}
+
+/// Disk the rings take: each worker preallocates `slot-size x ring-slots + 4 KiB` at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingDisk {
+    /// One worker's ring file, from --slot-size and --ring-slots.
+    pub per_core: u64,
+    pub threads: u64,
+    /// Bytes of the ring files already in the data dir (whatever their geometry).
+    pub existing: u64,
+    /// What starting now would still preallocate: the rings of workers without a file.
+    pub new: u64,
 }
 
 /// Rings are preallocated at start (serve fails without room); segments need room after them.
-pub fn free_space_finding(free: u64, rings_need: u64) -> Finding {
+pub fn free_space_finding(free: u64, rings: &RingDisk) -> Finding {
     let current = format!(
-        "{} free, new rings need {}",
+        "{} free; rings {}/core x {} threads = {} (existing {}, new need {})",
         human_bytes(free),
-        human_bytes(rings_need)
+        human_bytes(rings.per_core),
+        rings.threads,
+        human_bytes(rings.per_core.saturating_mul(rings.threads)),
+        human_bytes(rings.existing),
+        human_bytes(rings.new)
     );
-    if free < rings_need {
+    if free < rings.new {
         Finding::new(
             current,
             Verdict::Fail,
-            "glint serve cannot preallocate its rings: free space, or lower --ring-slots",
+            "glint serve cannot preallocate its rings: free space, or lower --ring-slots or --threads",
         )
-    } else if free < rings_need + (1 << 30) {
+    } else if free < rings.new.saturating_add(1 << 30) {
         Finding::new(current, Verdict::Change, "keep at least 1 GiB beyond the rings for segments: free space or lower --retain-bytes of glint compact")
     } else {
         Finding::ok(current)
@@ -164,16 +192,39 @@ mod tests {
 
     #[test]
     fn free_space_fails_when_rings_do_not_fit() {
+        let rings = |new| RingDisk {
+            per_core: 512 << 20,
+            threads: 2,
+            existing: (1 << 30) - new,
+            new,
+        };
+        let verdict = |free, new| free_space_finding(free, &rings(new)).verdict;
+        assert_eq!(verdict(100 << 20, 512 << 20), Verdict::Fail);
+        assert_eq!(verdict(1 << 30, 512 << 20), Verdict::Change);
+        assert_eq!(verdict(10 << 30, 512 << 20), Verdict::Ok);
         assert_eq!(
-            free_space_finding(100 << 20, 512 << 20).verdict,
-            Verdict::Fail
+            verdict(1 << 20, 0),
+            Verdict::Change,
+            "existing rings need no room"
         );
-        assert_eq!(
-            free_space_finding(1 << 30, 512 << 20).verdict,
-            Verdict::Change
-        );
-        assert_eq!(free_space_finding(10 << 30, 512 << 20).verdict, Verdict::Ok);
         assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn free_space_line_states_the_per_core_figure() {
+        let f = free_space_finding(
+            10 << 30,
+            &RingDisk {
+                per_core: (512 << 20) + 4096,
+                threads: 2,
+                existing: (512 << 20) + 4096,
+                new: (512 << 20) + 4096,
+            },
+        );
+        assert_eq!(
+            f.current,
+            "10.0 GiB free; rings 512.0 MiB/core x 2 threads = 1.0 GiB (existing 512.0 MiB, new need 512.0 MiB)"
+        );
     }
 
     #[test]

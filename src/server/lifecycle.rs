@@ -11,7 +11,7 @@ use tokio::sync::watch;
 pub fn lock_data_dir(dir: &Path) -> Result<File, String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("data dir {}: cannot create: {e}", dir.display()))?;
-    let lock_path = dir.join(".serve.lock");
+    let lock_path = dir.join(super::DATA_DIR_LOCK);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

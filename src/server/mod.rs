@@ -17,6 +17,10 @@ pub mod uring;
 
 use self::admin::{AdminState, RingOccupancy};
 pub use self::args::{IoBackend, ServeArgs, SyncMode};
+
+/// The file in a data dir that the serving glint holds an exclusive flock on (one glint per
+/// data dir); doctor finds the serving process by it.
+pub const DATA_DIR_LOCK: &str = ".serve.lock";
 use self::core::{CoreState, ServeConfig};
 use self::lifecycle::{lock_data_dir, spawn_syncer, sync_files_clone, Signals};
 use self::stats::CoreStats;
