@@ -52,9 +52,10 @@ pub fn find(data_dir: &Path) -> Option<Serving> {
     })
 }
 
-/// The process holding the flock on `lock`: the `/proc/locks` entry with its device and inode,
-/// else (overlayfs lists the upper file's device, not the one stat shows) a lock holder that
-/// has `lock` open.
+/// The process holding the flock on `lock`: the `/proc/locks` entry with its device and inode.
+/// On overlayfs the device `stat` shows is not the one the lock is listed under, so failing an
+/// exact match, a holder of a lock on the same inode number is taken if it is a glint (its
+/// `comm`, readable even when the service is not dumpable) or has `lock` open.
 fn lock_holder(lock: &Path) -> Option<u32> {
     let meta = std::fs::metadata(lock).ok()?;
     let table = std::fs::read_to_string("/proc/locks").ok()?;
@@ -66,8 +67,14 @@ fn lock_holder(lock: &Path) -> Option<u32> {
     let lock = std::fs::canonicalize(lock).ok()?;
     holders
         .iter()
+        .filter(|h| h.ino == meta.ino())
         .map(|h| h.pid)
-        .find(|pid| has_open(*pid, &lock))
+        .find(|&pid| is_glint(pid) || has_open(pid, &lock))
+}
+
+/// Whether process `pid` runs glint (its main thread's name).
+fn is_glint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "glint")
 }
 
 /// One granted flock in `/proc/locks`.
