@@ -9,19 +9,8 @@ mod common;
 use common::{tempdir, Server, GLINT};
 use std::process::{Command, Stdio};
 
-#[test]
-fn corrected_and_uncorrected_p50_agree_against_an_idle_server() {
-    let server = Server::start(
-        &tempdir("pacing"),
-        &[
-            "--threads",
-            "1",
-            "--ring-slots",
-            "16384",
-            "--admin-listen",
-            "off",
-        ],
-    );
+/// One 3 s run at 1,000 req/s: (corrected p50, uncorrected p50) in microseconds.
+fn p50s_at_1000_per_second(server: &Server) -> (f64, f64) {
     let url = format!("http://{}/p.gif", server.addr);
     let out = Command::new(GLINT)
         .args([
@@ -53,9 +42,36 @@ fn corrected_and_uncorrected_p50_agree_against_an_idle_server() {
         corrected >= uncorrected,
         "corrected {corrected} below uncorrected {uncorrected}: a request left before its time"
     );
+    (corrected, uncorrected)
+}
+
+/// Up to three runs, so a burst of load from other processes cannot fail it alone: a timer
+/// that makes sends late by up to a millisecond misses by about 500 us in every run.
+#[test]
+fn corrected_and_uncorrected_p50_agree_against_an_idle_server() {
+    let server = Server::start(
+        &tempdir("pacing"),
+        &[
+            "--threads",
+            "1",
+            "--ring-slots",
+            "16384",
+            "--admin-listen",
+            "off",
+        ],
+    );
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let (corrected, uncorrected) = p50s_at_1000_per_second(&server);
+        runs.push((corrected, uncorrected));
+        if corrected - uncorrected < 100.0 {
+            break;
+        }
+    }
+    let (corrected, uncorrected) = *runs.last().unwrap();
     assert!(
         corrected - uncorrected < 100.0,
-        "corrected p50 {corrected} us vs uncorrected {uncorrected} us: sends are late"
+        "sends are late: (corrected, uncorrected) p50 in us of each run: {runs:?}"
     );
     assert!(server.stop().success());
 }
