@@ -15,6 +15,7 @@ for_each_backend!(
     keep_alive_and_close_rules,
     acknowledged_requests_are_in_the_ring_with_exact_bytes,
     post_bodies_content_length_chunked_and_expect_continue,
+    a_lone_chunked_post_is_not_pipelined,
     bad_requests_get_status_and_close,
     health_check_is_not_recorded,
     full_ring_answers_503_and_never_overwrites,
@@ -216,6 +217,43 @@ fn acknowledged_requests_are_in_the_ring_with_exact_bytes(io: &str) {
             && r.method == "GET"));
     let ids: HashSet<_> = recs.iter().map(|r| (r.core, r.seq)).collect();
     assert_eq!(ids.len(), recs.len(), "(core, seq) unique");
+}
+
+/// A chunked POST arriving whole in one read is answered after its body is decoded; it is
+/// not behind another request, so it is not flagged `pipelined`. A GET sent with it is.
+fn a_lone_chunked_post_is_not_pipelined(io: &str) {
+    use glint::record::flags::PIPELINED;
+    let server = start("chunked-alone", io, &[]);
+    let dir = server.data_dir.clone();
+    let chunked =
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let mut s = server.connect();
+    assert_eq!(roundtrip(&mut s, chunked.as_bytes()).unwrap().status, 204);
+    let mut s = server.connect();
+    let both = format!("{chunked}GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    s.write_all(both.as_bytes()).unwrap();
+    let mut pending = Vec::new();
+    for status in [204, 200] {
+        assert_eq!(
+            read_response(&mut s, &mut pending, false).unwrap().status,
+            status
+        );
+    }
+    drop(s);
+    assert!(server.stop().success());
+    let mut recs: Vec<(Vec<u8>, bool)> = ring_records(&dir)
+        .into_iter()
+        .map(|r| (r.target, r.flags & PIPELINED != 0))
+        .collect();
+    recs.sort();
+    assert_eq!(
+        recs,
+        [
+            (b"/after".to_vec(), true),
+            (b"/c".to_vec(), false),
+            (b"/c".to_vec(), false)
+        ]
+    );
 }
 
 fn post_bodies_content_length_chunked_and_expect_continue(io: &str) {

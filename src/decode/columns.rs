@@ -26,8 +26,8 @@ macro_rules! columns {
 columns! {
     Ts => "ts", "time the request was answered, RFC 3339 UTC with microseconds";
     TsNs => "ts_ns", "the same time in nanoseconds since the Unix epoch";
-    Instance => "instance", "name of the glint box (instance) that wrote the record (default output: only when known)";
-    InstanceId => "instance_id", "that instance's id, 32 hex digits; (instance_id, core, seq) identifies a record across a fleet";
+    Instance => "instance", "name of the box (instance) that wrote the record (default output: when known)";
+    InstanceId => "instance_id", "the instance's id, 32 hex digits; (instance_id, core, seq) is unique in a fleet";
     Core => "core", "worker core that wrote the record";
     Seq => "seq", "per-core sequence number";
     Ip => "ip", "client IP (after PROXY protocol / X-Forwarded-For resolution)";
@@ -38,7 +38,7 @@ columns! {
     HttpVersion => "http_version", "1.0 or 1.1";
     Status => "status", "HTTP status sent";
     Target => "target", "request target as sent (path and query)";
-    Path => "path", "target up to the first '?' (scheme and authority of an absolute-form target removed)";
+    Path => "path", "target up to the first '?', without the scheme and authority of an absolute URL";
     Query => "query", "target after the first '?'";
     Ua => "ua", "User-Agent";
     Referer => "referer", "Referer";
@@ -58,7 +58,7 @@ columns! {
     RefererB64 => "referer_b64", "exact Referer bytes, base64";
     CookieB64 => "cookie_b64", "exact cookie bytes, base64";
     BodyB64 => "body_b64", "exact body bytes, base64";
-    Q => "q", "percent-decoded query parameters (with --expand-query; JSON object, CSV as JSON text)";
+    Q => "q", "percent-decoded query parameters (--expand-query; a JSON object, in CSV as text)";
 }
 
 /// The value of one column for one record.
@@ -231,35 +231,61 @@ impl Selection {
     }
 }
 
+/// The columns printed without `--fields`, in order: every field but `target`, the `*_b64`
+/// ones and `q` (some only when the record has them, see [`Column::only_when_present`]).
+pub const DEFAULT_COLUMNS: &[Column] = &[
+    Column::Ts,
+    Column::TsNs,
+    Column::Instance,
+    Column::InstanceId,
+    Column::Core,
+    Column::Seq,
+    Column::Ip,
+    Column::IpSource,
+    Column::Peer,
+    Column::Port,
+    Column::Method,
+    Column::HttpVersion,
+    Column::Status,
+    Column::Path,
+    Column::Query,
+    Column::Ua,
+    Column::Referer,
+    Column::Cookie,
+    Column::Body,
+    Column::BodyKind,
+    Column::Truncated,
+    Column::Dnt,
+    Column::Gpc,
+    Column::KeepAlive,
+    Column::Pipelined,
+    Column::Chunked,
+];
+
 fn default_columns() -> Vec<Column> {
-    use Column::*;
-    vec![
-        Ts,
-        TsNs,
-        Instance,
-        InstanceId,
-        Core,
-        Seq,
-        Ip,
-        IpSource,
-        Peer,
-        Port,
-        Method,
-        HttpVersion,
-        Status,
-        Path,
-        Query,
-        Ua,
-        Referer,
-        Cookie,
-        Body,
-        BodyKind,
-        Truncated,
-        Dnt,
-        Gpc,
-        KeepAlive,
-        Pipelined,
-    ]
+    DEFAULT_COLUMNS.to_vec()
+}
+
+/// The field list of `glint decode --help`, made from the columns themselves: every field with
+/// its meaning, the default ones marked.
+pub fn fields_help() -> String {
+    let width = Column::ALL
+        .iter()
+        .map(|c| c.name().len())
+        .max()
+        .unwrap_or(0);
+    let mut s =
+        String::from("Fields (for --fields and --where; * = printed by default, in this order):\n");
+    let rest = Column::ALL.iter().filter(|c| !DEFAULT_COLUMNS.contains(c));
+    for &c in DEFAULT_COLUMNS.iter().chain(rest) {
+        let mark = if DEFAULT_COLUMNS.contains(&c) {
+            '*'
+        } else {
+            ' '
+        };
+        s.push_str(&format!("  {mark} {:width$}  {}\n", c.name(), c.doc()));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -299,5 +325,32 @@ mod tests {
         );
         let t: Vec<_> = truncated_names(flags::TRUNC_UA | flags::TRUNC_BODY | flags::DNT).collect();
         assert_eq!(t, ["ua", "body"]);
+    }
+
+    #[test]
+    fn default_fields_are_all_but_target_b64_and_q_and_the_help_lists_them() {
+        let left_out: Vec<&str> = Column::ALL
+            .iter()
+            .filter(|c| !DEFAULT_COLUMNS.contains(c))
+            .map(|c| c.name())
+            .collect();
+        assert!(left_out
+            .iter()
+            .all(|n| *n == "target" || *n == "q" || n.ends_with("_b64")));
+        let help = fields_help();
+        for c in Column::ALL {
+            let mark = if DEFAULT_COLUMNS.contains(c) {
+                '*'
+            } else {
+                ' '
+            };
+            let line = format!("  {mark} {} ", c.name());
+            assert!(help.contains(&line), "{line:?} in\n{help}");
+        }
+        assert!(help.contains("* chunked"), "{help}");
+        // One line per field in a 100-column terminal: clap would wrap longer ones unindented.
+        assert!(help.lines().all(|l| l.len() <= 98), "{help}");
+        let first = help.lines().nth(1).unwrap();
+        assert!(first.starts_with("  * ts "), "{first}");
     }
 }

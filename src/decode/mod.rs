@@ -46,7 +46,7 @@ pub enum Format {
 
 /// Options of `glint decode`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_long_help = after_help())]
 pub struct DecodeArgs {
     /// Ring files (ring-NNN.glr), segment files (*.gls, *.gls.open) or data dirs (their rings
     /// and DIR/segments/ together). Records of all inputs are merged in time order and each
@@ -60,14 +60,14 @@ pub struct DecodeArgs {
     /// Only records at or after TIME: RFC 3339 (2026-11-29T05:00:00Z, with an offset or a
     /// fraction), a date (2026-11-29 = midnight UTC), `now`, or relative to now (-1h, -30m, -7d).
     /// Segments whose index shows no record in range are not read.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
     /// Only records before TIME (same forms as --from).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub to: Option<String>,
-    /// Comma-separated fields to print, in this order (default: all but target and the
-    /// *_b64 ones; cookie, body and body_kind only when the record has them). See the field
-    /// list below.
+    /// Comma-separated fields to print, in this order (default: the fields marked * in the
+    /// list below: all but target, the *_b64 ones and q; instance and instance_id only when
+    /// known, cookie, body and body_kind only when the record has them).
     #[arg(long, value_name = "LIST")]
     pub fields: Option<String>,
     /// Print only records where FIELD=VALUE (exact), FIELD!=VALUE or FIELD~TEXT (contains)
@@ -101,10 +101,11 @@ exact bytes in base64, so the output is valid JSON and lossless (CSV/TSV: ask fo
 Exit status: 0 when every input read cleanly (also when a reader such as `head` closes the
 pipe early), 1 when an input is damaged (each problem is one line on stderr naming the file
 and byte offset) or an argument is invalid.
+";
 
-Fields: ts, ts_ns, core, seq, ip, ip_source, peer, port, method, http_version, status, target,
-path, query, ua, referer, cookie, body, body_kind, truncated, dnt, gpc, keep_alive, pipelined,
-chunked, target_b64, path_b64, query_b64, ua_b64, referer_b64, cookie_b64, body_b64, q.";
+fn after_help() -> String {
+    format!("{AFTER_HELP}\n{}", columns::fields_help())
+}
 
 /// What the options ask for, parsed and checked.
 pub struct Plan {

@@ -196,6 +196,7 @@ impl Conn {
     }
 
     fn process_batch(&mut self, core: &mut CoreState) -> Next {
+        // Set once a request of this batch was answered: the ones after it were pipelined.
         let mut pipelined = false;
         loop {
             if self.out.len() + RESPONSE_ROOM + core.cfg.limits.max_head > self.out.capacity() {
@@ -229,6 +230,11 @@ impl Conn {
                     if let Some(next) = self.on_head(core, pipelined) {
                         return next;
                     }
+                    // A head whose body is still to be read was not answered yet: the request
+                    // answered next is this one, not one behind it.
+                    if matches!(self.state, State::Head | State::Closed) {
+                        pipelined = true;
+                    }
                 }
                 State::Body { remaining } => {
                     let take = (*remaining).min((self.end - self.start) as u64) as usize;
@@ -239,6 +245,7 @@ impl Conn {
                         return Next::Read;
                     }
                     self.finish_buffered_request(core, pipelined);
+                    pipelined = true;
                 }
                 State::Chunked(decoder) => {
                     let body = &mut self.body;
@@ -264,9 +271,9 @@ impl Conn {
                         return Next::Read;
                     }
                     self.finish_buffered_request(core, pipelined);
+                    pipelined = true;
                 }
             }
-            pipelined = true;
         }
     }
 
