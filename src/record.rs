@@ -21,7 +21,7 @@
 //! |     58 |    1 | `ip_source`  | how `client_ip` was resolved, see [`IpSource`]                 |
 //! |     59 |    1 | `body_kind`  | content type class of the body, see [`BodyKind`]               |
 //! |     60 |   16 | `client_ip`  | resolved client IP (equals `peer_ip` when `ip_source` = peer)  |
-//! |     76 |    4 | reserved     | zero                                                           |
+//! |     76 |    4 | `epoch`      | ring writer epoch the record was written in (see `ring::format`); 0 outside rings |
 //! |     80 |   20 | `orig_len[5]`| u32 original length of target, ua, referer, cookie, body       |
 //! |    100 |   10 | `len[5]`     | u16 stored length of the same five fields                      |
 //! |    110 |    2 | reserved     | zero                                                           |
@@ -68,6 +68,7 @@ const OFF_PEER_PORT: usize = 56;
 const OFF_IP_SOURCE: usize = 58;
 const OFF_BODY_KIND: usize = 59;
 const OFF_CLIENT_IP: usize = 60;
+const OFF_EPOCH: usize = 76;
 const OFF_ORIG_LENS: usize = 80;
 const OFF_LENS: usize = 100;
 /// First byte covered by the CRC: everything after the commit word and the CRC itself.
@@ -313,14 +314,16 @@ pub struct Encoded {
 /// `crc_init` is `crc32c(seed.to_le_bytes())` of the ring the slot belongs to. The slot's
 /// padding beyond the returned length is zeroed, so a reused slot never leaks old bytes.
 pub fn encode(slot: &mut [u8], seq: u64, crc_init: u32, rec: &RecordFields<'_>) -> Encoded {
-    encode_after_commit(&mut slot[OFF_CRC..], seq, crc_init, rec)
+    encode_after_commit(&mut slot[OFF_CRC..], seq, 0, crc_init, rec)
 }
 
 /// [`encode`] into a slot without its first 8 bytes (the commit word, which the ring stores
-/// atomically and separately). The length counts from the slot start.
+/// atomically and separately), stamped with the ring writer's `epoch`. The length counts from
+/// the slot start.
 pub fn encode_after_commit(
     payload: &mut [u8],
     seq: u64,
+    epoch: u32,
     crc_init: u32,
     rec: &RecordFields<'_>,
 ) -> Encoded {
@@ -357,7 +360,7 @@ pub fn encode_after_commit(
     payload[OFF_IP_SOURCE - B] = rec.ip_source as u8;
     payload[OFF_BODY_KIND - B] = rec.body_kind as u8;
     payload[OFF_CLIENT_IP - B..OFF_CLIENT_IP - B + 16].copy_from_slice(&rec.client_ip.octets());
-    payload[76 - B..80 - B].fill(0);
+    put_u32(payload, OFF_EPOCH - B, epoch);
     payload[110 - B..112 - B].fill(0);
     let crc = crc32c::crc32c_append(crc_init, &payload[CRC_START - B..len - B]);
     put_u32(payload, OFF_CRC - B, crc);
@@ -459,6 +462,10 @@ impl<'a> RecordView<'a> {
     }
     pub fn seq(&self) -> u64 {
         get_u64(self.bytes, OFF_SEQ)
+    }
+    /// The ring writer epoch the record was written in (0 in version 1 rings).
+    pub fn epoch(&self) -> u32 {
+        get_u32(self.bytes, OFF_EPOCH)
     }
     pub fn ts_ns(&self) -> u64 {
         get_u64(self.bytes, OFF_TS)

@@ -141,6 +141,7 @@ fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
 fn a_header_whose_geometry_wraps_is_refused_by_every_reader() {
     let dir = tempdir("wrapring");
     let header = glint::ring::RingHeader {
+        version: glint::ring::format::RING_VERSION,
         slot_size: 4096,
         core: 0,
         capacity: 1 << 52,

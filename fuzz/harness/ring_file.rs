@@ -35,6 +35,7 @@ fn with_valid_header(data: &[u8]) -> Option<Vec<u8>> {
         _ => 2 << (g[1] % 6),
     };
     let header = RingHeader {
+        version: glint::ring::format::RING_VERSION,
         slot_size,
         core: u32::from(g[9]),
         capacity,

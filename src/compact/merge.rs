@@ -83,23 +83,68 @@ impl RingMerge {
             ring.stopped = Some(Stopped::Budget);
             return;
         }
-        let seq = ring.next_seq;
-        match ring.reader.read(seq) {
-            Ok(view) => {
-                self.budget[i] -= 1;
-                let key = (view.ts_ns(), view.core(), seq, i);
-                self.heads[i].clear();
-                self.heads[i].extend_from_slice(view.bytes());
-                self.heap.push(Reverse(key));
+        loop {
+            let seq = ring.next_seq;
+            let state = match ring.reader.read(seq) {
+                Ok(view) => {
+                    self.budget[i] -= 1;
+                    let key = (view.ts_ns(), view.core(), seq, i);
+                    self.heads[i].clear();
+                    self.heads[i].extend_from_slice(view.bytes());
+                    self.heap.push(Reverse(key));
+                    return;
+                }
+                Err(state) => state,
+            };
+            let path = ring.reader.path().display().to_string();
+            let offset = ring.reader.slot_offset(seq);
+            if ring.reader.is_damaged(seq) {
+                match keep_damaged(&mut ring.reader, seq) {
+                    Ok(kept) => {
+                        crate::error!(
+                            "{path}: offset {offset}: record seq {seq} is corrupt and the writer has passed it; its slot is kept in {} and compaction goes on",
+                            kept.display()
+                        );
+                        ring.next_seq = seq + 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        ring.stopped = Some(Stopped::Corrupt(format!(
+                            "{path}: offset {offset}: record seq {seq} is corrupt and cannot be kept aside ({e}); this ring is not compacted past it"
+                        )));
+                        return;
+                    }
+                }
             }
-            Err(SlotState::Uncommitted) => {}
-            Err(_) => {
+            if state != SlotState::Uncommitted {
                 ring.stopped = Some(Stopped::Corrupt(format!(
-                    "{}: offset {}: record seq {seq} is corrupt (CRC or length mismatch); this ring is not compacted past it",
-                    ring.reader.path().display(),
-                    ring.reader.slot_offset(seq)
+                    "{path}: offset {offset}: record seq {seq} is corrupt (CRC or length mismatch); this ring is not compacted past it"
                 )));
             }
+            return;
         }
     }
+}
+
+/// Dir (next to the rings) where the compactor keeps the slots of damaged records it skips.
+pub const DAMAGED_DIR: &str = "damaged";
+
+/// Copies `seq`'s slot byte for byte to `damaged/<ring file>.seq-<seq>` and makes it durable,
+/// before the compactor moves past it.
+fn keep_damaged(reader: &mut RingReader, seq: u64) -> std::io::Result<std::path::PathBuf> {
+    let ring = reader.path().to_path_buf();
+    let dir = ring
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(DAMAGED_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let name = ring
+        .file_name()
+        .map_or_else(|| "ring".into(), |n| n.to_string_lossy().into_owned());
+    let path = dir.join(format!("{name}.seq-{seq}"));
+    let mut file = std::fs::File::create(&path)?;
+    std::io::Write::write_all(&mut file, reader.slot_bytes(seq))?;
+    file.sync_all()?;
+    crate::sys::sync_dir(&dir)?;
+    Ok(path)
 }

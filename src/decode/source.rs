@@ -215,23 +215,24 @@ impl RingSource {
     pub fn advance(&mut self, problems: &mut Problems) -> bool {
         loop {
             let seq = self.next;
-            match self.reader.read(seq) {
+            let state = match self.reader.read(seq) {
                 Ok(view) => {
                     self.current.clear();
                     self.current.extend_from_slice(view.bytes());
                     self.next += 1;
                     return true;
                 }
-                Err(SlotState::Uncommitted) => return false,
-                Err(SlotState::Corrupt | SlotState::Valid) => {
-                    problems.report(format_args!(
-                        "{}: offset {}: record seq {seq} fails its CRC or format check; skipped",
-                        self.reader.path().display(),
-                        self.reader.slot_offset(seq)
-                    ));
-                    self.next += 1;
-                }
+                Err(state) => state,
+            };
+            if state == SlotState::Uncommitted && !self.reader.is_damaged(seq) {
+                return false;
             }
+            problems.report(format_args!(
+                "{}: offset {}: record seq {seq} fails its CRC or format check; skipped",
+                self.reader.path().display(),
+                self.reader.slot_offset(seq)
+            ));
+            self.next += 1;
         }
     }
 }

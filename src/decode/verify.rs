@@ -3,7 +3,9 @@
 //! A ring slot whose commit word claims a seq but whose bytes fail the CRC or format check is
 //! *corrupt* when a valid record follows it, and part of a *torn tail* when only uncommitted
 //! or failing slots follow (a crash between a page write and its neighbour; the server's
-//! recovery cuts it). Segment blocks are checked by their CRC and record framing. Gaps are
+//! recovery cuts it). After a clean stop (the ring header records the head the writer stopped
+//! at) nothing can be torn: every slot from the cursor to that head that fails is corruption.
+//! Segment blocks are checked by their CRC and record framing. Gaps are
 //! holes between the seq ranges found for a core across all inputs: records lost, or not
 //! written yet. Exit status 1 means something is corrupt; gaps and torn tails are reported but
 //! are not corruption.
@@ -76,13 +78,17 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
             ring.slot_offset(seq)
         ));
     }
-    // Past the valid run: failing slots followed by a valid one are corruption, the rest a torn tail.
+    // Past the valid run: failing slots followed by a valid one are corruption, the rest a
+    // torn tail, except up to the head a clean stop recorded: there nothing can be torn.
+    let cursor = ring.cursor();
+    let clean_head = ring
+        .clean_stop_head()
+        .filter(|&h| h >= cursor && h - cursor <= cap);
     let mut failing = Vec::new();
     let mut seq = range.end;
     while seq - range.start < cap {
-        match ring.state(seq) {
-            SlotState::Uncommitted => break,
-            SlotState::Corrupt => failing.push(seq),
+        let state = ring.state(seq);
+        match state {
             SlotState::Valid => {
                 for bad in failing.drain(..) {
                     problems.report(format_args!(
@@ -95,6 +101,13 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
                 note(f, origin, core, seq, false);
                 f.ring_records += 1;
             }
+            _ if clean_head.is_some_and(|h| seq < h) => problems.report(format_args!(
+                "{}: offset {}: record seq {seq} fails its CRC or format check after a clean stop (corruption, not a torn write)",
+                path.display(),
+                ring.slot_offset(seq)
+            )),
+            SlotState::Uncommitted => break,
+            SlotState::Corrupt => failing.push(seq),
         }
         seq += 1;
     }

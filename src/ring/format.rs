@@ -18,9 +18,35 @@
 //! |     52 |   12 | reserved             | zero                                                  |
 //! |     64 |    8 | `consumer_cursor`    | first seq not yet durably compacted (own cache line)  |
 //! |     72 |   56 | reserved             | zero (rest of the cursor's cache line)                |
-//! |    128 |   64 | reserved             | zero                                                  |
+//! |    128 |    8 | `clean_stop`         | 0 while a writer runs or after a crash; `head + 1` after a clean stop |
+//! |    136 |    4 | `epoch`              | writer epoch, bumped and synced at every writer open  |
+//! |    140 |    4 | reserved             | zero                                                  |
+//! |    144 |    8 | `epoch_start`        | first seq of the current epoch (the head recovery found) |
+//! |    152 |   40 | reserved             | zero                                                  |
 //! |    192 |   88 | `identity`           | the instance that wrote the ring ([`crate::instance`]) |
 //! |    280 | 3816 | reserved             | zero                                                  |
+//!
+//! Bytes 0..48 never change after creation (their CRC is at 48). The words from 64 on are
+//! updated in place with atomic stores and are not covered by the CRC.
+//!
+//! **Clean stop.** A server that stops cleanly (SIGTERM/SIGINT, every record synced) stores
+//! `head + 1` at 128 after the final sync; the next writer clears it (durably) before it writes
+//! anything. After a clean stop nothing can be torn: every slot from the cursor to that head
+//! must validate, and one that does not is corruption, reported, never zeroed.
+//!
+//! **Writer epoch.** Each writer open bumps `epoch`, sets `epoch_start` to the head its
+//! recovery found and syncs the header page before the first record of the run; every record
+//! carries the epoch it was written in (record bytes 76..80, inside its CRC). A record is
+//! current when its seq is at or past `epoch_start` and its epoch equals `epoch`, or its seq is
+//! below `epoch_start` and its epoch is older. So a record a power loss left beyond the
+//! recovered head (pages persist in any order) is stale and never reads as current, even once
+//! the new run has written the seqs before it; recovery can stop at the first slot that is not
+//! current and never has to look at (or zero) the rest of the ring: a restart reads the
+//! records pending since the cursor, not the capacity.
+//!
+//! **Version 1** rings (no clean-stop word, no epoch: bytes 128..192 zero, records with epoch 0)
+//! are read by every reader under the same rule (epoch 0, start 0). A writer upgrades a drained
+//! v1 ring in place (see [`crate::ring::RingWriter::open`]).
 //!
 //! Version 1 files (no identity block, bytes 192..280 zero) are still read; their records
 //! have no instance. Only version 2 rings are written.
@@ -41,6 +67,12 @@ pub const MIN_RING_VERSION: u32 = 1;
 pub const OFF_IDENTITY: usize = 192;
 /// Offset of the consumer cursor (an 8-byte aligned u64 on its own cache line).
 pub const OFF_CURSOR: usize = 64;
+/// Offset of the clean-stop word (u64: 0, or the head + 1 after a clean stop).
+pub const OFF_CLEAN_STOP: usize = 128;
+/// Offset of the writer epoch (u32).
+pub const OFF_EPOCH: usize = 136;
+/// Offset of the first seq of the current epoch (u64).
+pub const OFF_EPOCH_START: usize = 144;
 const HEADER_CRC_LEN: usize = 48;
 /// Fewest slots a ring may have.
 pub const MIN_CAPACITY: u64 = 2;
@@ -54,6 +86,9 @@ pub const MAX_FILE_LEN: u64 = 4 << 40;
 /// The immutable part of a ring header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingHeader {
+    /// Ring layout version read from the file; [`RingHeader::encode`] always writes
+    /// [`RING_VERSION`].
+    pub version: u32,
     pub slot_size: u32,
     pub core: u32,
     pub capacity: u64,
@@ -206,6 +241,7 @@ impl RingHeader {
             return Err(RingError::format(path, 48, "ring header CRC mismatch"));
         }
         let header = RingHeader {
+            version: ring_version,
             slot_size: u32_at(16),
             core: u32_at(20),
             capacity: u64_at(24),
@@ -245,6 +281,7 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_damage() {
         let h = RingHeader {
+            version: RING_VERSION,
             slot_size: 512,
             core: 2,
             capacity: 1024,
@@ -278,6 +315,7 @@ mod tests {
     #[test]
     fn newer_versions_are_refused_by_name() {
         let h = RingHeader {
+            version: RING_VERSION,
             slot_size: 256,
             core: 0,
             capacity: 2,
@@ -300,6 +338,7 @@ mod tests {
     #[test]
     fn version_1_files_are_read_without_identity() {
         let h = RingHeader {
+            version: 1,
             slot_size: 256,
             core: 1,
             capacity: 2,
@@ -350,6 +389,7 @@ mod tests {
     fn a_header_claiming_a_wrapping_geometry_is_refused_at_its_offset() {
         // A valid CRC over 2^52 slots of 4096 bytes: 4096 + 2^64 wraps to the 4096-byte file.
         let h = RingHeader {
+            version: RING_VERSION,
             slot_size: 4096,
             core: 0,
             capacity: 1 << 52,
@@ -364,6 +404,7 @@ mod tests {
             .to_string();
         assert!(e.starts_with("r.glr: offset 24: "), "{e}");
         let h = RingHeader {
+            version: RING_VERSION,
             slot_size: 3000,
             ..h
         };

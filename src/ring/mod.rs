@@ -13,7 +13,7 @@ pub mod writer;
 pub use format::{ring_file_name, RingError, RingHeader};
 pub use reader::RingReader;
 pub use slot::SlotState;
-pub use writer::{Appended, Recovery, RingFull, RingOptions, RingWriter};
+pub use writer::{record_clean_stop, Appended, Recovery, RingFull, RingOptions, RingWriter};
 
 #[cfg(test)]
 mod tests;

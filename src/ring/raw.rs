@@ -6,10 +6,10 @@
 //! the writer through the commit words and the consumer cursor, which are 8-byte aligned u64s
 //! accessed only atomically, and they validate every slot they copy with its CRC.
 
-use super::format::{HEADER_PAGE, OFF_CURSOR};
+use super::format::{HEADER_PAGE, OFF_CLEAN_STOP, OFF_CURSOR, OFF_EPOCH, OFF_EPOCH_START};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::File;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// A mapped ring file: header page plus `capacity` slots of `slot_size` bytes.
 pub struct RawRing {
@@ -21,6 +21,12 @@ pub struct RawRing {
 impl RawRing {
     /// Maps `len` bytes of `file`. `writable` needs a file opened for writing.
     pub fn map(file: &File, len: usize, writable: bool) -> std::io::Result<Self> {
+        // Every accessor of the header words relies on the header page being mapped.
+        if len < HEADER_PAGE {
+            return Err(std::io::Error::other(
+                "ring map shorter than its header page",
+            ));
+        }
         let mut opts = MmapOptions::new();
         opts.len(len);
         let map = if writable {
@@ -61,10 +67,35 @@ impl RawRing {
 
     /// The consumer cursor in the header (offset 64, its own cache line).
     pub fn cursor(&self) -> &AtomicU64 {
-        // SAFETY: offset 64 is 8-byte aligned (the map is page aligned) and in bounds of the
-        // header page; the word is only ever accessed atomically, by this and other processes,
-        // and the returned reference cannot outlive the map it points into.
-        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(OFF_CURSOR).cast::<u64>()) }
+        self.header_u64(OFF_CURSOR)
+    }
+
+    /// The clean-stop word (offset 128): 0, or the head + 1 after a clean stop.
+    pub fn clean_stop(&self) -> &AtomicU64 {
+        self.header_u64(OFF_CLEAN_STOP)
+    }
+
+    /// The first seq of the current writer epoch (offset 144).
+    pub fn epoch_start(&self) -> &AtomicU64 {
+        self.header_u64(OFF_EPOCH_START)
+    }
+
+    /// The writer epoch (offset 136).
+    pub fn epoch(&self) -> &AtomicU32 {
+        const _: () = assert!(OFF_EPOCH % 4 == 0 && OFF_EPOCH + 4 <= HEADER_PAGE);
+        // SAFETY: the offset is 4-byte aligned (the map is page aligned) and inside the header
+        // page, which every map has (checked in `map`); the word is only accessed atomically.
+        unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(OFF_EPOCH).cast::<u32>()) }
+    }
+
+    /// One of the header's mutable u64 words; `offset` is one of the constants above.
+    fn header_u64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= HEADER_PAGE);
+        // SAFETY: `offset` is 8-byte aligned (the map is page aligned) and in bounds of the
+        // header page, which every map has (checked in `map`); the header's mutable words are
+        // only ever accessed atomically, by this and other processes, and the returned
+        // reference cannot outlive the map it points into.
+        unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(offset).cast::<u64>()) }
     }
 
     fn slot_ptr(&self, seq: u64) -> *mut u8 {

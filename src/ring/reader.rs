@@ -92,6 +92,34 @@ impl RingReader {
         self.raw.cursor().load(Ordering::Acquire)
     }
 
+    /// The head recorded by the writer's clean stop, if it stopped cleanly and none has
+    /// opened the ring since: every seq from the cursor up to it must validate.
+    pub fn clean_stop_head(&self) -> Option<u64> {
+        self.raw.clean_stop().load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// The first seq of the current writer epoch: every seq below it that was not current
+    /// when that writer started has been passed for good.
+    pub fn epoch_start(&self) -> u64 {
+        self.raw.epoch_start().load(Ordering::Acquire)
+    }
+
+    /// Whether `seq` is a record the writer has passed for good that does not read back: at or
+    /// past the cursor (never overwritten), below the current epoch's start (recovery, or a
+    /// clean stop, put the writer's head past it), and still not valid. Corruption, never a
+    /// record still being written: readers report it and go on instead of waiting for it.
+    pub fn is_damaged(&mut self, seq: u64) -> bool {
+        // Start first: a check after it sees the epoch that came with it (see `check_slot`).
+        let start = self.epoch_start();
+        seq >= self.cursor() && seq < start && self.state(seq) != SlotState::Valid
+    }
+
+    /// The slot holding `seq`, byte for byte, whatever it holds (to keep a damaged record).
+    pub fn slot_bytes(&mut self, seq: u64) -> &[u8] {
+        self.raw.copy_slot(seq, &mut self.buf);
+        &self.buf
+    }
+
     /// Byte offset in the file of the slot holding `seq`.
     pub fn slot_offset(&self, seq: u64) -> u64 {
         self.header.slot_offset(seq) as u64

@@ -91,12 +91,16 @@ fn recovery_zeroes_torn_tail_and_keeps_valid_prefix() {
     bytes[off] ^= 0xFF;
     std::fs::write(&path, &bytes).unwrap();
     let (mut w, r) = RingWriter::open(&path, opts(16)).unwrap();
-    assert_eq!((r.pending, r.next_seq, r.torn), (3, 3, 3));
+    assert_eq!((r.pending, r.next_seq, r.torn, r.clean), (3, 3, 1, false));
+    // Only the slot where the run ended was looked at past the valid records.
+    assert_eq!(r.scanned, 4);
     assert_eq!(w.append(&rec(b"/new")).unwrap().seq, 3);
     drop(w);
     let mut reader = RingReader::open(&path).unwrap();
+    // 4 and 5 are still in their slots, intact, but of the crashed run's epoch: stale.
     assert_eq!(reader.valid_range(), 0..4);
     assert_eq!(reader.read(3).unwrap().target(), b"/new");
+    assert_eq!(reader.read(4).unwrap_err(), SlotState::Uncommitted);
 }
 
 #[test]
@@ -203,4 +207,137 @@ fn recovery_clears_the_slot_it_inspects_not_the_one_a_damaged_word_claims() {
     let mut reader = RingReader::open(&path).unwrap();
     assert_eq!(reader.valid_range(), 0..3, "seq 1 (slot 1) must survive");
     assert_eq!(reader.read(1).unwrap().target(), b"/kept");
+}
+
+/// Flips one byte of the inline data of `seq`'s slot (256-byte slots).
+fn flip(path: &std::path::Path, seq: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[format::HEADER_PAGE + seq as usize * 256 + crate::record::HEADER_LEN] ^= 0xFF;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+#[test]
+fn after_a_clean_stop_a_damaged_tail_is_kept_not_zeroed() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
+    for _ in 0..6 {
+        w.append(&rec(b"/ok")).unwrap();
+    }
+    w.close_clean().unwrap();
+    assert_eq!(RingReader::open(&path).unwrap().clean_stop_head(), Some(6));
+    // The newest record, and one in the middle, damaged while stopped.
+    flip(&path, 5);
+    flip(&path, 2);
+    let before = std::fs::read(&path).unwrap();
+    let (mut w, r) = RingWriter::open(&path, opts(16)).unwrap();
+    assert!(r.clean);
+    assert_eq!((r.pending, r.next_seq, r.torn), (6, 6, 0));
+    assert_eq!(r.damaged, vec![2, 5]);
+    let after = std::fs::read(&path).unwrap();
+    let slots = format::HEADER_PAGE..format::HEADER_PAGE + 16 * 256;
+    assert_eq!(before[slots.clone()], after[slots], "slot bytes kept");
+    let mut reader = RingReader::open(&path).unwrap();
+    assert_eq!(reader.clean_stop_head(), None, "cleared on open");
+    assert_eq!(reader.state(5), SlotState::Corrupt);
+    assert!(reader.is_damaged(5) && reader.is_damaged(2) && !reader.is_damaged(4));
+    assert_eq!(w.append(&rec(b"/next")).unwrap().seq, 6);
+    assert_eq!(reader.read(6).unwrap().target(), b"/next");
+    // A crash (no clean stop) with the same damage: the tail is torn and cut as before.
+    drop(w);
+    flip(&path, 6);
+    let (_w, r) = RingWriter::open(&path, opts(16)).unwrap();
+    assert!(!r.clean);
+    // The scan starts where the last recovery ended (6): the kept damage below is not touched.
+    assert_eq!(
+        (r.next_seq, r.torn, r.scanned, r.damaged.len()),
+        (6, 1, 1, 0)
+    );
+    let mut reader = RingReader::open(&path).unwrap();
+    assert_eq!(reader.state(2), SlotState::Corrupt, "kept bytes stay");
+}
+
+#[test]
+fn a_restart_reads_the_pending_records_not_the_ring() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(1 << 12)).unwrap();
+    let consumer = RingReader::open_consumer(&path).unwrap();
+    for _ in 0..3000 {
+        w.append(&rec(b"/x")).unwrap();
+    }
+    consumer.advance_cursor(2990).unwrap();
+    drop(w);
+    let (_w, r) = RingWriter::open(&path, opts(1 << 12)).unwrap();
+    assert_eq!((r.cursor, r.pending, r.next_seq), (2990, 10, 3000));
+    assert_eq!(r.scanned, 11, "the pending records and the slot after them");
+    assert_eq!(r.epoch, 2);
+}
+
+#[test]
+fn a_drained_v1_ring_is_upgraded_in_place_and_a_pending_one_refused() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
+    for _ in 0..5 {
+        w.append(&rec(b"/v1")).unwrap();
+    }
+    drop(w);
+    // Make it look like version 1: version word 1, mutable v2 words zero, records of epoch 0.
+    let as_v1 = |path: &std::path::Path| {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mut page = [0u8; 64];
+        let h =
+            RingHeader::decode(path, &bytes[..format::HEADER_PAGE], bytes.len() as u64).unwrap();
+        h.encode(&mut page);
+        page[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&page[..48]);
+        page[48..52].copy_from_slice(&crc.to_le_bytes());
+        bytes[..52].copy_from_slice(&page[..52]);
+        bytes[128..192].fill(0);
+        for seq in 0..8 {
+            let slot = format::HEADER_PAGE + seq * 256;
+            bytes[slot + 76..slot + 80].fill(0);
+            // Re-seal the CRC over the record with epoch 0.
+            let len = u16::from_le_bytes([bytes[slot + 12], bytes[slot + 13]]) as usize;
+            if (crate::record::HEADER_LEN..=256).contains(&len) {
+                let crc = crc32c::crc32c_append(
+                    crate::record::crc_init(h.seed),
+                    &bytes[slot + 12..slot + len],
+                );
+                bytes[slot + 8..slot + 12].copy_from_slice(&crc.to_le_bytes());
+            }
+        }
+        std::fs::write(path, &bytes).unwrap();
+    };
+    as_v1(&path);
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(r.header().version, 1);
+    assert_eq!(
+        r.valid_range(),
+        0..5,
+        "v1 records read under the epoch rule"
+    );
+    drop(r);
+    let e = RingWriter::open(&path, opts(8)).err().unwrap().to_string();
+    assert!(
+        e.contains("ring format version 1 holds records from seq 0 not yet compacted")
+            && e.contains("glint compact --once"),
+        "{e}"
+    );
+    RingReader::open_consumer(&path)
+        .unwrap()
+        .advance_cursor(5)
+        .unwrap();
+    let (mut w, rec1) = RingWriter::open(&path, opts(8)).unwrap();
+    assert!(rec1.upgraded);
+    assert_eq!((rec1.cursor, rec1.pending, rec1.next_seq), (5, 0, 5));
+    assert_eq!(w.header().version, format::RING_VERSION);
+    assert_eq!(w.append(&rec(b"/v2")).unwrap().seq, 5);
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(
+        r.valid_range(),
+        5..6,
+        "old records never validate under the new seed"
+    );
 }

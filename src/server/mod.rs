@@ -68,9 +68,23 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let cpus = crate::sys::allowed_cpus();
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
     let backend = choose_backend(args.io)?;
+    // Before anything is made in the data dir: a served address refuses with nothing changed.
+    let mut claims = listener::AddressClaims::new();
+    for &addr in args.listen.iter().filter(|a| a.port() != 0) {
+        claims.claim(addr)?;
+    }
     let _lock = lock_data_dir(&args.data_dir)?;
     let identity = crate::instance::open_or_create(&args.data_dir, args.instance_name.as_deref())?;
+    // Every ring is recovered before any listener exists, so no connection waits on a recovery.
+    let cores = (0..threads)
+        .map(|id| open_core(id, &args, &cfg, identity))
+        .collect::<Result<Vec<_>, _>>()?;
     let listeners = listener::bind_all(&args.listen, threads, args.backlog)?;
+    for (asked, bound) in args.listen.iter().zip(&listeners[0]) {
+        if asked.port() == 0 {
+            claims.claim(bound.local_addr()?)?;
+        }
+    }
     let addrs: Vec<String> = listeners[0]
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -80,8 +94,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let mut workers = Vec::with_capacity(threads);
     let mut sync_files = Vec::with_capacity(threads);
     let mut all_stats = Vec::with_capacity(threads);
-    for (id, listeners) in listeners.into_iter().enumerate() {
-        let core = open_core(id, &args, &cfg, identity)?;
+    for (core, listeners) in cores.into_iter().zip(listeners) {
         sync_files.push((core.ring.path().to_path_buf(), core.ring.sync_handle()?));
         all_stats.push(core.stats.clone());
         workers.push(Worker {
@@ -157,10 +170,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         let _ = handle.join();
     }
     let mut sync_failed = false;
-    for (path, file) in &sync_files {
+    for ((path, file), stats) in sync_files.iter().zip(&all_stats) {
         if let Err(e) = file.sync_data() {
             crate::error!("{}: final sync failed: {e}", path.display());
             sync_failed = true;
+        } else if failed.is_none() {
+            // Every worker has stopped, so its last append's head is final.
+            let head = stats.ring_head.load(std::sync::atomic::Ordering::Acquire);
+            if let Err(e) = crate::ring::record_clean_stop(path, head) {
+                crate::error!("cannot record the clean stop: {e}");
+                sync_failed = true;
+            }
         }
     }
     let records: u64 = all_stats
@@ -306,15 +326,38 @@ fn open_core(
         );
     } else {
         crate::info!(
-            "{}: recovered, {} records not yet compacted, resuming at seq {}{}",
+            "{}: recovered{}{}, {} records not yet compacted, resuming at seq {} (epoch {})",
             path.display(),
+            if rec.clean {
+                " after a clean stop"
+            } else {
+                " after a crash"
+            },
+            if rec.torn > 0 {
+                ", cleared a torn write"
+            } else if rec.upgraded {
+                ", upgraded from ring format version 1"
+            } else {
+                ""
+            },
             rec.pending,
             rec.next_seq,
-            if rec.torn > 0 {
-                format!(", zeroed {} torn slots", rec.torn)
-            } else {
-                String::new()
-            }
+            rec.epoch
+        );
+    }
+    for &seq in rec.damaged.iter().take(10) {
+        crate::error!(
+            "{}: offset {}: record seq {seq} fails its check after a clean stop: corruption, not a torn write; its bytes are kept (glint decode --verify reports it, glint compact keeps a copy in {}/ and goes on)",
+            path.display(),
+            ring.header().slot_offset(seq),
+            crate::compact::merge::DAMAGED_DIR
+        );
+    }
+    if rec.damaged.len() > 10 {
+        crate::error!(
+            "{}: {} more damaged records not listed",
+            path.display(),
+            rec.damaged.len() - 10
         );
     }
     let stats = Arc::new(CoreStats::default());
