@@ -355,7 +355,9 @@ fn limits_are_read_from_the_glint_serving_the_data_dir() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let (nofile, space) = loop {
         let rows = doctor_row();
-        if rows.0.contains("glint PID") || std::time::Instant::now() > deadline {
+        // The lock is taken before the ring is made: wait for both.
+        let ready = rows.0.contains("glint PID") && !rows.1.contains("existing 0 B");
+        if ready || std::time::Instant::now() > deadline {
             break rows;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
