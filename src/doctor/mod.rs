@@ -29,7 +29,8 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The data directory glint serve will use: checked for existence, write permission
-    /// (without writing), free space for its rings, filesystem and mount options
+    /// (without writing), free space for its rings, filesystem and mount options. A glint
+    /// already serving it (holding its lock) is the process whose limits are judged
     /// [default: the config's data-dir, else serve's default ./glint-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -1,5 +1,5 @@
-//! HTTP/1.x: request parsing ([`parse`], [`chunked`]), canned answers ([`response`]) and the
-//! backend-independent connection state machine ([`conn`]).
+//! HTTP/1.x: request parsing ([`parse`], [`chunked`], [`version`]), canned answers
+//! ([`response`]) and the backend-independent connection state machine ([`conn`]).
 
 pub mod answer;
 pub mod chunked;
