@@ -68,6 +68,7 @@ fn args(path: &std::path::Path, format: Format) -> DecodeArgs {
         expand_query: false,
         follow: false,
         verify: false,
+        skip_bad: false,
         stats: false,
     }
 }

@@ -168,3 +168,162 @@ fn a_header_whose_geometry_wraps_is_refused_by_every_reader() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains(&want), "{err}");
 }
+
+/// Offsets and record counts of a segment's blocks, walked from its first block header.
+fn blocks(bytes: &[u8]) -> Vec<(usize, u8, u64)> {
+    let mut at = bytes.windows(4).position(|w| w == b"GLBK").unwrap();
+    let mut out = Vec::new();
+    while at + 40 <= bytes.len() && &bytes[at..at + 4] == b"GLBK" {
+        let stored = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let count = u32::from_le_bytes(bytes[at + 16..at + 20].try_into().unwrap());
+        out.push((at, bytes[at + 4], u64::from(count)));
+        at += 40 + stored;
+    }
+    out
+}
+
+/// Runs decode expecting exit 1; returns the (core, seq) of every record printed, sorted, and
+/// stderr.
+fn keys_and_errors(args: &[&str]) -> (Vec<(u64, u64)>, String) {
+    let out = decode(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let mut keys: Vec<(u64, u64)> = jsonl(&String::from_utf8_lossy(&out.stdout))
+        .iter()
+        .map(|o| (o["core"].as_u64().unwrap(), o["seq"].as_u64().unwrap()))
+        .collect();
+    keys.sort_unstable();
+    (keys, err)
+}
+
+/// Asserts `got == want` without printing thousands of keys.
+fn same_keys(got: &[(u64, u64)], want: &[(u64, u64)]) {
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|k| got.binary_search(k).is_err())
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|k| want.binary_search(k).is_err())
+        .take(5)
+        .collect();
+    assert!(
+        got.len() == want.len() && missing.is_empty() && extra.is_empty(),
+        "{} printed, {} wanted; missing {missing:?}, extra {extra:?}",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Issue 17: one bad segment among several. Without --skip-bad the damaged segment is read up
+/// to the damage; with it, the decoder names file and offset, steps over the damaged block
+/// (or rebuilds a lost index from the blocks) and goes on; the exit status is 1 either way.
+#[test]
+fn skip_bad_reads_on_past_a_damaged_block_index_or_file() {
+    let dir = tempdir("skipbad");
+    let first = write_ring(&dir, 0, 4096, BASE_TS, 1000, 3000);
+    let compact = || {
+        let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
+        assert!(out.status.success());
+    };
+    compact();
+    let second = write_ring(&dir, 1, 4096, BASE_TS + 10_000_000_000, 1000, 500);
+    compact();
+    let segs = glint::compact::segment::list_segments(&dir).unwrap();
+    assert_eq!(segs.len(), 2);
+    let bad = &segs[0];
+    let seg_dir = dir.join("segments");
+    let seg_dir = seg_dir.to_str().unwrap();
+    let good = std::fs::read(bad).unwrap();
+    let layout = blocks(&good);
+    let records: Vec<_> = layout.iter().filter(|b| b.1 == 1).collect();
+    assert!(records.len() >= 5, "{} records blocks", records.len());
+    // The first segment holds core 0's records in seq order: block 1 follows block 0's.
+    let (hit, before) = (records[1], records[0].2);
+    let mut all: Vec<(u64, u64)> = first
+        .iter()
+        .map(|s| (0, s.seq))
+        .chain(second.iter().map(|s| (1, s.seq)))
+        .collect();
+    all.sort_unstable();
+    let want: Vec<(u64, u64)> = all
+        .iter()
+        .copied()
+        .filter(|&(c, s)| c == 1 || !(before..before + hit.2).contains(&s))
+        .collect();
+
+    // A damaged records block.
+    let mut damaged = good.clone();
+    damaged[hit.0 + 40 + 7] ^= 0x40;
+    std::fs::write(bad, &damaged).unwrap();
+    let (keys, err) = keys_and_errors(&[seg_dir]);
+    let line = format!("{}: offset {}: block CRC mismatch", bad.display(), hit.0);
+    assert!(
+        err.contains(&format!("{line}; rest of this segment skipped")),
+        "{err}"
+    );
+    assert_eq!(
+        keys.len() as u64,
+        before + 500,
+        "the other segment is still read"
+    );
+    let (keys, err) = keys_and_errors(&["--skip-bad", seg_dir]);
+    assert!(
+        err.contains(&format!("{line}; block skipped, reading on (--skip-bad)")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    same_keys(&keys, &want);
+    let out = decode(&["--verify", "--skip-bad", seg_dir]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains(&format!("{} segment records", want.len())),
+        "{text}"
+    );
+
+    // A damaged trailer as well: the index is rebuilt from the blocks.
+    let t = damaged.len() - 40;
+    damaged[t + 3] ^= 1;
+    std::fs::write(bad, &damaged).unwrap();
+    let (keys, err) = keys_and_errors(&[seg_dir]);
+    let trailer = format!(
+        "{}: offset {t}: segment trailer CRC mismatch",
+        bad.display()
+    );
+    assert!(err.contains(&trailer), "{err}");
+    assert_eq!(keys.len(), 500, "only the other segment");
+    let (keys, err) = keys_and_errors(&["--skip-bad", seg_dir]);
+    assert!(
+        err.contains(&format!(
+            "{trailer}; reading the segment's blocks without it"
+        )),
+        "{err}"
+    );
+    let next = records[2].0;
+    assert!(
+        err.contains(&format!(
+            "{line}; {} bytes skipped to the next valid block at offset {next}",
+            next - hit.0
+        )),
+        "{err}"
+    );
+    same_keys(&keys, &want);
+
+    // A PATH that is not a glint file at all, before the good ones.
+    std::fs::write(bad, &good).unwrap();
+    let junk = dir.join("junk.bin");
+    std::fs::write(&junk, b"not a segment, not a ring").unwrap();
+    let junk = junk.to_str().unwrap();
+    let (keys, err) = keys_and_errors(&[junk, seg_dir]);
+    assert!(keys.is_empty(), "{} printed", keys.len());
+    assert!(
+        err.contains(&format!("{junk}: offset 0: not a glint")),
+        "{err}"
+    );
+    let (keys, err) = keys_and_errors(&["--skip-bad", junk, seg_dir]);
+    assert!(err.contains("; skipped (--skip-bad)"), "{err}");
+    same_keys(&keys, &all);
+}

@@ -144,7 +144,7 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
     let mut records = 0u64;
     let mut problems = Problems::default();
     for seg in &segments {
-        if let Some(mut s) = SegmentSource::open(seg, from, to).unwrap() {
+        if let Some(mut s) = SegmentSource::open(seg, from, to, false, &mut problems).unwrap() {
             while s.advance(&mut problems) {
                 records += 1;
             }

@@ -55,7 +55,7 @@ pub fn run(
     loop {
         std::thread::sleep(POLL);
         for dir in &dirs {
-            add_new_files(dir, &mut known, merger, filter, problems);
+            add_new_files(dir, &mut known, merger, filter, args.skip_bad, problems);
         }
         skip_lapped(merger);
         merger.prime(problems);
@@ -71,6 +71,7 @@ fn add_new_files(
     known: &mut Known,
     merger: &mut Merger,
     filter: &Filter,
+    skip_bad: bool,
     problems: &mut Problems,
 ) {
     let Ok(found) = discover_dir(dir) else { return };
@@ -84,8 +85,10 @@ fn add_new_files(
             Input::Ring(p) => RingSource::open(p).map(|r| Some(Reading::Ring(r))),
             // The in-progress file is followed through the rings; it is read once sealed.
             Input::Segment(p) if p.to_str().is_some_and(|s| s.ends_with(".open")) => continue,
-            Input::Segment(p) => SegmentSource::open(p, filter.from_ns, filter.to_ns)
-                .map(|s| s.map(Reading::Segment)),
+            Input::Segment(p) => {
+                SegmentSource::open(p, filter.from_ns, filter.to_ns, skip_bad, problems)
+                    .map(|s| s.map(Reading::Segment))
+            }
         };
         known.files.insert(path, ino);
         match opened {

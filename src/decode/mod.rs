@@ -86,6 +86,14 @@ pub struct DecodeArgs {
     /// format errors (file and offset). Prints a summary; exit 1 when anything is corrupt.
     #[arg(long, conflicts_with = "stats")]
     pub verify: bool,
+    /// Read on past damage: a damaged segment block is reported (file and offset) and the
+    /// segment is read on from its next block; a sealed segment whose trailer or index is
+    /// damaged is read by walking its blocks; a PATH that is missing or not a glint file is
+    /// reported and left out. Without it a damaged segment is read up to the damage only, and
+    /// an unusable PATH stops the run before anything is printed. Either way every problem is
+    /// one line on stderr and the exit status is 1.
+    #[arg(long)]
+    pub skip_bad: bool,
     /// Print a summary instead of records: total, counts per minute (per hour for spans over
     /// 3 hours), top paths, top user agents, share of truncated records, time span.
     #[arg(long)]
@@ -182,22 +190,23 @@ pub fn run_to(
     sink: &mut dyn std::io::Write,
 ) -> Result<ExitCode, crate::BoxError> {
     let mut plan = Plan::new(args, crate::clock::now_ns())?;
-    let inputs = match discover(&args.paths) {
+    let mut problems = Problems::default();
+    let inputs = match discover(&args.paths, args.skip_bad.then_some(&mut problems)) {
         Ok(inputs) => inputs,
         // Following a data dir the server has not written to yet is fine: rings will appear.
         Err(_) if args.follow && args.paths.iter().all(|p| p.is_dir()) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     let mut out = Output::new(sink);
-    let mut problems = Problems::default();
     let result = if args.verify {
-        verify::run(&inputs, &mut out, &mut problems)
+        verify::run(&inputs, args.skip_bad, &mut out, &mut problems)
     } else {
         let mut origins = Origins::default();
         let sources = open_sources(
             &inputs,
             plan.filter.from_ns,
             plan.filter.to_ns,
+            args.skip_bad,
             &mut origins,
             &mut problems,
         );

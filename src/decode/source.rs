@@ -37,25 +37,39 @@ impl Problems {
     }
 }
 
-/// Turns the PATH arguments into ring and segment files.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+/// Turns the PATH arguments into ring and segment files. A PATH that cannot be used (missing,
+/// not a glint file, a directory without any) is an error; with `skip_bad` (`--skip-bad`) it
+/// is reported there and left out, and the other PATHs are still read.
+pub fn discover(
+    paths: &[PathBuf],
+    mut skip_bad: Option<&mut Problems>,
+) -> Result<Vec<Input>, String> {
     let mut inputs = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if meta.is_dir() {
-            let found = discover_dir(path)?;
-            if found.is_empty() {
-                return Err(format!(
-                    "{}: no ring files (ring-NNN.glr) or segments (segments/*{SEGMENT_SUFFIX}) in this directory",
-                    path.display()
-                ));
-            }
-            inputs.extend(found);
-        } else {
-            inputs.push(classify_file(path)?);
+        match discover_one(path) {
+            Ok(found) => inputs.extend(found),
+            Err(e) => match skip_bad.as_deref_mut() {
+                Some(problems) => problems.report(format_args!("{e}; skipped (--skip-bad)")),
+                None => return Err(e),
+            },
         }
     }
     Ok(inputs)
+}
+
+fn discover_one(path: &Path) -> Result<Vec<Input>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![classify_file(path)?]);
+    }
+    let found = discover_dir(path)?;
+    if found.is_empty() {
+        return Err(format!(
+            "{}: no ring files (ring-NNN.glr) or segments (segments/*{SEGMENT_SUFFIX}) in this directory",
+            path.display()
+        ));
+    }
+    Ok(found)
 }
 
 /// Rings of a data dir, its `segments/` (sealed in time order, then the in-progress one), and
@@ -263,13 +277,33 @@ pub struct SegmentSource {
     pub identity: Option<Identity>,
     current: Vec<u8>,
     done: bool,
+    /// `--skip-bad`: read on past a damaged block instead of leaving the rest of the segment.
+    skip_bad: bool,
 }
 
 impl SegmentSource {
     /// Opens a segment; `None` when its time span misses `from_ns..to_ns` (only the header,
-    /// trailer and index were read).
-    pub fn open(path: &Path, from_ns: u64, to_ns: u64) -> Result<Option<SegmentSource>, String> {
-        let mut reader = SegmentReader::open(path).map_err(|e| e.to_string())?;
+    /// trailer and index were read). With `skip_bad`, a damaged trailer or index is reported
+    /// to `problems` and the segment is read by walking its blocks.
+    pub fn open(
+        path: &Path,
+        from_ns: u64,
+        to_ns: u64,
+        skip_bad: bool,
+        problems: &mut Problems,
+    ) -> Result<Option<SegmentSource>, String> {
+        let mut reader = if skip_bad {
+            let (reader, damage) =
+                SegmentReader::open_salvaging(path).map_err(|e| e.to_string())?;
+            for e in damage {
+                problems.report(format_args!(
+                    "{e}; reading the segment's blocks without it (--skip-bad)"
+                ));
+            }
+            reader
+        } else {
+            SegmentReader::open(path).map_err(|e| e.to_string())?
+        };
         if reader.record_count() == 0 || reader.max_ts_ns() < from_ns || reader.min_ts_ns() >= to_ns
         {
             return Ok(None);
@@ -281,6 +315,7 @@ impl SegmentSource {
             identity,
             current: Vec::new(),
             done: false,
+            skip_bad,
         }))
     }
 
@@ -289,25 +324,26 @@ impl SegmentSource {
     }
 
     pub fn advance(&mut self, problems: &mut Problems) -> bool {
-        if self.done {
-            return false;
+        while !self.done {
+            match self.reader.next_record() {
+                Ok(Some(view)) => {
+                    self.current.clear();
+                    self.current.extend_from_slice(view.bytes());
+                    return true;
+                }
+                Ok(None) => self.done = true,
+                Err(e) if self.skip_bad => {
+                    problems.report(format_args!("{e}; block skipped, reading on (--skip-bad)"));
+                }
+                Err(e) => {
+                    problems.report(format_args!(
+                        "{e}; rest of this segment skipped (--skip-bad reads on past it)"
+                    ));
+                    self.done = true;
+                }
+            }
         }
-        match self.reader.next_record() {
-            Ok(Some(view)) => {
-                self.current.clear();
-                self.current.extend_from_slice(view.bytes());
-                true
-            }
-            Ok(None) => {
-                self.done = true;
-                false
-            }
-            Err(e) => {
-                problems.report(format_args!("{e}; rest of this segment skipped"));
-                self.done = true;
-                false
-            }
-        }
+        false
     }
 }
 
@@ -361,6 +397,7 @@ pub fn open_sources(
     inputs: &[Input],
     from_ns: u64,
     to_ns: u64,
+    skip_bad: bool,
     origins: &mut Origins,
     problems: &mut Problems,
 ) -> Vec<Source> {
@@ -368,9 +405,8 @@ pub fn open_sources(
     for input in inputs {
         let opened = match input {
             Input::Ring(p) => RingSource::open(p).map(|r| Some(Reading::Ring(r))),
-            Input::Segment(p) => {
-                SegmentSource::open(p, from_ns, to_ns).map(|s| s.map(Reading::Segment))
-            }
+            Input::Segment(p) => SegmentSource::open(p, from_ns, to_ns, skip_bad, problems)
+                .map(|s| s.map(Reading::Segment)),
         };
         match opened {
             Ok(Some(r)) => sources.push(Source::new(r, origins)),

@@ -37,6 +37,7 @@ pub struct Findings {
 /// Checks all inputs and prints the summary; each problem is reported as it is found.
 pub fn run(
     inputs: &[Input],
+    skip_bad: bool,
     out: &mut Output<'_>,
     problems: &mut Problems,
 ) -> Result<(), OutputError> {
@@ -45,7 +46,7 @@ pub fn run(
         f.files += 1;
         match input {
             Input::Ring(p) => verify_ring(p, &mut f, problems),
-            Input::Segment(p) => verify_segment(p, &mut f, problems),
+            Input::Segment(p) => verify_segment(p, skip_bad, &mut f, problems),
         }
     }
     out.buf.extend_from_slice(summary(&f, problems).as_bytes());
@@ -122,8 +123,18 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
     }
 }
 
-fn verify_segment(path: &Path, f: &mut Findings, problems: &mut Problems) {
-    let mut seg = match SegmentReader::open(path) {
+/// Checks every block of a segment; with `skip_bad` a damaged block (or trailer or index) is
+/// reported and the blocks after it are still checked.
+fn verify_segment(path: &Path, skip_bad: bool, f: &mut Findings, problems: &mut Problems) {
+    let opened = if skip_bad {
+        SegmentReader::open_salvaging(path).map(|(seg, damage)| {
+            damage.into_iter().for_each(|e| problems.report(e));
+            seg
+        })
+    } else {
+        SegmentReader::open(path)
+    };
+    let mut seg = match opened {
         Ok(s) => s,
         Err(e) => return problems.report(e),
     };
@@ -136,6 +147,7 @@ fn verify_segment(path: &Path, f: &mut Findings, problems: &mut Problems) {
                 f.segment_records += 1;
             }
             Ok(None) => break,
+            Err(e) if skip_bad => problems.report(e),
             Err(e) => return problems.report(e),
         }
     }

@@ -44,7 +44,7 @@ pub const MAX_INDEX_ENTRIES: usize = u32::MAX as usize / INDEX_ENTRY_LEN;
 const MIN_RECORDS_BLOCK_LEN: u64 = BLOCK_HEADER_LEN as u64 + 1;
 
 const MAGIC: [u8; 8] = *b"GLINTSEG";
-const BLOCK_MAGIC: [u8; 4] = *b"GLBK";
+pub(crate) const BLOCK_MAGIC: [u8; 4] = *b"GLBK";
 const TRAILER_MAGIC: [u8; 8] = *b"GLSEGEND";
 
 /// Why a segment cannot be read or written.

@@ -2,7 +2,7 @@
 
 use super::format::{
     decode_checkpoint, decode_index, BlockEntry, BlockHeader, BlockKind, FileHeader, SegmentError,
-    Trailer, Watermark, BLOCK_HEADER_LEN, HEADER_LEN, TRAILER_LEN,
+    Trailer, Watermark, BLOCK_HEADER_LEN, BLOCK_MAGIC, HEADER_LEN, TRAILER_LEN,
 };
 use crate::record::RecordView;
 use std::fs::File;
@@ -58,6 +58,41 @@ pub(crate) fn read_block_at(
     BlockRead::Ok(h, h.total_len())
 }
 
+/// The first valid block (magic, lengths and CRC) at or after `from` for which `want` holds,
+/// found by looking for the block magic: how readers step over damage.
+pub(crate) fn find_block(
+    file: &File,
+    seed: u64,
+    from: u64,
+    file_len: u64,
+    want: impl Fn(&BlockHeader) -> bool,
+) -> std::io::Result<Option<(u64, BlockHeader)>> {
+    let mut payload = Vec::new();
+    let mut window = vec![0u8; 1 << 16];
+    let mut at = from;
+    while at < file_len {
+        let n = file.read_at(&mut window, at)?;
+        if n == 0 {
+            break;
+        }
+        let starts = window[..n]
+            .windows(BLOCK_MAGIC.len())
+            .enumerate()
+            .filter(|(_, w)| *w == BLOCK_MAGIC)
+            .map(|(i, _)| at + i as u64);
+        for off in starts {
+            if let BlockRead::Ok(h, _) = read_block_at(file, seed, off, file_len, &mut payload) {
+                if want(&h) {
+                    return Ok(Some((off, h)));
+                }
+            }
+        }
+        // Windows overlap by 3 bytes, so a magic across the boundary is found once.
+        at += n.saturating_sub(BLOCK_MAGIC.len() - 1).max(1) as u64;
+    }
+    Ok(None)
+}
+
 /// Reads the records of one segment in stored order.
 pub struct SegmentReader {
     file: File,
@@ -81,6 +116,24 @@ impl SegmentReader {
     /// An in-progress file is read up to its last checkpoint: records after it are not
     /// committed yet and may still be cut by the compactor's recovery.
     pub fn open(path: &Path) -> Result<SegmentReader, SegmentError> {
+        Self::open_with(path, None)
+    }
+
+    /// Like [`SegmentReader::open`], for `decode --skip-bad`: a sealed segment whose trailer or
+    /// index is damaged is still read, by walking its blocks (every one CRC-checked) and
+    /// stepping over damaged ones to the next valid block. Returns the reader and what was
+    /// damaged (file and offset each), for the caller to report. A damaged file header is
+    /// still an error: without its seed no block can be checked.
+    pub fn open_salvaging(path: &Path) -> Result<(SegmentReader, Vec<SegmentError>), SegmentError> {
+        let mut damage = Vec::new();
+        let r = Self::open_with(path, Some(&mut damage))?;
+        Ok((r, damage))
+    }
+
+    fn open_with(
+        path: &Path,
+        salvage: Option<&mut Vec<SegmentError>>,
+    ) -> Result<SegmentReader, SegmentError> {
         let file = File::open(path).map_err(|e| SegmentError::io(path, e))?;
         let file_len = file
             .metadata()
@@ -110,12 +163,22 @@ impl SegmentReader {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.ends_with(super::OPEN_SUFFIX));
-        match r.read_trailer() {
-            Ok(t) => r.load_index(t)?,
-            Err(_) if in_progress => r.scan_headers()?,
+        let indexed = match r.read_trailer() {
+            Ok(t) => r.load_index(t),
+            Err(_) if in_progress => return r.scan_headers().map(|()| r),
             Err(what) => {
                 let at = file_len.saturating_sub(TRAILER_LEN as u64);
-                return Err(SegmentError::format(path, at, what));
+                Err(SegmentError::format(path, at, what))
+            }
+        };
+        match (indexed, salvage) {
+            (Ok(()), _) => {}
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(damage)) => {
+                damage.push(e);
+                r.index.clear();
+                r.checkpoint_offset = 0;
+                r.scan_salvaging(damage)?;
             }
         }
         Ok(r)
@@ -181,6 +244,53 @@ impl SegmentReader {
             at += h.total_len();
         }
         Ok(())
+    }
+
+    /// Builds the index of a sealed segment whose trailer or index is unusable: every block up
+    /// to the index, CRC-checked, stepping over a damaged stretch to the next valid block.
+    fn scan_salvaging(&mut self, damage: &mut Vec<SegmentError>) -> Result<(), SegmentError> {
+        let (seed, len) = (self.header.seed, self.file_len);
+        let mut at = self.header.len();
+        let mut payload = Vec::new();
+        loop {
+            match read_block_at(&self.file, seed, at, len, &mut payload) {
+                BlockRead::Ok(h, n) => {
+                    self.bytes_read += n;
+                    match h.kind {
+                        BlockKind::Records => self.index.push(BlockEntry {
+                            offset: at,
+                            min_ts: h.min_ts,
+                            max_ts: h.max_ts,
+                            count: h.count,
+                        }),
+                        BlockKind::Checkpoint => self.checkpoint_offset = at,
+                        BlockKind::Index => return Ok(()),
+                    }
+                    at += n;
+                }
+                BlockRead::End => return Ok(()),
+                BlockRead::Io(e) => return Err(SegmentError::io(&self.path, e)),
+                BlockRead::Bad(why) => {
+                    let next = find_block(&self.file, seed, at + 1, len, |_| true)
+                        .map_err(|e| SegmentError::io(&self.path, e))?;
+                    let what = match next {
+                        Some((n, _)) => format!(
+                            "{why}; {} bytes skipped to the next valid block at offset {n}",
+                            n - at
+                        ),
+                        None => format!(
+                            "{why}; no valid block after it ({} bytes skipped)",
+                            len - at
+                        ),
+                    };
+                    damage.push(SegmentError::format(&self.path, at, what));
+                    match next {
+                        Some((n, _)) => at = n,
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
     }
 
     /// Reads, checks and (for records) decompresses the block at `at` into `self.stored`.
@@ -266,23 +376,38 @@ impl SegmentReader {
     }
 
     /// The next record in stored order (block CRC checked, zstd decompressed), or None at the end.
+    ///
+    /// After an error the reader stands at the next block: calling again reads on past the
+    /// damaged block (what `decode --skip-bad` does), or the caller stops there.
     pub fn next_record(&mut self) -> Result<Option<RecordView<'_>>, SegmentError> {
         while self.pos >= self.raw.len() {
             self.finish_block()?;
             if self.next_block >= self.index.len() {
                 return Ok(None);
             }
-            self.load_block(self.index[self.next_block])?;
+            let entry = self.index[self.next_block];
             self.next_block += 1;
+            if let Err(e) = self.load_block(entry) {
+                self.raw.clear();
+                self.pos = 0;
+                return Err(e);
+            }
         }
-        let (entry, seen) = self.block.as_mut().expect("a block is loaded");
-        let view = RecordView::parse(&self.raw[self.pos..]).map_err(|e| {
-            let what = format!("record {} of the block: {e}", *seen);
-            SegmentError::format(&self.path, entry.offset, what)
-        })?;
-        *seen += 1;
-        self.pos += view.len();
-        Ok(Some(view))
+        let (entry, seen) = self.block.expect("a block is loaded");
+        match RecordView::parse(&self.raw[self.pos..]) {
+            Ok(view) => {
+                self.block = Some((entry, seen + 1));
+                self.pos += view.len();
+                Ok(Some(view))
+            }
+            Err(e) => {
+                // The framing is lost: the rest of this block cannot be delimited.
+                let what = format!("record {seen} of the block: {e}");
+                self.pos = self.raw.len();
+                self.block = None;
+                Err(SegmentError::format(&self.path, entry.offset, what))
+            }
+        }
     }
 
     fn load_block(&mut self, entry: BlockEntry) -> Result<(), SegmentError> {

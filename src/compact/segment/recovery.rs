@@ -4,7 +4,7 @@ use super::format::{
     decode_checkpoint, BlockEntry, BlockKind, FileHeader, SegmentError, Trailer, Watermark,
     HEADER_LEN,
 };
-use super::reader::{read_block_at, BlockRead};
+use super::reader::{find_block, read_block_at, BlockRead};
 use super::writer::{finish_rename, Recovered, SegmentWriter};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -150,35 +150,15 @@ fn refuse_lost_checkpoint(
     file_len: u64,
     why: &str,
 ) -> Result<(), SegmentError> {
-    let mut payload = Vec::new();
-    let mut window = vec![0u8; 1 << 16];
-    let mut at = bad_at + 1;
-    while at < file_len {
-        let n = file
-            .read_at(&mut window, at)
-            .map_err(|e| SegmentError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        for i in memchr_all(&window[..n], b"GLBK") {
-            let off = at + i as u64;
-            if let BlockRead::Ok(h, _) = read_block_at(file, seed, off, file_len, &mut payload) {
-                if h.kind == BlockKind::Checkpoint {
-                    let what = format!("{why}, but a valid checkpoint follows at offset {off}: committed records are damaged; move this file away and run again (its records from this block on are lost)");
-                    return Err(SegmentError::format(path, bad_at, what));
-                }
-            }
-        }
-        at += n.saturating_sub(3).max(1) as u64;
+    let found = find_block(file, seed, bad_at + 1, file_len, |h| {
+        h.kind == BlockKind::Checkpoint
+    })
+    .map_err(|e| SegmentError::io(path, e))?;
+    if let Some((off, _)) = found {
+        let what = format!("{why}, but a valid checkpoint follows at offset {off}: committed records are damaged; move this file away and run again (its records from this block on are lost)");
+        return Err(SegmentError::format(path, bad_at, what));
     }
     Ok(())
-}
-
-fn memchr_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    hay.windows(needle.len())
-        .enumerate()
-        .filter(move |(_, w)| *w == needle)
-        .map(|(i, _)| i)
 }
 
 fn read_prefix(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
