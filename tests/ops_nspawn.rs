@@ -3,7 +3,8 @@
 //! installed by running the `sudo install` lines of README's "Install on a server" into it.
 //! A check unit inside then verifies that glint.service is active (Type=notify: READY=1 was
 //! sent), a beacon is answered 200, `glint doctor` reads the service's own limits (naming its
-//! MainPID), and a `systemctl restart` keeps the records. Needs root and systemd-nspawn
+//! MainPID, found by the data dir's lock; for a dir it does not serve, doctor's own), and a
+//! `systemctl restart` keeps the records. Needs root and systemd-nspawn
 //! (Debian's systemd-container, installed by .ci/run); skipped with a message otherwise.
 #![forbid(unsafe_code)]
 
@@ -155,6 +156,8 @@ say beacon1 "$(beacon nspawn-one)"
 runuser -u glint -- glint doctor --config /etc/glint/glint.toml > /var/tmp/glint-doctor.txt 2>&1
 say doctor_nofile "$(grep '^RLIMIT_NOFILE' /var/tmp/glint-doctor.txt | tr -s ' ')"
 say limits_nofile "$(grep 'Max open files' /proc/$pid/limits | tr -s ' ')"
+mkdir -p /var/tmp/not-served && chown glint /var/tmp/not-served
+say doctor_elsewhere "$(runuser -u glint -- glint doctor --data-dir /var/tmp/not-served 2>&1 | grep '^RLIMIT_NOFILE' | tr -s ' ')"
 say proc_locks "$(tr '\n' '|' < /proc/locks)"
 say lock_stat "$(stat -c '%d %D %i' /var/lib/glint/.serve.lock)"
 systemctl restart glint
@@ -307,6 +310,11 @@ fn units_boot_under_systemd_record_a_beacon_and_keep_it_across_a_restart() {
             "(glint PID {pid}, holds /var/lib/glint/.serve.lock)"
         )),
         "doctor reads the service's limits\n{context}"
+    );
+    // A data dir nobody serves: glint.service (serving /var/lib/glint) is not taken for its glint.
+    assert!(
+        get("doctor_elsewhere").contains("(doctor's own: no glint serving)"),
+        "{context}"
     );
     assert_eq!(get("restart"), "0", "{context}");
     assert_eq!(get("active_after_restart"), "active", "{context}");
