@@ -5,7 +5,8 @@
 //! [`record`] per request to its own memory-mapped [`ring`] file, and only then answers with
 //! a canned pixel or 204. The [`compact`] process merges the per-core rings into time-ordered,
 //! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV;
-//! [`loadgen`] measures it all; [`doctor`] checks a machine against `tuning.md`.
+//! [`ship`] delivers the segments' records to Kafka; [`loadgen`] measures it all; [`doctor`]
+//! checks a machine against `tuning.md`.
 //!
 //! Unsafe code lives only in `ring::raw` (the shared mmap), [`sys`] (libc calls) and the
 //! io_uring driver in `server::uring`; every block carries a `// SAFETY:` comment.
@@ -23,6 +24,7 @@ pub mod log;
 pub mod record;
 pub mod ring;
 pub mod server;
+pub mod ship;
 pub mod sys;
 
 /// The error type the subcommands return to `main`, which prints it as one line.

@@ -22,6 +22,8 @@ enum Command {
     Serve(glint::server::ServeArgs),
     /// Merge the per-core rings into time-ordered, indexed segment files.
     Compact(glint::compact::CompactArgs),
+    /// Deliver every record of a data dir to a Kafka topic (durable cursor, nothing lost).
+    Ship(glint::ship::ShipArgs),
     /// Print rings and segments as JSON Lines, CSV or TSV; verify them; summarise them.
     Decode(glint::decode::DecodeArgs),
     /// Generate HTTP load and report throughput and latency (wrk/wrk2 style).
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let (name, result) = match Cli::parse().command {
         Command::Serve(a) => ("serve", glint::server::run(a)),
         Command::Compact(a) => ("compact", glint::compact::run(a)),
+        Command::Ship(a) => ("ship", glint::ship::run(a)),
         Command::Decode(a) => ("decode", glint::decode::run(a)),
         Command::Loadgen(a) => ("loadgen", glint::loadgen::run(a)),
         Command::Doctor(a) => ("doctor", glint::doctor::run(a)),

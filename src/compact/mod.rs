@@ -248,7 +248,7 @@ fn log_cycle(r: &CycleReport, gone: std::io::Result<retention::RetentionReport>)
 }
 
 /// A channel that receives one message per SIGTERM or SIGINT, watched on a small thread.
-fn stop_signal() -> std::io::Result<crossbeam_channel::Receiver<()>> {
+pub(crate) fn stop_signal() -> std::io::Result<crossbeam_channel::Receiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()

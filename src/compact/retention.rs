@@ -4,6 +4,11 @@
 //! compactor runs retention after moving the cursors), and never the newest sealed segment:
 //! its checkpoint tells a restarted compactor where it stopped. A segment that does not open
 //! (damaged trailer or index) is never deleted: it is reported and retention stops there.
+//!
+//! While a shipper is configured (`DATA_DIR/ship-cursor.json` exists, see
+//! [`crate::ship::cursor`]), a segment is deleted only once the ship cursor has passed every
+//! record its checkpoint covers: data not yet in Kafka is never deleted, whatever the limits.
+//! A cursor that cannot be read keeps everything (reported).
 
 use super::segment::{list_segments, SegmentReader, SEGMENT_SUFFIX};
 use std::path::{Path, PathBuf};
@@ -20,6 +25,8 @@ pub struct Retention {
 pub struct RetentionReport {
     pub deleted: Vec<(PathBuf, u64)>,
     pub problems: Vec<String>,
+    /// A segment the limits would delete was kept because it is not shipped yet.
+    pub held_for_ship: bool,
 }
 
 impl Retention {
@@ -34,6 +41,15 @@ impl Retention {
             .iter()
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .collect();
+        let shipped = match crate::ship::cursor::ShipCursor::load(data_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("{e} (retention keeps every segment)"));
+                return Ok(report);
+            }
+        };
         let mut total: u64 = sizes.iter().sum();
         let sealed = all
             .iter()
@@ -44,8 +60,15 @@ impl Retention {
             if !over_size && self.max_age_ns.is_none() {
                 break;
             }
-            let max_ts = match SegmentReader::open(path) {
-                Ok(r) => r.max_ts_ns(),
+            let opened = SegmentReader::open(path).and_then(|mut r| {
+                let unshipped = match &shipped {
+                    Some(cursor) => !cursor.covers(&r.checkpoint()?),
+                    None => false,
+                };
+                Ok((r.max_ts_ns(), unshipped))
+            });
+            let (max_ts, unshipped) = match opened {
+                Ok(found) => found,
                 Err(e) => {
                     report
                         .problems
@@ -57,6 +80,10 @@ impl Retention {
                 .max_age_ns
                 .is_some_and(|age| max_ts.saturating_add(age) < now_ns);
             if !over_size && !too_old {
+                break;
+            }
+            if unshipped {
+                report.held_for_ship = true;
                 break;
             }
             std::fs::remove_file(path)?;

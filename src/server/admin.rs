@@ -71,6 +71,34 @@ impl AdminState {
     }
 }
 
+/// What an admin listener serves: the server's counters ([`AdminState`]) or another
+/// process's (the shipper's).
+pub trait AdminPage: Send + Sync + 'static {
+    /// Appends the whole `/metrics` exposition (format 0.0.4).
+    fn render_metrics(&self, out: &mut String);
+    /// `/healthz` answers 503 while this is true.
+    fn draining(&self) -> bool;
+    /// The listener returns once this is true.
+    fn stopped(&self) -> bool;
+    /// A connection with no complete request for this long is closed.
+    fn idle_timeout(&self) -> Duration;
+}
+
+impl AdminPage for AdminState {
+    fn render_metrics(&self, out: &mut String) {
+        render(out, &self.cores, self.backend, &self.info());
+    }
+    fn draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+    fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+}
+
 type Read64 = fn(&CoreStats) -> u64;
 
 /// Per-core series with only a `core` label: (name, type, help, reader).
@@ -206,9 +234,9 @@ const REQUEST_MAX: usize = 8192;
 
 /// Binds `addr` and serves `/metrics` and `/healthz` on a thread until `state.stop` is set.
 /// Returns the bound address (useful with port 0) and the thread to join.
-pub fn spawn_admin(
+pub fn spawn_admin<P: AdminPage>(
     addr: SocketAddr,
-    state: Arc<AdminState>,
+    state: Arc<P>,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("admin listener {addr}: {e}")))?;
@@ -216,16 +244,16 @@ pub fn spawn_admin(
     let local = listener.local_addr()?;
     let handle = std::thread::Builder::new()
         .name("glint-admin".into())
-        .spawn(move || accept_loop(&listener, &state))?;
+        .spawn(move || accept_loop(&listener, &*state))?;
     Ok((local, handle))
 }
 
-fn accept_loop(listener: &TcpListener, state: &AdminState) {
+fn accept_loop<P: AdminPage>(listener: &TcpListener, state: &P) {
     let active = AtomicUsize::new(0);
     let mut last_warning: Option<Instant> = None;
     // Scoped: joining the admin thread also waits for its connections.
     std::thread::scope(|scope| {
-        while !state.stop.load(Relaxed) {
+        while !state.stopped() {
             match listener.accept() {
                 Ok((stream, _)) if active.load(Relaxed) < MAX_CONNS => {
                     active.fetch_add(1, Relaxed);
@@ -254,10 +282,10 @@ fn accept_loop(listener: &TcpListener, state: &AdminState) {
     });
 }
 
-fn serve_conn(mut stream: TcpStream, state: &AdminState) {
+fn serve_conn<P: AdminPage>(mut stream: TcpStream, state: &P) {
     let ok = stream.set_nonblocking(false).is_ok()
         && stream.set_read_timeout(Some(POLL)).is_ok()
-        && stream.set_write_timeout(Some(state.idle_timeout)).is_ok();
+        && stream.set_write_timeout(Some(state.idle_timeout())).is_ok();
     if !ok {
         return;
     }
@@ -274,7 +302,7 @@ fn serve_conn(mut stream: TcpStream, state: &AdminState) {
             filled -= used;
             last_request = Instant::now();
         }
-        if state.stop.load(Relaxed) || last_request.elapsed() > state.idle_timeout {
+        if state.stopped() || last_request.elapsed() > state.idle_timeout() {
             return;
         }
         match stream.read(&mut buf[filled..]) {
@@ -292,7 +320,7 @@ fn serve_conn(mut stream: TcpStream, state: &AdminState) {
 
 /// Answers the request at the start of `buf` into `out`: `Some((bytes used, close after))`, or
 /// `None` if it is still incomplete.
-fn answer(buf: &[u8], state: &AdminState, out: &mut Vec<u8>) -> Option<(usize, bool)> {
+fn answer<P: AdminPage>(buf: &[u8], state: &P, out: &mut Vec<u8>) -> Option<(usize, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let used = match req.parse(buf) {
@@ -328,14 +356,14 @@ fn answer(buf: &[u8], state: &AdminState, out: &mut Vec<u8>) -> Option<(usize, b
     let (status, content_type, body) = match (path, method) {
         ("/metrics", "GET" | "HEAD") => {
             let mut text = String::with_capacity(16 * 1024);
-            render(&mut text, &state.cores, state.backend, &state.info());
+            state.render_metrics(&mut text);
             (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
                 text.into_bytes(),
             )
         }
-        ("/healthz", "GET" | "HEAD") if state.draining.load(Relaxed) => (
+        ("/healthz", "GET" | "HEAD") if state.draining() => (
             "503 Service Unavailable",
             "text/plain",
             b"draining\n".to_vec(),

@@ -39,32 +39,44 @@ pub fn load(path: &Path) -> Result<ConfigFile, String> {
                 path.display()
             ));
         }
-        let flag = format!("--{}", key.replace('_', "-"));
-        let items = match value {
-            toml::Value::Array(items) => items,
-            single => vec![single],
-        };
-        for item in items {
-            match item {
-                toml::Value::Boolean(true) => out.flags.push(flag.clone().into()),
-                toml::Value::Boolean(false) => {}
-                toml::Value::String(s) => out.flags.extend([flag.clone().into(), s.into()]),
-                toml::Value::Integer(i) => out
-                    .flags
-                    .extend([flag.clone().into(), i.to_string().into()]),
-                toml::Value::Float(f) => out
-                    .flags
-                    .extend([flag.clone().into(), f.to_string().into()]),
-                other => {
-                    return Err(format!(
-                        "config {}: key {key:?}: unsupported value {other}",
-                        path.display()
-                    ))
-                }
+        if key == "ship" {
+            // `glint ship`'s section ([`crate::ship`]): one file can configure both.
+            continue;
+        }
+        key_flags(path, &key, value, &mut out.flags)?;
+    }
+    Ok(out)
+}
+
+/// Turns one TOML key into flag words: `key = "v"` -> `--key v`, `key = true` -> `--key`,
+/// an array repeats the flag. Errors name the file and the key.
+pub fn key_flags(
+    path: &Path,
+    key: &str,
+    value: toml::Value,
+    flags: &mut Vec<OsString>,
+) -> Result<(), String> {
+    let flag = format!("--{}", key.replace('_', "-"));
+    let items = match value {
+        toml::Value::Array(items) => items,
+        single => vec![single],
+    };
+    for item in items {
+        match item {
+            toml::Value::Boolean(true) => flags.push(flag.clone().into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(s) => flags.extend([flag.clone().into(), s.into()]),
+            toml::Value::Integer(i) => flags.extend([flag.clone().into(), i.to_string().into()]),
+            toml::Value::Float(f) => flags.extend([flag.clone().into(), f.to_string().into()]),
+            other => {
+                return Err(format!(
+                    "config {}: key {key:?}: unsupported value {other}",
+                    path.display()
+                ))
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Merges the file's flags with the command line's words after `serve`: repeatable flags given

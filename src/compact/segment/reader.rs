@@ -375,6 +375,20 @@ impl SegmentReader {
         Ok(())
     }
 
+    /// Record blocks in the file (an in-progress file: up to its last checkpoint).
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Positions the reader at record block `n` in file order, the blocks before it unread
+    /// (the shipper resumes an in-progress segment where it stopped).
+    pub fn seek_block(&mut self, n: usize) {
+        self.next_block = n.min(self.index.len());
+        self.block = None;
+        self.raw.clear();
+        self.pos = 0;
+    }
+
     /// The next record in stored order (block CRC checked, zstd decompressed), or None at the end.
     ///
     /// After an error the reader stands at the next block: calling again reads on past the

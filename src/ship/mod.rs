@@ -1,0 +1,330 @@
+//! `glint ship`: delivers every record of a data dir to a Kafka topic, in order per
+//! (instance, core), nothing lost and every duplicate recognisable by its key.
+//!
+//! A separate process, like the compactor, so the server's hot path never waits on the
+//! network. It reads the segments the compactor has committed ([`shipper`]), produces each
+//! record through librdkafka's idempotent producer with `acks=all` ([`kafka`]), and moves a
+//! durable cursor ([`cursor`]) only past records whose delivery reports say the brokers have
+//! them. Message key: `INSTANCE_ID:CORE:SEQ`; value: the JSON object `glint decode` prints
+//! (or, with `--value-format record`, the record's stored bytes); header `glint-value` names
+//! the value's form and version.
+//!
+//! # Guarantees
+//! - Nothing acknowledged by the server is lost: records stay in segments until the cursor
+//!   has passed them (compactor retention checks [`cursor::ShipCursor::covers`]), and a
+//!   record is never given up on (`message.timeout.ms=0`): while the brokers are down,
+//!   records wait on disk and the shipper retries with back-off.
+//! - Duplicates only after a kill, at most `--max-in-flight` of them: no more than that many
+//!   records are ever produced past the durable cursor, and a restart resumes at the cursor.
+//!   Each carries the same key as its first copy.
+//! - A record larger than the brokers accept is written to `DATA_DIR/ship-dead-letter.jsonl`,
+//!   logged and counted (`glint_ship_delivery_errors_total{kind="too_large"}`), then passed:
+//!   one oversized record does not stop the pipeline, and none vanishes silently.
+
+pub mod cursor;
+pub mod kafka;
+pub mod metrics;
+pub mod shipper;
+
+use crate::server::admin::{spawn_admin, AdminPage};
+use metrics::ShipMetrics;
+use shipper::{ShipOptions, Shipper};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The message value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValueFormat {
+    /// The JSON object `glint decode` prints for the record (default fields).
+    Json,
+    /// The record's stored bytes (docs/record-format.md), smaller and cheaper to produce.
+    Record,
+}
+
+impl ValueFormat {
+    /// The `glint-value` header: the value's form and version.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            ValueFormat::Json => "json-1",
+            ValueFormat::Record => RECORD_HEADER,
+        }
+    }
+}
+
+const RECORD_HEADER: &str = match crate::record::FORMAT_VERSION {
+    1 => "record-1",
+    2 => "record-2",
+    _ => "record",
+};
+
+/// Compression of message batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    Lz4,
+    Zstd,
+    None,
+}
+
+/// Options of `glint ship`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct ShipArgs {
+    /// TOML file: the keys of its `[ship]` table are these long flags (`brokers = "k1:9092"`),
+    /// its `[ship.kafka]` table holds librdkafka settings (as --kafka-opt). Flags on the
+    /// command line win. The server ignores the `[ship]` table, so one file can serve both.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data dir whose segments are shipped (the compactor's output, DIR/segments/).
+    #[arg(long, value_name = "DIR", default_value = "./glint-data")]
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap brokers, comma-separated.
+    #[arg(long, value_name = "HOST:PORT[,..]")]
+    pub brokers: Option<String>,
+    /// Topic the records go to; it must exist.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// A librdkafka setting passed through, e.g. security.protocol=ssl, ssl.ca.location=FILE,
+    /// sasl.mechanisms=SCRAM-SHA-512, sasl.username=U, client.id=ID, message.max.bytes=N,
+    /// linger.ms=N. Repeatable. enable.idempotence, acks and message.timeout.ms are fixed.
+    #[arg(long = "kafka-opt", value_name = "KEY=VALUE", value_parser = kafka::parse_kafka_opt)]
+    pub kafka_opts: Vec<(String, String)>,
+    /// Batch compression.
+    #[arg(long, value_enum, default_value = "lz4")]
+    pub compression: Compression,
+    /// Message value: json (what `glint decode` prints) or record (stored bytes).
+    #[arg(long, value_enum, default_value = "json")]
+    pub value_format: ValueFormat,
+    /// Records produced past the durable cursor at most; after a kill at most this many
+    /// records reach the topic twice (same key).
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_in_flight: u64,
+    /// How often the cursor is written while deliveries come in (ms, s).
+    #[arg(long, value_name = "DUR", default_value = "200ms", value_parser = crate::clock::parse_duration)]
+    pub cursor_interval: Duration,
+    /// How often to look for newly committed records when caught up.
+    #[arg(long, value_name = "DUR", default_value = "200ms", value_parser = crate::clock::parse_duration)]
+    pub poll_interval: Duration,
+    /// At start, how long the brokers may take to answer before `glint ship` gives up with
+    /// one line (exit 1).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::clock::parse_duration)]
+    pub connect_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long to wait for records in flight before storing the cursor and
+    /// exiting (unacknowledged records are shipped again on the next start).
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = crate::clock::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Ship what is committed now, wait until the brokers have all of it, exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Admin listener for Prometheus metrics (GET /metrics) and health; `off` disables it.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9101")]
+    pub admin_listen: String,
+}
+
+const AFTER_HELP: &str = "\
+Runs next to `glint compact` on the same data dir and ships what the compactor has committed
+(latency: about --interval of the compactor plus linger). While a ship cursor exists
+(DATA_DIR/ship-cursor.json), compactor retention never deletes a segment not yet shipped;
+delete the cursor file when you stop shipping for good.
+
+Exit status: 0 after a clean stop (or --once), 1 on a bad setting, unreachable brokers or an
+unknown topic at start (one line on stderr), or a fatal producer error.";
+
+/// Runs `glint ship`.
+pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+    let args = match &args.config {
+        Some(path) => with_config_file(path)?,
+        None => args,
+    };
+    let (Some(brokers), Some(topic)) = (args.brokers.clone(), args.topic.clone()) else {
+        return Err("--brokers and --topic are required (or `brokers` and `topic` in the [ship] table of --config)".into());
+    };
+    if !args.data_dir.is_dir() {
+        return Err(format!("{}: not a directory (--data-dir)", args.data_dir.display()).into());
+    }
+    let _lock = lock_data_dir(&args.data_dir)?;
+    let compression = match args.compression {
+        Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
+        Compression::None => "none",
+    };
+    let queue = usize::try_from(args.max_in_flight)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1000);
+    let cfg = kafka::client_config(&brokers, compression, queue, &args.kafka_opts)?;
+    let producer = kafka::connect(&cfg, &topic, args.connect_timeout)?;
+    let metrics = Arc::new(ShipMetrics::default());
+    let admin = start_admin(&args.admin_listen, &metrics)?;
+    let opts = ShipOptions {
+        data_dir: args.data_dir.clone(),
+        topic: topic.clone(),
+        value_format: args.value_format,
+        max_in_flight: args.max_in_flight,
+        cursor_interval: args.cursor_interval,
+        poll_interval: args.poll_interval,
+        instance: instance_id(&args.data_dir),
+    };
+    let mut shipper = Shipper::new(opts, producer, metrics.clone())?;
+    crate::info!(
+        "ship: {} -> topic {topic} on {brokers}; at most {} records past the cursor (the duplicate bound after a kill){}",
+        args.data_dir.display(),
+        args.max_in_flight,
+        if args.once { " (once)" } else { "" }
+    );
+    let stop = if args.once {
+        None
+    } else {
+        Some(crate::compact::stop_signal()?)
+    };
+    let stopped = AtomicBool::new(false);
+    let should_stop = || {
+        stopped.load(Relaxed)
+            || stop.as_ref().is_some_and(|rx| {
+                let got = rx.try_recv().is_ok();
+                if got {
+                    stopped.store(true, Relaxed);
+                }
+                got
+            })
+    };
+    let result = shipper.run(&should_stop, args.once, args.drain_timeout);
+    if let Some((page, handle)) = admin {
+        page.stop.store(true, Relaxed);
+        let _ = handle.join();
+    }
+    result?;
+    crate::info!(
+        "ship: stopped; {} records acknowledged this run",
+        metrics.records_shipped.load(Relaxed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The message key's instance part for a data dir.
+pub fn instance_id(data_dir: &Path) -> String {
+    let _ = data_dir;
+    String::from("local")
+}
+
+/// One shipper per data dir: `DATA_DIR/.ship.lock`, held while it runs.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
+    let path = data_dir.join(".ship.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match crate::sys::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(format!(
+            "{}: another glint ship is running on this data dir",
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The admin page of the shipper.
+struct ShipPage {
+    metrics: Arc<ShipMetrics>,
+    stop: AtomicBool,
+}
+
+impl AdminPage for ShipPage {
+    fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
+    }
+    fn draining(&self) -> bool {
+        false
+    }
+    fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+type Admin = (Arc<ShipPage>, std::thread::JoinHandle<()>);
+
+fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>, String> {
+    if listen.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("--admin-listen {listen:?}: expected ADDR:PORT or off"))?;
+    let page = Arc::new(ShipPage {
+        metrics: metrics.clone(),
+        stop: AtomicBool::new(false),
+    });
+    let (bound, handle) = spawn_admin(addr, page.clone())
+        .map_err(|e| format!("{e} (pick another address with --admin-listen, or off)"))?;
+    crate::info!("ship: admin listening on {bound} (GET /metrics)");
+    Ok(Some((page, handle)))
+}
+
+/// Re-reads the command line with the config file's `[ship]` flags in front of it.
+fn with_config_file(path: &Path) -> Result<ShipArgs, String> {
+    #[derive(clap::Parser)]
+    #[command(name = "glint ship", args_override_self = true)]
+    struct Ship {
+        #[command(flatten)]
+        args: ShipArgs,
+    }
+    use clap::Parser;
+    let flags = config_flags(path)?;
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = argv
+        .iter()
+        .position(|w| w == "ship")
+        .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
+    let words = crate::server::config::merge(&flags, cli, &["--kafka-opt"]);
+    let parsed =
+        Ship::try_parse_from(std::iter::once("glint ship".into()).chain(words)).map_err(|e| {
+            format!(
+                "config {}: {}",
+                path.display(),
+                e.to_string().lines().next().unwrap_or("invalid")
+            )
+        })?;
+    Ok(parsed.args)
+}
+
+/// The flag words of a config file's `[ship]` table and `[ship.kafka]` settings.
+pub fn config_flags(path: &Path) -> Result<Vec<OsString>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!("config {}: {}", path.display(), e.to_string().trim())
+    })?;
+    let Some(toml::Value::Table(ship)) = table.get("ship").cloned() else {
+        return Err(format!("config {}: no [ship] table", path.display()));
+    };
+    let mut flags = Vec::new();
+    for (key, value) in ship {
+        match (key.as_str(), value) {
+            ("kafka", toml::Value::Table(kafka)) => {
+                for (k, v) in kafka {
+                    let v = match v {
+                        toml::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    flags.extend([OsString::from("--kafka-opt"), format!("{k}={v}").into()]);
+                }
+            }
+            ("config", _) => {
+                return Err(format!(
+                    "config {}: a config file cannot name another config file",
+                    path.display()
+                ))
+            }
+            (_, value) => crate::server::config::key_flags(path, &key, value, &mut flags)?,
+        }
+    }
+    Ok(flags)
+}
