@@ -5,7 +5,8 @@
 //! network. It reads the segments the compactor has committed ([`shipper`]), produces each
 //! record through librdkafka's idempotent producer with `acks=all` ([`kafka`]), and moves a
 //! durable cursor ([`cursor`]) only past records whose delivery reports say the brokers have
-//! them. Message key: `INSTANCE_ID:CORE:SEQ`; value: the JSON object `glint decode` prints
+//! them. Message key: `INSTANCE_ID:CORE:SEQ` (the segment's instance identity, 32 hex
+//! digits); value: the JSON object `glint decode` prints
 //! (or, with `--value-format record`, the record's stored bytes); header `glint-value` names
 //! the value's form and version.
 //!
@@ -165,7 +166,7 @@ pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
         max_in_flight: args.max_in_flight,
         cursor_interval: args.cursor_interval,
         poll_interval: args.poll_interval,
-        instance: instance_id(&args.data_dir),
+        instance: instance_id(&args.data_dir)?,
     };
     let mut shipper = Shipper::new(opts, producer, metrics.clone())?;
     crate::info!(
@@ -203,10 +204,14 @@ pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The message key's instance part for a data dir.
-pub fn instance_id(data_dir: &Path) -> String {
-    let _ = data_dir;
-    String::from("local")
+/// The data dir's instance id (hex), for records of segments without an identity; `-` when
+/// the data dir has none either.
+pub fn instance_id(data_dir: &Path) -> Result<String, String> {
+    match crate::instance::load(data_dir) {
+        Ok(Some(id)) => Ok(id.id_hex()),
+        Ok(None) => Ok("-".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// One shipper per data dir: `DATA_DIR/.ship.lock`, held while it runs.

@@ -14,6 +14,7 @@ use super::metrics::{CoreLag, ShipMetrics};
 use super::ValueFormat;
 use crate::compact::segment::{list_segments, SegmentReader, Watermark};
 use crate::decode::json::JsonWriter;
+use crate::decode::source::Origin;
 use crate::record::RecordView;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -37,7 +38,8 @@ pub struct ShipOptions {
     pub cursor_interval: Duration,
     /// How long to wait for new committed records when caught up.
     pub poll_interval: Duration,
-    /// Instance id of the data dir: the first part of every message key.
+    /// Instance id of the data dir: the first part of the message key of records from
+    /// segments that carry no identity (written before identities existed).
     pub instance: String,
 }
 
@@ -214,6 +216,10 @@ impl Shipper {
                 continue;
             }
             reader.seek_block(resume.unwrap_or(0));
+            let origin = reader.identity().map(|id| Origin {
+                name: id.name().to_string(),
+                id_hex: id.id_hex(),
+            });
             let seeds: BTreeMap<u32, u64> = checkpoint.iter().map(|m| (m.core, m.seed)).collect();
             loop {
                 let rec = match reader.next_record() {
@@ -240,7 +246,7 @@ impl Shipper {
                     &mut self.json,
                     &mut self.value,
                     &mut self.key,
-                    i,
+                    (i, origin.as_ref()),
                     &rec,
                 );
                 match sent {
@@ -600,16 +606,17 @@ fn produce_record(
     json: &mut JsonWriter,
     value: &mut Vec<u8>,
     key: &mut String,
-    stream: usize,
+    (stream, origin): (usize, Option<&Origin>),
     rec: &RecordView<'_>,
 ) -> Result<(), KafkaError> {
     use std::fmt::Write as _;
     key.clear();
-    let _ = write!(key, "{}:{}:{}", opts.instance, rec.core(), rec.seq());
+    let instance = origin.map_or(opts.instance.as_str(), |o| o.id_hex.as_str());
+    let _ = write!(key, "{instance}:{}:{}", rec.core(), rec.seq());
     value.clear();
     match opts.value_format {
         ValueFormat::Json => {
-            json.write(value, rec);
+            json.write(value, rec, origin);
             if value.last() == Some(&b'\n') {
                 value.pop();
             }
