@@ -8,6 +8,8 @@ mod http_conn;
 mod http_parse;
 #[path = "../fuzz/harness/ring_file.rs"]
 mod ring_file;
+#[path = "../fuzz/harness/segment_file.rs"]
+mod segment_file;
 
 use std::path::Path;
 
@@ -46,4 +48,9 @@ fn http_conn_corpus_holds_every_invariant() {
 #[test]
 fn ring_file_corpus_holds_every_invariant() {
     replay("ring_file", ring_file::check);
+}
+
+#[test]
+fn segment_file_corpus_holds_every_invariant() {
+    replay("segment_file", segment_file::check);
 }
