@@ -95,7 +95,8 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub skip_bad: bool,
     /// Print a summary instead of records: total, counts per minute (per hour for spans over
-    /// 3 hours), top paths, top user agents, share of truncated records, time span.
+    /// 3 hours), per core and per instance, top paths, top user agents, share of truncated
+    /// records, time span.
     #[arg(long)]
     pub stats: bool,
 }

@@ -6,7 +6,7 @@ use super::columns::split_target;
 use super::filter::Filter;
 use super::merge::Merger;
 use super::output::{Output, OutputError};
-use super::source::Problems;
+use super::source::{Origin, Problems};
 use super::time::format_rfc3339;
 use crate::record::{flags, RecordView};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +28,8 @@ pub struct Summary {
     pub last_ns: u64,
     pub per_minute: BTreeMap<u64, u64>,
     pub per_core: BTreeMap<u16, u64>,
+    /// Records per instance id (with its name); records of no known instance are not counted.
+    pub per_instance: HashMap<String, (String, u64)>,
     pub paths: HashMap<Vec<u8>, u64>,
     pub user_agents: HashMap<Vec<u8>, u64>,
 }
@@ -42,8 +44,17 @@ fn count(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
 }
 
 impl Summary {
-    pub fn add(&mut self, rec: &RecordView<'_>) {
+    pub fn add(&mut self, rec: &RecordView<'_>, origin: Option<&Origin>) {
         let ts = rec.ts_ns();
+        if let Some(o) = origin {
+            match self.per_instance.get_mut(&o.id_hex) {
+                Some((_, n)) => *n += 1,
+                None => {
+                    self.per_instance
+                        .insert(o.id_hex.clone(), (o.name.clone(), 1));
+                }
+            }
+        }
         self.total += 1;
         self.truncated += u64::from(rec.flags() & flags::TRUNC_ANY != 0);
         self.first_ns = Some(self.first_ns.map_or(ts, |f| f.min(ts)));
@@ -78,6 +89,15 @@ impl Summary {
             .map(|(c, n)| format!("{c}={n}"))
             .collect();
         let _ = writeln!(s, "per core: {}", cores.join(" "));
+        if !self.per_instance.is_empty() {
+            let mut per: Vec<_> = self.per_instance.iter().collect();
+            per.sort_by(|a, b| (&a.1 .0, a.0).cmp(&(&b.1 .0, b.0)));
+            let list: Vec<String> = per
+                .iter()
+                .map(|(id, (name, n))| format!("{name} ({})={n}", &id[..8]))
+                .collect();
+            let _ = writeln!(s, "per instance: {}", list.join(" "));
+        }
         let (unit, label) = if span <= PER_MINUTE_UP_TO {
             (MINUTE_NS, "minute")
         } else {
@@ -118,7 +138,7 @@ pub fn run(
     while let Some((bytes, origin)) = merger.next(problems) {
         let rec = RecordView::parse(bytes).expect("sources hold validated records");
         if filter.matches(&rec, origin) {
-            summary.add(&rec);
+            summary.add(&rec, origin);
         }
     }
     out.buf.extend_from_slice(summary.render().as_bytes());
