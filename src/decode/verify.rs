@@ -185,7 +185,7 @@ fn summary(f: &Findings, problems: &Problems) -> String {
             missing += to - from;
             let _ = writeln!(
                 s,
-                "core {core}: gap: seqs {from}..{to} missing ({} records lost or not yet written)",
+                "{core}: gap: seqs {from}..{to} missing ({} records lost or not yet written)",
                 to - from
             );
         }
