@@ -6,7 +6,8 @@
 //! command of a pipeline or `&&` list that invokes glint (also as `sudo -u glint glint ...` or
 //! `/usr/local/bin/glint ...`) taken; inline code spans that start with `glint ` are taken too.
 //! Paths are mapped to the test's files (`/var/lib/glint` and `./glint-data` to the data dir,
-//! `/etc/glint/glint.toml` to a copy of `systemd/glint.toml`, any URL to a closed loopback port);
+//! `/etc/glint/glint.toml` to a copy of `systemd/glint.toml`, any URL or Kafka broker to a
+//! closed loopback port);
 //! a server gets `127.0.0.1:0`, no admin port, small rings and its own data dir. A command still
 //! running after a few seconds (serve, compact without `--once`, `decode --follow`, loadgen)
 //! got past argument parsing and is stopped. Synopses with `[optional]` parts or placeholders
@@ -20,7 +21,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SUBCOMMANDS: &[&str] = &["serve", "compact", "decode", "loadgen", "doctor"];
+/// The subcommands, as `glint --help` lists them (so a new one is covered without a change here).
+fn subcommands() -> &'static [String] {
+    static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        let out = Command::new(GLINT).arg("--help").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let list: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| *name != "help")
+            .map(String::from)
+            .collect();
+        assert!(list.len() >= 5, "subcommands in glint --help: {list:?}");
+        list
+    })
+}
 /// How long a command may run before it is taken as long-running and stopped.
 const RUN_LIMIT: Duration = Duration::from_secs(3);
 /// A loopback port nothing listens on (the discard port): loadgen's traffic goes nowhere.
@@ -93,7 +112,7 @@ fn glint_commands(words: &[String]) -> Vec<Vec<String>> {
     let mut i = 0;
     while i + 1 < words.len() {
         let w = words[i].as_str();
-        if (w == "glint" || w.ends_with("/glint")) && SUBCOMMANDS.contains(&words[i + 1].as_str()) {
+        if (w == "glint" || w.ends_with("/glint")) && subcommands().contains(&words[i + 1]) {
             let end = words[i + 1..]
                 .iter()
                 .position(|w| is_op(w))
@@ -206,7 +225,7 @@ fn all_examples(root: &Path) -> Vec<Example> {
             }
         }
     }
-    let helps = std::iter::once(vec![]).chain(SUBCOMMANDS.iter().map(|s| vec![*s]));
+    let helps = std::iter::once(vec![]).chain(subcommands().iter().map(|s| vec![s.as_str()]));
     for sub in helps {
         let out_help = Command::new(GLINT)
             .args(&sub)
@@ -288,7 +307,12 @@ fn has_flag(words: &[String], flag: &str) -> bool {
 /// Runs one example; `Err` describes a usage error.
 fn run(example: &Example, root: &Path, n: usize) -> Result<(), String> {
     let mut words = localize(&example.words, root);
-    if words[0] == "serve" && !words.iter().any(|w| w == "--help" || w == "-h") {
+    let help = words.iter().any(|w| w == "--help" || w == "-h");
+    if words[0] == "ship" && !help && has_flag(&words, "--brokers") {
+        // A closed loopback port: no traffic leaves the machine.
+        set_flag(&mut words, "--brokers", "127.0.0.1:9");
+    }
+    if words[0] == "serve" && !help {
         // Its own data dir and loopback port: the documented flags are what is tested.
         set_flag(&mut words, "--listen", "127.0.0.1:0");
         set_flag(&mut words, "--admin-listen", "off");
