@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const GLINT: &str = env!("CARGO_BIN_EXE_glint");
-const UNITS: [&str; 2] = ["glint.service", "glint-compact.service"];
+const UNITS: [&str; 3] = [
+    "glint.service",
+    "glint-compact.service",
+    "glint-ship.service",
+];
 
 fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -149,6 +153,23 @@ fn server_unit_keeps_io_uring_limits_and_notify() {
 
 /// Keys of the example config that `glint serve` does not have yet (the lead adds them).
 const PENDING_SERVE_FLAGS: &[&str] = &[];
+
+#[test]
+fn example_config_ship_table_parses_as_ship_flags() {
+    use clap::Args;
+    let path = repo_file("systemd/glint.toml");
+    let words = glint::ship::config_flags(&path).unwrap_or_else(|e| panic!("{e}"));
+    let cmd = glint::ship::ShipArgs::augment_args(clap::Command::new("ship"));
+    let argv = std::iter::once("ship".into()).chain(words.clone());
+    let m = cmd.try_get_matches_from(argv);
+    assert!(m.is_ok(), "{words:?}: {}", m.unwrap_err());
+    let words: Vec<String> = words.iter().map(|w| w.to_string_lossy().into()).collect();
+    assert!(words.contains(&"--brokers".to_string()), "{words:?}");
+    assert!(
+        words.contains(&"message.max.bytes=1000000".to_string()),
+        "{words:?}"
+    );
+}
 
 fn serve_command() -> clap::Command {
     use clap::Args;

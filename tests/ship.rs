@@ -202,7 +202,6 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
 }
 
 #[test]
-#[ignore = "under investigation: under CPU contention a few records acknowledged around the outage were not read back"]
 fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     let Some(tools) = Tools::find("ship outage") else {
         return;
@@ -269,8 +268,14 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Kills the shipper this many times (the loadtest script can do more).
-const KILLS: u32 = 20;
+/// Kills the shipper this many times; `GLINT_SHIP_KILLS` asks for more
+/// (`loadtest/ship_kills.sh` runs 50).
+fn kills_wanted() -> u32 {
+    std::env::var("GLINT_SHIP_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
 /// `--max-in-flight` for the kill test: the duplicate bound per kill.
 const WINDOW: u64 = 2000;
 
@@ -297,7 +302,7 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
         });
         let mut kills = 0;
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        while kills < KILLS {
+        while kills < kills_wanted() {
             let mut ship = Ship::start(&dir, &broker.addr(), "kills", &extra);
             rng ^= rng << 13;
             rng ^= rng >> 7;

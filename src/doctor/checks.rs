@@ -8,6 +8,7 @@
 use super::host;
 use super::machine::Nic;
 use super::net;
+use super::shipping;
 use super::storage;
 use crate::server::IoBackend;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct Context {
     pub nics: Vec<Nic>,
     /// The glint serving the data dir, whose limits the rlimit rows judge.
     pub serving: Option<super::service::Serving>,
+    /// The config file given to doctor (its `[ship]` table is the shipper's settings).
+    pub config: Option<PathBuf>,
 }
 
 /// How a knob's current value compares with the recommendation.
@@ -215,6 +218,11 @@ pub const KNOBS: &[Knob] = &[
         name: "data dir",
         recommended: "writable directory",
         check: storage::data_dir,
+    },
+    Knob {
+        name: "glint ship",
+        recommended: "valid [ship]; cursor keeps up",
+        check: shipping::shipper,
     },
     Knob {
         name: "data dir free space",

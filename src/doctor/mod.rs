@@ -14,6 +14,7 @@ pub mod machine;
 pub mod net;
 pub mod plan;
 pub mod service;
+pub mod shipping;
 pub mod storage;
 
 use self::checks::{Context, Finding, Verdict, KNOBS};
@@ -58,6 +59,7 @@ pub fn run(args: DoctorArgs) -> Result<ExitCode, crate::BoxError> {
         kernel: machine::kernel_version(),
         nics: machine::physical_nics(),
         serving: service::find(&plan.data_dir),
+        config: args.config.clone(),
     };
     let rows: Vec<(&str, &str, Finding)> = KNOBS
         .iter()

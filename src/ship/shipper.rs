@@ -17,7 +17,6 @@ use crate::decode::json::JsonWriter;
 use crate::decode::source::Origin;
 use crate::record::RecordView;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write as _;
@@ -426,8 +425,7 @@ impl Shipper {
         while let Some((id, e)) = self.retry.pop_front() {
             let mut record = BaseRecord::with_opaque_to(&self.opts.topic, Box::new(id))
                 .key(&e.key[..])
-                .payload(&e.value[..])
-                .headers(value_headers(self.opts.value_format));
+                .payload(&e.value[..]);
             if let Some(ts) = e.timestamp_ms {
                 record = record.timestamp(ts);
             }
@@ -631,8 +629,7 @@ fn produce_record(
     let mut record = BaseRecord::with_opaque_to(&opts.topic, Box::new(id))
         .key(key.as_bytes())
         .payload(&value[..])
-        .timestamp(ts_ms)
-        .headers(value_headers(opts.value_format));
+        .timestamp(ts_ms);
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -647,14 +644,6 @@ fn produce_record(
 
 fn is_queue_full(e: &KafkaError) -> bool {
     e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
-}
-
-/// The `glint-value` header: what the value holds, with its version.
-fn value_headers(format: ValueFormat) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(1).insert(Header {
-        key: "glint-value",
-        value: Some(format.header_value()),
-    })
 }
 
 /// One dead-letter line: `{"key":…,"error":…,"value_bytes":N,"value":…}` (JSON values

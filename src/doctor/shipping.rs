@@ -1,0 +1,135 @@
+//! The shipper (`glint ship`): its settings from the config's `[ship]` table and how far its
+//! cursor is behind the segments on disk.
+#![forbid(unsafe_code)]
+
+use super::checks::{Context, Finding, Verdict};
+use super::host::human_bytes;
+use crate::compact::segment::{list_segments, SegmentReader};
+use crate::ship::cursor::ShipCursor;
+use std::path::Path;
+
+pub fn shipper(ctx: &Context) -> Finding {
+    let settings = match &ctx.config {
+        Some(path) => settings(path),
+        None => Ok(None),
+    };
+    let cursor = ShipCursor::load(&ctx.data_dir);
+    shipper_finding(&ctx.data_dir, settings, cursor)
+}
+
+/// `topic T on BROKERS` from the config's `[ship]` table, checked the way `glint ship` checks
+/// it (fixed librdkafka settings, flags it knows); `None` without a `[ship]` table.
+fn settings(path: &Path) -> Result<Option<String>, String> {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Ship {
+        #[command(flatten)]
+        args: crate::ship::ShipArgs,
+    }
+    let words = match crate::ship::config_flags(path) {
+        Ok(w) => w,
+        Err(e) if e.ends_with("no [ship] table") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let parsed =
+        Ship::try_parse_from(std::iter::once("glint ship".into()).chain(words)).map_err(|e| {
+            format!(
+                "config {}: [ship]: {}",
+                path.display(),
+                e.to_string().lines().next().unwrap_or("invalid")
+            )
+        })?;
+    let a = parsed.args;
+    let brokers = a.brokers.unwrap_or_default();
+    crate::ship::kafka::client_config(&brokers, "lz4", 1, &a.kafka_opts)?;
+    Ok(Some(format!(
+        "topic {} on {brokers}",
+        a.topic.unwrap_or_else(|| "(none)".into())
+    )))
+}
+
+/// The row: not configured (INFO), settings or cursor unusable (CHANGE), else what is left to
+/// ship (OK).
+pub fn shipper_finding(
+    data_dir: &Path,
+    settings: Result<Option<String>, String>,
+    cursor: Result<Option<ShipCursor>, String>,
+) -> Finding {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => return Finding::new("bad [ship] settings", Verdict::Change, e),
+    };
+    let cursor = match cursor {
+        Ok(c) => c,
+        Err(e) => {
+            return Finding::new(
+                "cursor unreadable",
+                Verdict::Change,
+                format!("{e}; retention keeps every segment until it reads"),
+            )
+        }
+    };
+    match (settings, cursor) {
+        (None, None) => Finding::new(
+            "not configured",
+            Verdict::Info,
+            "no [ship] table in --config and no ship-cursor.json: segments are kept by --retain/--retain-bytes alone",
+        ),
+        (Some(s), None) => Finding::new(
+            format!("{s}, not started"),
+            Verdict::Info,
+            "no ship-cursor.json yet: the first `glint ship` creates it, and from then on retention keeps unshipped segments",
+        ),
+        (s, Some(cursor)) => {
+            let (count, bytes) = unshipped(data_dir, &cursor);
+            let what = s.unwrap_or_else(|| "cursor present".into());
+            Finding::ok(format!(
+                "{what}; {count} segments ({}) not shipped",
+                human_bytes(bytes)
+            ))
+        }
+    }
+}
+
+/// Segments whose checkpoint the cursor has not passed, and their bytes.
+fn unshipped(data_dir: &Path, cursor: &ShipCursor) -> (u64, u64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    for path in list_segments(data_dir).unwrap_or_default() {
+        let passed = SegmentReader::open(&path)
+            .and_then(|mut r| r.checkpoint())
+            .is_ok_and(|c| cursor.covers(&c));
+        if !passed {
+            count += 1;
+            bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+    }
+    (count, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_for_each_shipper_state() {
+        let dir = std::env::temp_dir().join(format!("glint-doctor-ship-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = shipper_finding(&dir, Ok(None), Ok(None));
+        assert_eq!(f.verdict, Verdict::Info);
+        let f = shipper_finding(&dir, Err("config x: [ship]: bad".into()), Ok(None));
+        assert_eq!(f.verdict, Verdict::Change);
+        let f = shipper_finding(
+            &dir,
+            Ok(Some("topic t on k:9092".into())),
+            Ok(Some(ShipCursor::default())),
+        );
+        assert_eq!(f.verdict, Verdict::Ok);
+        assert!(
+            f.current.starts_with("topic t on k:9092; 0 segments"),
+            "{}",
+            f.current
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
