@@ -7,13 +7,15 @@
 pub mod format;
 mod raw;
 pub mod reader;
+pub mod recover;
 pub mod slot;
 pub mod writer;
 
 pub use format::{ring_file_name, RingError, RingHeader};
 pub use reader::RingReader;
+pub use recover::Recovery;
 pub use slot::SlotState;
-pub use writer::{record_clean_stop, Appended, Recovery, RingFull, RingOptions, RingWriter};
+pub use writer::{record_clean_stop, Appended, RingFull, RingOptions, RingWriter};
 
 #[cfg(test)]
 mod tests;

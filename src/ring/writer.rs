@@ -1,16 +1,12 @@
 //! The per-core ring writer: create or reopen, recover, append, sync.
 
-use super::format::{
-    check_geometry, RingError, RingHeader, HEADER_PAGE, OFF_CURSOR, OFF_EPOCH, OFF_IDENTITY,
-    RING_VERSION,
-};
+use super::format::{check_geometry, RingError, RingHeader, HEADER_PAGE, RING_VERSION};
 use super::raw::RawRing;
-use super::slot::{check_slot, SlotState};
+use super::recover::Recovery;
 use crate::instance::Identity;
-use crate::instance::BLOCK_LEN as IDENTITY_LEN;
-use crate::record::{self, RecordFields, MAX_SLOT_SIZE};
+use crate::record::{self, RecordFields};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -26,35 +22,6 @@ pub struct RingOptions {
     pub identity: Option<Identity>,
 }
 
-/// What reopening a ring found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recovery {
-    /// The file did not exist and was created.
-    pub created: bool,
-    /// Consumer cursor read from the header.
-    pub cursor: u64,
-    /// Valid records found from the cursor on (not yet compacted).
-    pub pending: u64,
-    /// Sequence number the writer resumes at.
-    pub next_seq: u64,
-    /// 1 if the slot where the valid run ended claimed a record of the crashed run (a seq at
-    /// or past it) that failed its check, and was cleared; 0 otherwise. Records of the crashed run beyond it are
-    /// left in place: the new epoch makes them stale.
-    pub torn: u64,
-    /// The previous writer stopped cleanly (its head was recorded after its final sync).
-    pub clean: bool,
-    /// After a clean stop: seqs between the cursor and the recorded head whose slots fail
-    /// their check. Corruption, not torn writes: their bytes are kept and the writer resumes
-    /// after the recorded head.
-    pub damaged: Vec<u64>,
-    /// Slots whose commit word recovery read: the pending records plus at most one.
-    pub scanned: u64,
-    /// The epoch this writer runs in.
-    pub epoch: u32,
-    /// A version 1 ring with no pending records was rewritten as the current version.
-    pub upgraded: bool,
-}
-
 /// A committed record's sequence number and the `flags::TRUNC_*` bits its encoding set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -68,22 +35,22 @@ pub struct RingFull;
 
 /// Single writer of one ring file.
 pub struct RingWriter {
-    raw: RawRing,
-    file: File,
-    path: PathBuf,
-    header: RingHeader,
-    crc_init: u32,
-    epoch: u32,
-    next_seq: u64,
-    cached_cursor: u64,
+    pub(super) raw: RawRing,
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    pub(super) header: RingHeader,
+    pub(super) crc_init: u32,
+    pub(super) epoch: u32,
+    pub(super) next_seq: u64,
+    pub(super) cached_cursor: u64,
 }
 
 impl RingWriter {
     /// Opens the ring at `path`, creating and preallocating it if missing, then recovers it.
     ///
-    /// Recovery reads from the consumer cursor forward and stops at the first slot that is not
-    /// current (or, after a clean stop, at the recorded head), so it costs the pending records,
-    /// not the capacity. It then starts a new writer epoch and syncs the header page before
+    /// Recovery ([`super::recover`]) reads from the consumer cursor (or the current epoch's
+    /// start, if later) forward and stops at the first slot that is not current (or, after a
+    /// clean stop, at the recorded head), so it costs the pending records, not the capacity. It then starts a new writer epoch and syncs the header page before
     /// returning, so no record of this run can be written under the old epoch.
     ///
     /// A version 1 ring is upgraded in place when it has no pending records (a new header with
@@ -147,147 +114,6 @@ impl RingWriter {
         recovery.created = created;
         recovery.upgraded = header.version < RING_VERSION;
         Ok((writer, recovery))
-    }
-
-    /// Rewrites a version 1 ring with no pending records as a current one (see [`Self::open`]).
-    fn upgrade_drained(self, opts: RingOptions) -> Result<RingWriter, RingError> {
-        let cursor = self.raw.cursor().load(Ordering::Acquire);
-        let mut buf = [0u8; MAX_SLOT_SIZE];
-        let buf = &mut buf[..self.header.slot_size as usize];
-        if check_slot(&self.raw, self.crc_init, cursor, buf) == SlotState::Valid {
-            return Err(RingError::format(
-                &self.path,
-                self.header.slot_offset(cursor) as u64,
-                format!(
-                    "ring format version {} holds records from seq {cursor} not yet compacted; \
-                     run `glint compact --once` on this data dir, then start again (a drained \
-                     ring is upgraded in place)",
-                    self.header.version
-                ),
-            ));
-        }
-        let header = RingHeader {
-            version: RING_VERSION,
-            seed: random_seed(),
-            identity: opts.identity,
-            ..self.header
-        };
-        let mut page = [0u8; HEADER_PAGE];
-        header.encode(&mut page);
-        let path = self.path.clone();
-        // The immutable fields and the identity, synced; the mutable words between them (the
-        // cursor kept) are set by recovery.
-        let identity = OFF_IDENTITY..OFF_IDENTITY + IDENTITY_LEN;
-        self.file
-            .write_all_at(&page[..OFF_CURSOR], 0)
-            .and_then(|()| {
-                self.file
-                    .write_all_at(&page[identity.clone()], identity.start as u64)
-            })
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| RingError::io(&path, e))?;
-        drop(self);
-        let (file, raw, header) = super::reader::open_mapped(&path, true)?;
-        debug_assert_eq!(header.capacity, opts.capacity);
-        Ok(RingWriter {
-            raw,
-            file,
-            path,
-            crc_init: record::crc_init(header.seed),
-            header,
-            epoch: 0,
-            next_seq: 0,
-            cached_cursor: 0,
-        })
-    }
-
-    /// Scans from the consumer cursor, starts a new epoch at the head found, syncs the header.
-    fn recover(&mut self) -> Result<Recovery, RingError> {
-        let cursor = self.raw.cursor().load(Ordering::Acquire);
-        let clean_word = self.raw.clean_stop().load(Ordering::Acquire);
-        let cap = self.header.capacity;
-        let mut buf = [0u8; MAX_SLOT_SIZE];
-        let buf = &mut buf[..self.header.slot_size as usize];
-        // A clean stop recorded its head; a word outside the cursor's lap is itself damage,
-        // and the scan falls back to the crash rule.
-        let clean_head = clean_word
-            .checked_sub(1)
-            .filter(|&h| h >= cursor && h - cursor <= cap);
-        // Everything from the cursor to the current epoch's start was checked (and synced) by
-        // the recovery that set it, damaged records after a clean stop included: the scan
-        // starts there, unless a damaged header word puts it outside the cursor's lap.
-        let start = self.raw.epoch_start().load(Ordering::Acquire);
-        let from = if start >= cursor && start - cursor <= cap {
-            start
-        } else {
-            cursor
-        };
-        let clean_head = clean_head.filter(|&h| h >= from);
-        let mut end = from;
-        let mut scanned = 0;
-        let mut damaged = Vec::new();
-        // (A damaged header's cursor near u64::MAX must not overflow the scan.)
-        while end - cursor < cap && end < u64::MAX - cap {
-            if clean_head == Some(end) {
-                break;
-            }
-            scanned += 1;
-            match check_slot(&self.raw, self.crc_init, end, buf) {
-                SlotState::Valid => {}
-                _ if clean_head.is_some() => damaged.push(end),
-                _ => break,
-            }
-            end += 1;
-        }
-        let mut torn = 0;
-        if clean_head.is_none() && end - cursor < cap && end < u64::MAX - cap {
-            // A half-written slot at `end` (a crash mid-write) may keep an older lap's commit
-            // word over new bytes: clear it whole, word and payload. Its old record is below
-            // the cursor. Nothing past it is touched: the new epoch makes it stale.
-            let claimed = self.raw.commit_word(end).load(Ordering::Acquire);
-            torn = u64::from(claimed > end);
-            self.raw.commit_word(end).store(0, Ordering::Release);
-            self.raw.with_slot_payload(end, |p| p.fill(0));
-        }
-        // The records the new epoch counts as current below its start must be on disk before
-        // the header that says so.
-        self.raw
-            .flush_slots(cursor, end)
-            .map_err(|e| RingError::io(&self.path, e))?;
-        let epoch = self
-            .raw
-            .epoch()
-            .load(Ordering::Acquire)
-            .checked_add(1)
-            .ok_or_else(|| {
-                RingError::format(
-                    &self.path,
-                    OFF_EPOCH as u64,
-                    "writer epoch exhausted (2^32 starts); compact the ring and move it away",
-                )
-            })?;
-        // Epoch before start: a reader that sees the new start also sees the new epoch.
-        self.raw.epoch().store(epoch, Ordering::Release);
-        self.raw.epoch_start().store(end, Ordering::Release);
-        self.raw.clean_stop().store(0, Ordering::Release);
-        self.raw
-            .flush_header()
-            .map_err(|e| RingError::io(&self.path, e))?;
-        self.epoch = epoch;
-        self.next_seq = end;
-        self.cached_cursor = cursor;
-        Ok(Recovery {
-            created: false,
-            cursor,
-            pending: end - cursor,
-            next_seq: end,
-            torn,
-            clean: clean_head.is_some(),
-            damaged,
-            scanned,
-            epoch,
-            upgraded: false,
-        })
     }
 
     /// Encodes and commits one record; returns its sequence number and truncation bits.
@@ -428,7 +254,7 @@ fn too_large(len: u64) -> RingError {
     RingError::Geometry(format!("ring of {len} bytes is too large"))
 }
 
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
     if crate::sys::getrandom(&mut bytes).is_err() {
         // Fall back to time and pid: the seed only has to differ from earlier files.
