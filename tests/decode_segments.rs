@@ -183,7 +183,7 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
 #[test]
 fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
     let dir = tempdir("verify");
-    write_ring(&dir, 0, 2048, BASE_TS, HOUR / 100, 300);
+    let sent = write_ring(&dir, 0, 2048, BASE_TS, HOUR / 100, 300);
     compact_once(&dir);
     let out = decode(&["--verify", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -202,9 +202,14 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
     let out = decode(&["--verify", dir.join("segments").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
+    // Records 100..200 were in it; seqs count slots (some records take two).
+    let (from, to) = (sent[100].seq, sent[200].seq);
+    assert!(to - from > 100);
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("core 0: gap: seqs 100..200 missing (100 records")),
+        text.lines().any(|l| l.starts_with(&format!(
+            "core 0: gap: seqs {from}..{to} missing ({} slots of records",
+            to - from
+        ))),
         "{text}"
     );
     // Flip a byte inside the last segment's first block payload: its CRC fails.
@@ -232,29 +237,33 @@ fn a_lapped_ring_starts_at_its_oldest_record_and_the_dir_fills_in_from_segments(
     let mut w = open_ring(&dir, 0, 64);
     let mut sent = append_all(
         &mut w,
-        (0..64)
+        (0..48)
             .map(|i| Sent::varied(0, BASE_TS + i * 1000, i))
             .collect(),
     );
     compact_once(&dir);
     sent.extend(append_all(
         &mut w,
-        (64..104)
+        (48..80)
             .map(|i| Sent::varied(0, BASE_TS + i * 1000, i))
             .collect(),
     ));
+    let end = w.next_seq();
+    assert!(end > 64 + 10, "the writer lapped the 64-slot ring");
     let ring = dir.join(glint::ring::ring_file_name(0));
     let seqs: Vec<u64> = jsonl(&decode_ok(&["--fields", "seq", ring.to_str().unwrap()]))
         .iter()
         .map(|o| o["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(
-        seqs,
-        (40..104).collect::<Vec<_>>(),
-        "seqs 0..40 were overwritten"
-    );
+    // Every record whose slots the writer has not reused yet, from the first at end - 64 on.
+    let want: Vec<u64> = sent
+        .iter()
+        .map(|s| s.seq)
+        .filter(|&s| s >= end - 64)
+        .collect();
+    assert_eq!(seqs, want, "the oldest records were overwritten");
     let objs = jsonl(&decode_ok(&[dir.to_str().unwrap()]));
-    assert_eq!(objs.len(), 104);
+    assert_eq!(objs.len(), 80);
     for (obj, s) in objs.iter().zip(&sent) {
         check_json(obj, s);
     }

@@ -7,7 +7,9 @@
 //! image is recovered with `RingWriter::open` and read with `RingReader`: no torn record may
 //! validate, nothing synced may be lost, and the writer must resume right after the valid run.
 //! A lineage continues from one of its recovered images, so recovery is also tested on rings
-//! that were themselves recovered, across laps of the ring.
+//! that were themselves recovered, across laps of the ring. Half the records take several
+//! slots (up to the ring's largest record), so tears also fall between the pages of one record
+//! and records that would pass the ring's end skip to its start.
 //!
 //! Restart cost: every recovery must read at most its pending records plus one slot, and no
 //! record a power loss left past the recovered head (an earlier writer epoch) may validate
@@ -66,6 +68,8 @@ struct Figures {
     /// Slots whose commit word claimed a seq but whose bytes failed validation.
     torn_records_rejected: u64,
     torn_slots_zeroed: u64,
+    /// Records that skipped the slots left at the ring's end and started at its start.
+    skips: u64,
     unsynced_lost: u64,
     /// Most slots any recovery read (bounded by its pending records + 1).
     max_scanned: u64,
@@ -98,7 +102,14 @@ fn append_one(
 ) -> Option<u64> {
     let seq = w.next_seq();
     let target = format!("/b?lineage={}&history={}&seq={seq}", tag.0, tag.1).into_bytes();
-    let room = model.opts.slot_size - HEADER_LEN - target.len() - 16;
+    let slot = model.opts.slot_size;
+    // Half one slot, half up to the most slots one record may take in this ring.
+    let slots = if rng.chance(50) {
+        1
+    } else {
+        w.max_span() as usize
+    };
+    let room = slots * slot - HEADER_LEN - target.len() - 16;
     let body: Vec<u8> = (0..rng.below(room as u64 + 1))
         .map(|_| rng.next() as u8)
         .collect();
@@ -126,9 +137,16 @@ fn append_one(
         body: &written.body,
     };
     let appended = w.append(&fields).ok()?;
-    assert_eq!((appended.seq, appended.truncated), (seq, 0));
-    model.written.insert(seq, written);
-    Some(seq)
+    let cap = model.opts.capacity;
+    // At `seq`, or at the ring's start when the record would have passed its end.
+    assert!(
+        appended.seq == seq || (appended.seq % cap == 0 && appended.seq - seq < cap),
+        "appended at {} for next seq {seq}",
+        appended.seq
+    );
+    assert_eq!(w.next_seq(), seq + appended.slots);
+    model.written.insert(appended.seq, written);
+    Some(appended.seq)
 }
 
 /// Page-granular: copies `from`'s pages holding slots of `seqs` into `durable`.
@@ -217,31 +235,35 @@ fn check_image(
         range.end <= written_upto,
         "resumed past what was ever written"
     );
-    for seq in cursor.max(range.start)..synced_upto {
+    // Every synced record reads back whole, record after record.
+    let mut seq = cursor.max(range.start);
+    while seq < synced_upto {
         let r = reader
             .read(seq)
             .unwrap_or_else(|s| panic!("synced seq {seq} not readable: {s:?}"));
-        assert_eq!(r.seq(), seq);
+        assert!(r.seqs().start <= seq && r.seqs().end > seq);
+        seq = r.seqs().end;
         figures.synced_records_checked += 1;
     }
     figures.torn_slots_zeroed += recovery.torn;
     figures.unsynced_lost += written_upto - range.end;
     // The next append gets the resumed seq and reads back (unless the ring is full).
     assert_eq!(w.next_seq(), range.end);
-    if range.end - cursor < reader.header().capacity {
-        // A probe only: the next image is written over it, so the model keeps its old entry.
-        let before = model.written.get(&range.end).cloned();
-        let seq = append_one(&mut w, model, &mut Rng::new(range.end), (u64::MAX, 0)).unwrap();
-        assert_eq!(seq, range.end);
+    // A probe only: the next image is written over it, so the model keeps its old entries.
+    let before = model.written.clone();
+    if let Some(seq) = append_one(&mut w, model, &mut Rng::new(range.end), (u64::MAX, 0)) {
+        let r = reader.read(range.end);
         assert!(
-            reader.read(seq).is_ok(),
+            r.is_ok_and(|r| r.seq() == seq),
             "the first record after recovery reads back"
         );
-        match before {
-            Some(old) => model.written.insert(seq, old),
-            None => model.written.remove(&seq),
-        };
+    } else {
+        assert!(
+            range.end - cursor > 0,
+            "an empty ring has room for any record"
+        );
     }
+    model.written = before;
     range.end
 }
 
@@ -267,14 +289,15 @@ fn check_valid_records(model: &Model, figures: &mut Figures) {
     let cursor = reader.cursor();
     // Every slot, for every seq it could hold within a lap of the cursor either side.
     for seq in cursor.saturating_sub(cap)..cursor + 2 * cap {
-        let r = match reader.read(seq) {
-            Ok(r) => r,
-            Err(state) => {
-                // A commit word for this seq over bytes that fail the CRC: a torn record.
-                figures.torn_records_rejected += u64::from(state == SlotState::Corrupt);
-                continue;
-            }
-        };
+        // A record starting exactly at this seq (continuation slots read as uncommitted).
+        let state = reader.state(seq);
+        // A commit word for this seq over bytes that fail the CRC: a torn record.
+        figures.torn_records_rejected += u64::from(state == SlotState::Corrupt);
+        if state != SlotState::Valid {
+            continue;
+        }
+        let r = reader.read(seq).expect("validated a moment ago");
+        assert_eq!(r.seq(), seq);
         let got = Written {
             ts_ns: r.ts_ns(),
             target: r.target().to_vec(),
@@ -300,13 +323,24 @@ fn history(model: &mut Model, rng: &mut Rng, tag: (u64, usize), figures: &mut Fi
     let mut durable = file_bytes(&model.path);
     let consumer = RingReader::open_consumer(&model.path).unwrap();
     let mut synced_upto = w.next_seq();
+    // Record boundaries: the compactor only ever moves the cursor to one.
+    let mut bounds = vec![w.next_seq()];
     let steps = 1 + rng.below(40);
     for _ in 0..steps {
         match rng.below(10) {
             0..=5 => {
                 for _ in 0..1 + rng.below(6) {
-                    if append_one(&mut w, model, rng, tag).is_some() {
+                    let head = w.next_seq();
+                    if let Some(seq) = append_one(&mut w, model, rng, tag) {
                         figures.records_appended += 1;
+                        bounds.push(w.next_seq());
+                        if seq > head {
+                            // The writer synced the skipped slots' cleared commit words before
+                            // the record that skipped them.
+                            let now = file_bytes(&model.path);
+                            mark_synced(&mut durable, &now, &w, head..seq);
+                            figures.skips += 1;
+                        }
                     }
                 }
             }
@@ -323,9 +357,14 @@ fn history(model: &mut Model, rng: &mut Rng, tag: (u64, usize), figures: &mut Fi
                 synced_upto = now_seq;
             }
             _ => {
-                // The consumer passes synced records only; advancing flushes the header page.
+                // The consumer passes whole synced records only; advancing flushes the header.
                 let cursor = consumer.cursor();
-                let to = cursor + rng.below(synced_upto - cursor + 1);
+                let reachable: Vec<u64> = bounds
+                    .iter()
+                    .copied()
+                    .filter(|b| (cursor..=synced_upto).contains(b))
+                    .collect();
+                let to = reachable[rng.below(reachable.len() as u64) as usize];
                 consumer.advance_cursor(to).unwrap();
                 let now = file_bytes(&model.path);
                 durable[..PAGE].copy_from_slice(&now[..PAGE]);
@@ -384,6 +423,10 @@ fn power_loss_never_loses_synced_records_and_never_validates_torn_ones() {
         "tears were exercised: {figures:?}"
     );
     assert!(figures.unsynced_lost > 0 && figures.synced_records_checked > 1000);
+    assert!(
+        figures.skips > 50,
+        "records skipping to the ring's start were exercised"
+    );
     assert!(
         figures.stale_beyond_head > 0,
         "stale records past a recovered head were exercised: {figures:?}"

@@ -61,7 +61,7 @@ fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io:
         stderr.contains("record seq 4 fails its CRC or format check after a clean stop"),
         "{stderr}"
     );
-    assert!(stdout.contains("0 torn tail slot(s)"), "{stdout}");
+    assert!(stdout.contains("0 torn tail record(s)"), "{stdout}");
 
     // The next serve keeps the bytes, says so, and goes on after them.
     let server = Server::start(&dir, &one_core);
@@ -131,7 +131,7 @@ fn a_second_serve_on_a_served_address_is_refused_whatever_its_data_dir(io: &str)
             "--admin-listen",
             "off",
             "--ring-slots",
-            "64",
+            "4096",
         ])
         .args(["--listen", &first.addr.to_string(), "--data-dir"])
         .arg(&other)

@@ -360,26 +360,58 @@ fn health_check_is_not_recorded(io: &str) {
 
 fn full_ring_answers_503_and_never_overwrites(io: &str) {
     let dir = tempdir("full");
-    let server = Server::start(&dir, &["--io", io, "--threads", "1", "--ring-slots", "4"]);
+    // 8 slots of 512 bytes; the largest request (112 + 256 + 600 bytes) takes 2 slots.
+    let server = Server::start(
+        &dir,
+        &[
+            "--io",
+            io,
+            "--threads",
+            "1",
+            "--ring-slots",
+            "8",
+            "--max-target",
+            "128",
+            "--max-head-size",
+            "256",
+            "--max-body",
+            "600",
+        ],
+    );
     let mut s = server.connect();
-    for i in 0..6 {
-        let r = roundtrip(
-            &mut s,
+    let get = |s: &mut std::net::TcpStream, i: u32| {
+        roundtrip(
+            s,
             format!("GET /p?n={i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
         )
-        .unwrap();
-        let want = if i < 4 { 200 } else { 503 };
-        assert_eq!(r.status, want, "request {i}");
-        if want == 503 {
-            assert_eq!(r.header("Retry-After"), Some("1"));
-        }
+        .unwrap()
+    };
+    for i in 0..7 {
+        assert_eq!(get(&mut s, i).status, 200, "request {i}");
     }
+    // One slot left: a two-slot record does not fit, and is neither cut nor acknowledged.
+    let body = "b".repeat(500);
+    let post = format!(
+        "POST /p HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = roundtrip(&mut s, post.as_bytes()).unwrap();
+    assert_eq!(
+        r.status, 503,
+        "the 503 counts the room the whole record needs"
+    );
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    // A one-slot record still fits, then nothing does.
+    assert_eq!(get(&mut s, 7).status, 200);
+    let r = get(&mut s, 8);
+    assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
     drop(s);
     assert!(server.stop().success());
-    let targets: Vec<Vec<u8>> = ring_records(&dir).into_iter().map(|r| r.target).collect();
+    let records = ring_records(&dir);
+    let targets: Vec<Vec<u8>> = records.iter().map(|r| r.target.clone()).collect();
     assert_eq!(
         targets,
-        (0..4)
+        (0..8)
             .map(|i| format!("/p?n={i}").into_bytes())
             .collect::<Vec<_>>()
     );
@@ -423,6 +455,16 @@ fn startup_errors_are_one_clear_line() {
                 "4294967296".into(),
             ],
             "exceed the largest ring file, 4096 GiB",
+        ),
+        (
+            // Every field is stored whole: the largest request must fit one record...
+            vec!["--max-body".into(), "3000000".into()],
+            "a record is at most 2097152 bytes: lower --max-body",
+        ),
+        (
+            // ...and at most half the ring.
+            vec!["--ring-slots".into(), "64".into()],
+            "needs 161 slots of 512 bytes, but one record may take at most 32 (half of --ring-slots 64)",
         ),
         (
             vec!["--data-dir".into(), file.join("sub").display().to_string()],

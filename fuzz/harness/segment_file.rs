@@ -74,7 +74,14 @@ fn check_written(data: &[u8]) {
                 cookie: cut(3),
                 body: cut(4),
             };
-            let len = record::encode(&mut slot, seq, record::crc_init(n), &fields).len;
+            // Every field whole: the buffer takes the record's length (as a ring's slots would).
+            let need = record::encoded_len(&fields);
+            if need > record::MAX_RECORD_LEN {
+                continue;
+            }
+            slot.resize(need.max(slot.len()), 0);
+            let place = record::Placement::ONE;
+            let len = record::encode(&mut slot, seq, record::crc_init(n), &fields, place);
             let view = RecordView::parse(&slot[..len]).expect("an encoded record parses");
             w.push(&view).unwrap();
             pushed.push(slot[..len].to_vec());

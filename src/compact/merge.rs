@@ -38,9 +38,11 @@ impl RingSource {
     }
 }
 
-/// Merges the committed records of several rings; memory is one slot per ring.
+/// Merges the committed records of several rings; memory is one record per ring.
 pub struct RingMerge {
     heads: Vec<Vec<u8>>,
+    /// For each ring, the seq after its held record (where its next record starts).
+    after: Vec<u64>,
     heap: BinaryHeap<Reverse<(u64, u16, u64, usize)>>,
     budget: Vec<u64>,
 }
@@ -51,6 +53,7 @@ impl RingMerge {
     pub fn start(rings: &mut [RingSource]) -> RingMerge {
         let mut m = RingMerge {
             heads: vec![Vec::new(); rings.len()],
+            after: vec![0; rings.len()],
             heap: BinaryHeap::with_capacity(rings.len()),
             budget: rings.iter().map(|r| r.reader.header().capacity).collect(),
         };
@@ -72,8 +75,8 @@ impl RingMerge {
 
     /// Drops the smallest record (already written) and reads the next one of its ring.
     pub fn advance(&mut self, rings: &mut [RingSource]) {
-        if let Some(Reverse((_, _, seq, i))) = self.heap.pop() {
-            rings[i].next_seq = seq + 1;
+        if let Some(Reverse((_, _, _, i))) = self.heap.pop() {
+            rings[i].next_seq = self.after[i];
             self.refill(&mut rings[i], i);
         }
     }
@@ -87,8 +90,11 @@ impl RingMerge {
             let seq = ring.next_seq;
             let state = match ring.reader.read(seq) {
                 Ok(view) => {
-                    self.budget[i] -= 1;
-                    let key = (view.ts_ns(), view.core(), seq, i);
+                    // A ring gives at most its capacity in slots per cycle.
+                    let seqs = view.seqs();
+                    self.budget[i] = self.budget[i].saturating_sub(seqs.end - seq);
+                    self.after[i] = seqs.end;
+                    let key = (view.ts_ns(), view.core(), view.seq(), i);
                     self.heads[i].clear();
                     self.heads[i].extend_from_slice(view.bytes());
                     self.heap.push(Reverse(key));
@@ -99,13 +105,20 @@ impl RingMerge {
             let path = ring.reader.path().display().to_string();
             let offset = ring.reader.slot_offset(seq);
             if ring.reader.is_damaged(seq) {
-                match keep_damaged(&mut ring.reader, seq) {
+                // Its span cannot be trusted: the damaged run ends at the next record that
+                // validates (within the largest gap between two records), or at the epoch start.
+                let limit = (seq + 1 + 2 * ring.reader.max_span()).min(ring.reader.epoch_start());
+                let next = ring
+                    .reader
+                    .next_valid(seq + 1, limit)
+                    .unwrap_or(limit.max(seq + 1));
+                match keep_damaged(&mut ring.reader, seq, next - seq) {
                     Ok(kept) => {
                         crate::error!(
-                            "{path}: offset {offset}: record seq {seq} is corrupt and the writer has passed it; its slot is kept in {} and compaction goes on",
+                            "{path}: offset {offset}: record seq {seq} is corrupt and the writer has passed it; its slots are kept in {} and compaction goes on",
                             kept.display()
                         );
-                        ring.next_seq = seq + 1;
+                        ring.next_seq = next;
                         continue;
                     }
                     Err(e) => {
@@ -129,9 +142,13 @@ impl RingMerge {
 /// Dir (next to the rings) where the compactor keeps the slots of damaged records it skips.
 pub const DAMAGED_DIR: &str = "damaged";
 
-/// Copies `seq`'s slot byte for byte to `damaged/<ring file>.seq-<seq>` and makes it durable,
-/// before the compactor moves past it.
-fn keep_damaged(reader: &mut RingReader, seq: u64) -> std::io::Result<std::path::PathBuf> {
+/// Copies the `slots` slots from `seq`'s byte for byte to `damaged/<ring file>.seq-<seq>` and
+/// makes them durable, before the compactor moves past them.
+fn keep_damaged(
+    reader: &mut RingReader,
+    seq: u64,
+    slots: u64,
+) -> std::io::Result<std::path::PathBuf> {
     let ring = reader.path().to_path_buf();
     let dir = ring
         .parent()
@@ -143,7 +160,7 @@ fn keep_damaged(reader: &mut RingReader, seq: u64) -> std::io::Result<std::path:
         .map_or_else(|| "ring".into(), |n| n.to_string_lossy().into_owned());
     let path = dir.join(format!("{name}.seq-{seq}"));
     let mut file = std::fs::File::create(&path)?;
-    std::io::Write::write_all(&mut file, reader.slot_bytes(seq))?;
+    std::io::Write::write_all(&mut file, reader.slot_bytes(seq, slots))?;
     file.sync_all()?;
     crate::sys::sync_dir(&dir)?;
     Ok(path)

@@ -45,7 +45,7 @@ columns! {
     Cookie => "cookie", "the configured cookie's value (default output: only when present)";
     Body => "body", "request body (default output: only when present)";
     BodyKind => "body_kind", "content type class of the body (default output: only with a body)";
-    Truncated => "truncated", "list of fields cut to fit the slot";
+    Truncated => "truncated", "fields cut to fit the slot (only in records of the first release)";
     Dnt => "dnt", "DNT: 1 was sent";
     Gpc => "gpc", "Sec-GPC: 1 was sent";
     KeepAlive => "keep_alive", "the connection stayed open";

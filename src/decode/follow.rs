@@ -108,12 +108,12 @@ fn skip_lapped(merger: &mut Merger) {
         let Reading::Ring(ring) = &mut source.reading else {
             continue;
         };
-        let cap = ring.reader.header().capacity;
         let next = ring.next;
-        if ring.reader.state(next) == SlotState::Uncommitted
-            && ring.reader.state(next + cap) != SlotState::Uncommitted
+        // Below the consumer cursor a record that no longer reads was overwritten.
+        if next < ring.reader.cursor()
+            && matches!(ring.reader.read(next), Err(SlotState::Uncommitted))
         {
-            let start = super::source::oldest_seq(&mut ring.reader);
+            let start = ring.reader.valid_range().start;
             if start > next {
                 crate::warn!(
                     "{}: the server wrote faster than we read: seqs {next}..{start} were overwritten (they are in segments)",

@@ -18,6 +18,15 @@ pub struct SeenSeqs {
 impl SeenSeqs {
     /// Records `(origin, core, seq)`; false when it was already there.
     pub fn insert(&mut self, origin: OriginId, core: u16, seq: u64) -> bool {
+        self.insert_range(origin, core, seq..seq.saturating_add(1))
+    }
+
+    /// Records the seqs one record accounts for (its slots, and any skipped before it at the
+    /// ring's end); false, and nothing recorded, when any of them was already there.
+    pub fn insert_range(&mut self, origin: OriginId, core: u16, seqs: Range<u64>) -> bool {
+        if seqs.is_empty() {
+            return true;
+        }
         let origin = origin as usize;
         if self.origins.len() <= origin {
             self.origins.resize_with(origin + 1, Vec::new);
@@ -29,34 +38,34 @@ impl SeenSeqs {
         }
         let ranges = &mut cores[core];
         match ranges.last_mut() {
-            Some(last) if seq == last.end => {
-                last.end += 1;
+            Some(last) if seqs.start == last.end => {
+                last.end = seqs.end;
                 return true;
             }
-            Some(last) if seq > last.end => {
-                ranges.push(seq..seq + 1);
+            Some(last) if seqs.start > last.end => {
+                ranges.push(seqs);
                 return true;
             }
             None => {
-                ranges.push(seq..seq + 1);
+                ranges.push(seqs);
                 return true;
             }
             Some(_) => {}
         }
-        let i = ranges.partition_point(|r| r.end <= seq);
-        if i < ranges.len() && ranges[i].start <= seq {
+        let i = ranges.partition_point(|r| r.end <= seqs.start);
+        if i < ranges.len() && ranges[i].start < seqs.end {
             return false;
         }
-        let joins_left = i > 0 && ranges[i - 1].end == seq;
-        let joins_right = i < ranges.len() && ranges[i].start == seq + 1;
+        let joins_left = i > 0 && ranges[i - 1].end == seqs.start;
+        let joins_right = i < ranges.len() && ranges[i].start == seqs.end;
         match (joins_left, joins_right) {
             (true, true) => {
                 ranges[i - 1].end = ranges[i].end;
                 ranges.remove(i);
             }
-            (true, false) => ranges[i - 1].end = seq + 1,
-            (false, true) => ranges[i].start = seq,
-            (false, false) => ranges.insert(i, seq..seq + 1),
+            (true, false) => ranges[i - 1].end = seqs.end,
+            (false, true) => ranges[i].start = seqs.start,
+            (false, false) => ranges.insert(i, seqs),
         }
         true
     }
@@ -119,8 +128,8 @@ impl Merger {
             self.refill(i, problems);
         }
         loop {
-            let Reverse(((_, core, seq, origin), i)) = self.heap.pop()?;
-            if self.seen.insert(origin, core, seq) {
+            let Reverse(((_, core, _, origin), i)) = self.heap.pop()?;
+            if self.seen.insert_range(origin, core, self.sources[i].seqs()) {
                 self.pending = Some(i);
                 return Some((self.sources[i].current(), self.origins.get(origin)));
             }
@@ -161,7 +170,13 @@ mod tests {
         );
         assert!(s.insert(1, 7, 8));
         assert!(s.insert(1, 7, 9));
+        // Multi-slot records: a record's seqs are one range; any overlap is a repeat.
+        assert!(s.insert_range(1, 7, 20..24));
+        assert!(!s.insert_range(1, 7, 22..23));
+        assert!(!s.insert_range(1, 7, 18..21));
+        assert!(s.insert_range(1, 7, 14..20));
+        assert!(s.insert_range(1, 7, 12..14));
         assert!(s.insert(1, 7, 7));
-        assert_eq!(s.ranges().nth(2).unwrap().2, &[0..12]);
+        assert_eq!(s.ranges().nth(2).unwrap().2, &[0..24]);
     }
 }

@@ -214,7 +214,7 @@ pub struct RingSource {
 impl RingSource {
     pub fn open(path: &Path) -> Result<RingSource, String> {
         let mut reader = RingReader::open(path).map_err(|e| e.to_string())?;
-        let next = oldest_seq(&mut reader);
+        let next = reader.valid_range().start;
         let identity = file_identity(path, reader.header().identity);
         Ok(RingSource {
             reader,
@@ -231,9 +231,9 @@ impl RingSource {
             let seq = self.next;
             let state = match self.reader.read(seq) {
                 Ok(view) => {
+                    self.next = view.seqs().end;
                     self.current.clear();
                     self.current.extend_from_slice(view.bytes());
-                    self.next += 1;
                     return true;
                 }
                 Err(state) => state,
@@ -246,28 +246,11 @@ impl RingSource {
                 self.reader.path().display(),
                 self.reader.slot_offset(seq)
             ));
-            self.next += 1;
+            // Its span cannot be trusted: go on at the next record that validates.
+            let window = seq + 1 + 2 * self.reader.max_span();
+            self.next = self.reader.next_valid(seq + 1, window).unwrap_or(seq + 1);
         }
     }
-}
-
-/// The oldest record still in a ring: a binary search below the consumer cursor.
-///
-/// Below the cursor the seqs still in their slots form one run ending at the cursor (older
-/// ones were overwritten by the writer's next lap), so "slot holds seq" is monotone there and
-/// a few slot checks find the start, where a scan would CRC every compacted record.
-pub fn oldest_seq(reader: &mut RingReader) -> u64 {
-    let cursor = reader.cursor();
-    let (mut lo, mut hi) = (cursor.saturating_sub(reader.header().capacity), cursor);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if reader.state(mid) == SlotState::Valid {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo
 }
 
 /// Records of one segment, from the first block that may hold `from_ns`.
@@ -389,6 +372,13 @@ impl Source {
 
     pub fn key(&self) -> Key {
         key_of(self.current(), self.origin)
+    }
+
+    /// The seqs the current record accounts for (see [`RecordView::seqs`]).
+    pub fn seqs(&self) -> std::ops::Range<u64> {
+        RecordView::parse(self.current())
+            .expect("sources hold validated records")
+            .seqs()
     }
 }
 

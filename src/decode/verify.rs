@@ -26,7 +26,7 @@ pub struct Findings {
     pub files: u64,
     pub ring_records: u64,
     pub segment_records: u64,
-    pub torn_slots: u64,
+    pub torn_records: u64,
     pub segment_duplicates: u64,
     seen_rings: SeenSeqs,
     seen_segments: SeenSeqs,
@@ -62,24 +62,35 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
         .origins
         .intern(file_identity(path, ring.header().identity));
     let cap = ring.header().capacity;
+    // Two record starts are at most this many slots apart (a record and skipped slots).
+    let window = 2 * ring.max_span() + 1;
     let range = ring.valid_range();
-    for seq in range.clone() {
-        let core = ring
-            .read(seq)
-            .map(|v| v.core())
-            .unwrap_or(ring.header().core as u16);
-        note(f, origin, core, seq, false);
+    let mut seq = range.start;
+    while seq < range.end {
+        let Ok(view) = ring.read(seq) else { break };
+        let (core, seqs) = (view.core(), view.seqs());
+        note(
+            f,
+            origin,
+            core,
+            seqs.start.max(range.start)..seqs.end,
+            false,
+        );
+        f.ring_records += 1;
+        seq = seqs.end;
     }
-    f.ring_records += range.end - range.start;
-    if range.start > 0 && ring.state(range.start - 1) == SlotState::Corrupt {
-        let seq = range.start - 1;
-        problems.report(format_args!(
-            "{}: offset {}: record seq {seq} (already compacted) fails its CRC or format check",
-            path.display(),
-            ring.slot_offset(seq)
-        ));
+    // Below the oldest whole record, a record start that fails its check (already compacted).
+    let lo = range.end.saturating_sub(cap);
+    for seq in lo..range.start.min(lo + window) {
+        if ring.state(seq) == SlotState::Corrupt {
+            problems.report(format_args!(
+                "{}: offset {}: record seq {seq} (already compacted) fails its CRC or format check",
+                path.display(),
+                ring.slot_offset(seq)
+            ));
+        }
     }
-    // Past the valid run: failing slots followed by a valid one are corruption, the rest a
+    // Past the valid run: failing records followed by a valid one are corruption, the rest a
     // torn tail, except up to the head a clean stop recorded: there nothing can be torn.
     let cursor = ring.cursor();
     let clean_head = ring
@@ -88,9 +99,9 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
     let mut failing = Vec::new();
     let mut seq = range.end;
     while seq - range.start < cap {
-        let state = ring.state(seq);
-        match state {
-            SlotState::Valid => {
+        let state = match ring.read(seq) {
+            Ok(view) => {
+                let (core, seqs) = (view.core(), view.seqs());
                 for bad in failing.drain(..) {
                     problems.report(format_args!(
                         "{}: offset {}: record seq {bad} fails its CRC or format check",
@@ -98,28 +109,36 @@ fn verify_ring(path: &Path, f: &mut Findings, problems: &mut Problems) {
                         ring.slot_offset(bad)
                     ));
                 }
-                let core = ring.read(seq).map(|v| v.core()).unwrap_or(0);
-                note(f, origin, core, seq, false);
+                note(f, origin, core, seqs.clone(), false);
                 f.ring_records += 1;
+                seq = seqs.end;
+                continue;
             }
+            Err(state) => state,
+        };
+        match state {
             _ if clean_head.is_some_and(|h| seq < h) => problems.report(format_args!(
                 "{}: offset {}: record seq {seq} fails its CRC or format check after a clean stop (corruption, not a torn write)",
                 path.display(),
                 ring.slot_offset(seq)
             )),
             SlotState::Uncommitted => break,
-            SlotState::Corrupt => failing.push(seq),
+            _ => failing.push(seq),
         }
-        seq += 1;
+        // A failing record's span cannot be trusted: look for the next valid start.
+        match ring.next_valid(seq + 1, seq + window) {
+            Some(next) => seq = next,
+            None => break,
+        }
     }
     if let Some(&first) = failing.first() {
         crate::warn!(
-            "{}: offset {}: torn tail: {} slot(s) from seq {first} claim a record but fail its check (a crash mid-write; the server's recovery cuts them)",
+            "{}: offset {}: torn tail: {} record(s) from seq {first} claim a record but fail its check (a crash mid-write; the server's recovery cuts them)",
             path.display(),
             ring.slot_offset(first),
             failing.len()
         );
-        f.torn_slots += failing.len() as u64;
+        f.torn_records += failing.len() as u64;
     }
 }
 
@@ -142,8 +161,7 @@ fn verify_segment(path: &Path, skip_bad: bool, f: &mut Findings, problems: &mut 
     loop {
         match seg.next_record() {
             Ok(Some(v)) => {
-                let (core, seq) = (v.core(), v.seq());
-                note(f, origin, core, seq, true);
+                note(f, origin, v.core(), v.seqs(), true);
                 f.segment_records += 1;
             }
             Ok(None) => break,
@@ -153,15 +171,22 @@ fn verify_segment(path: &Path, skip_bad: bool, f: &mut Findings, problems: &mut 
     }
 }
 
-fn note(f: &mut Findings, origin: OriginId, core: u16, seq: u64, in_segment: bool) {
+/// Notes the seqs one record accounts for (see [`crate::record::RecordView::seqs`]).
+fn note(
+    f: &mut Findings,
+    origin: OriginId,
+    core: u16,
+    seqs: std::ops::Range<u64>,
+    in_segment: bool,
+) {
     if in_segment {
-        if !f.seen_segments.insert(origin, core, seq) {
+        if !f.seen_segments.insert_range(origin, core, seqs.clone()) {
             f.segment_duplicates += 1;
         }
     } else {
-        f.seen_rings.insert(origin, core, seq);
+        f.seen_rings.insert_range(origin, core, seqs.clone());
     }
-    f.all.insert(origin, core, seq);
+    f.all.insert_range(origin, core, seqs);
 }
 
 fn summary(f: &Findings, problems: &Problems) -> String {
@@ -185,20 +210,20 @@ fn summary(f: &Findings, problems: &Problems) -> String {
             missing += to - from;
             let _ = writeln!(
                 s,
-                "{core}: gap: seqs {from}..{to} missing ({} records lost or not yet written)",
+                "{core}: gap: seqs {from}..{to} missing ({} slots of records lost or not yet written)",
                 to - from
             );
         }
     }
     let _ = writeln!(
         s,
-        "verified {} file(s): {} ring records, {} segment records; {} gap(s) ({missing} records); \
-         {} torn tail slot(s); {} duplicate(s) inside segments; {} corrupt or unreadable",
+        "verified {} file(s): {} ring records, {} segment records; {} gap(s) ({missing} seqs); \
+         {} torn tail record(s); {} duplicate(s) inside segments; {} corrupt or unreadable",
         f.files,
         f.ring_records,
         f.segment_records,
         gaps,
-        f.torn_slots,
+        f.torn_records,
         f.segment_duplicates,
         problems.count
     );

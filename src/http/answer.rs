@@ -6,6 +6,7 @@ use super::realip::{anonymize, cookie_value, ForwardingHeaders};
 use super::response::{self, Canned, ConnHeader};
 use super::route::{self, RouteAction};
 use crate::record::{flags, BodyKind, IpSource, Method, RecordFields};
+use crate::ring::AppendError;
 use crate::server::core::{CoreState, GpcPolicy};
 use std::net::Ipv6Addr;
 
@@ -99,9 +100,15 @@ pub(super) fn answer(
             canned.status,
         )) {
             Ok(()) => canned,
-            Err(_) => {
+            Err(AppendError::Full) => {
                 side.extra.clear();
                 &response::RING_FULL
+            }
+            // Unreachable with the start-up check (the largest request fits the ring), but
+            // never acknowledged: the client is told the request is too large.
+            Err(AppendError::TooLarge { .. }) => {
+                side.extra.clear();
+                &response::PAYLOAD_TOO_LARGE
             }
         }
     } else {

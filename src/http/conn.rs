@@ -373,8 +373,9 @@ impl Conn {
     }
 }
 
-/// Keeps the first bytes of a body, as many as a slot can hold.
+/// Keeps a body that arrives over several reads, whole: its length is bounded by `--max-body`
+/// (a larger Content-Length or chunk size is refused with 413 before any of it is kept). The
+/// buffer starts at one slot's room and grows only for a larger body.
 fn capture(body: &mut Vec<u8>, data: &[u8]) {
-    let room = body.capacity() - body.len();
-    body.extend_from_slice(&data[..data.len().min(room)]);
+    body.extend_from_slice(data);
 }

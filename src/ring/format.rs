@@ -8,7 +8,7 @@
 //! |-------:|-----:|----------------------|-------------------------------------------------------|
 //! |      0 |    8 | `magic`              | `GLINTRNG`                                            |
 //! |      8 |    4 | `ring_version`       | [`RING_VERSION`]                                      |
-//! |     12 |    4 | `record_version`     | [`crate::record::FORMAT_VERSION`]                     |
+//! |     12 |    4 | `record_version`     | [`crate::record::FORMAT_VERSION`] of the writer (records say their own) |
 //! |     16 |    4 | `slot_size`          | bytes per slot, power of two 256..=4096               |
 //! |     20 |    4 | `core`               | worker index that owns this ring                      |
 //! |     24 |    8 | `capacity`           | number of slots, power of two                         |
@@ -52,7 +52,7 @@
 //! have no instance. Only version 2 rings are written.
 
 use crate::instance::{Identity, BLOCK_LEN as IDENTITY_LEN};
-use crate::record::{FORMAT_VERSION, MAX_SLOT_SIZE, MIN_SLOT_SIZE};
+use crate::record::{FORMAT_VERSION, MAX_SLOT_SIZE, MIN_SLOT_SIZE, OLDEST_FORMAT_VERSION};
 use std::path::Path;
 
 /// Bytes before the first slot.
@@ -230,11 +230,11 @@ impl RingHeader {
             ));
         }
         let record_version = u32_at(12);
-        if record_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&record_version) {
             return Err(RingError::format(
                 path,
                 12,
-                format!("record format version {record_version}, this glint reads version {FORMAT_VERSION}"),
+                format!("record format version {record_version}, this glint reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"),
             ));
         }
         if crc32c::crc32c(&page[..HEADER_CRC_LEN]) != u32_at(48) {
@@ -330,7 +330,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("offset 12") && e.contains("record format version 2"),
+            e.contains("offset 12") && e.contains("record format version 3"),
             "{e}"
         );
     }

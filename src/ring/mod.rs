@@ -14,8 +14,9 @@ pub mod writer;
 pub use format::{ring_file_name, RingError, RingHeader};
 pub use reader::RingReader;
 pub use recover::Recovery;
+pub use slot::max_span;
 pub use slot::SlotState;
-pub use writer::{record_clean_stop, Appended, RingFull, RingOptions, RingWriter};
+pub use writer::{record_clean_stop, AppendError, Appended, RingOptions, RingWriter};
 
 #[cfg(test)]
 mod tests;

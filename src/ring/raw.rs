@@ -99,12 +99,32 @@ impl RawRing {
     }
 
     fn slot_ptr(&self, seq: u64) -> *mut u8 {
-        let offset = HEADER_PAGE + (seq & self.mask) as usize * self.slot_size;
-        // Kept in release: the one check between a slot number and a pointer.
-        assert!(offset + self.slot_size <= self.map.len());
-        // SAFETY: in bounds, as asserted (and as `set_geometry` checked for every slot index up
-        // to `mask`, so neither sum above can overflow).
+        self.run_ptr(seq, 1)
+    }
+
+    /// The start of the `slots` consecutive slots from `seq`'s, which must not pass the ring's
+    /// end (a record never wraps).
+    fn run_ptr(&self, seq: u64, slots: usize) -> *mut u8 {
+        let first = (seq & self.mask) as usize;
+        // Kept in release: the one check between slot numbers and a pointer. `first` is at most
+        // `mask` and `slots` at most the capacity, so nothing below can overflow once
+        // `set_geometry` has checked the map holds every slot.
+        assert!(slots >= 1 && first + slots <= self.mask as usize + 1);
+        let offset = HEADER_PAGE + first * self.slot_size;
+        let len = slots * self.slot_size;
+        assert!(offset + len <= self.map.len());
+        // SAFETY: in bounds, as asserted.
         unsafe { self.map.as_mut_ptr().add(offset) }
+    }
+
+    /// Slot size, as set by `set_geometry`.
+    pub fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    /// Number of slots, as set by `set_geometry`.
+    pub fn capacity(&self) -> u64 {
+        self.mask + 1
     }
 
     /// The commit word of the slot that holds `seq`.
@@ -114,32 +134,46 @@ impl RawRing {
         unsafe { AtomicU64::from_ptr(self.slot_ptr(seq).cast::<u64>()) }
     }
 
-    /// Gives the single writer the bytes of `seq`'s slot after its commit word.
+    /// Gives the single writer the bytes of the `slots` slots from `seq`'s, after the first
+    /// slot's commit word.
     ///
-    /// The commit word (bytes 0..8) is left out: it is only touched through `commit_word`.
-    pub fn with_slot_payload<R>(&mut self, seq: u64, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        let ptr = self.slot_ptr(seq);
-        // SAFETY: the range is inside the map (see `slot_ptr`) and excludes the atomic commit
-        // word. `&mut self` makes this the only reference in this process. The ring protocol
-        // makes this process the only writer of the slot: the server owns one ring per core and
-        // never writes a slot the consumer cursor has not passed; other processes only read
-        // and detect torn bytes with the slot's commit word and CRC.
-        let payload = unsafe { std::slice::from_raw_parts_mut(ptr.add(8), self.slot_size - 8) };
+    /// The first commit word (bytes 0..8) is left out: it is only touched through
+    /// `commit_word`. Continuation slots are plain record bytes; the writer clears their old
+    /// commit words through `commit_word` before it calls this.
+    pub fn with_run_payload<R>(
+        &mut self,
+        seq: u64,
+        slots: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        let ptr = self.run_ptr(seq, slots);
+        // SAFETY: the range is inside the map (see `run_ptr`) and excludes the first slot's
+        // atomic commit word. `&mut self` makes this the only reference in this process. The
+        // ring protocol makes this process the only writer of these slots: the server owns one
+        // ring per core and never writes a slot the consumer cursor has not passed; other
+        // processes only read and detect torn bytes with the record's commit word and CRC.
+        let payload =
+            unsafe { std::slice::from_raw_parts_mut(ptr.add(8), slots * self.slot_size - 8) };
         f(payload)
     }
 
-    /// Copies `seq`'s whole slot into `out` (which must be `slot_size` long).
+    /// Gives the single writer the bytes of `seq`'s slot after its commit word.
+    pub fn with_slot_payload<R>(&mut self, seq: u64, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.with_run_payload(seq, 1, f)
+    }
+
+    /// Copies the `out.len() / slot_size` whole slots from `seq`'s into `out` (a whole number of
+    /// slots, not passing the ring's end).
     ///
     /// The copy may race with a writer in another process; callers validate it with the commit
-    /// word read before the copy and the record CRC.
-    pub fn copy_slot(&self, seq: u64, out: &mut [u8]) {
-        assert_eq!(out.len(), self.slot_size);
-        // SAFETY: source range is inside the map (see `slot_ptr`), destination is a distinct
+    /// word read before and after the copy and the record CRC.
+    pub fn copy_slots(&self, seq: u64, out: &mut [u8]) {
+        assert!(out.len() % self.slot_size == 0);
+        let src = self.run_ptr(seq, out.len() / self.slot_size);
+        // SAFETY: source range is inside the map (see `run_ptr`), destination is a distinct
         // buffer of the same length. Concurrent writes from another process can only make the
         // copied bytes inconsistent, which the caller's CRC check rejects.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.slot_ptr(seq), out.as_mut_ptr(), self.slot_size)
-        };
+        unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
     }
 
     /// Synchronously writes back the pages holding slots `from_seq..to_seq` (msync MS_SYNC).

@@ -2,7 +2,7 @@
 
 use super::format::{file_len, RingError, RingHeader, HEADER_PAGE};
 use super::raw::RawRing;
-use super::slot::{check_slot, SlotState};
+use super::slot::{check_slot, locate, max_span, SlotState};
 use crate::record::{self, RecordView};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -114,10 +114,15 @@ impl RingReader {
         seq >= self.cursor() && seq < start && self.state(seq) != SlotState::Valid
     }
 
-    /// The slot holding `seq`, byte for byte, whatever it holds (to keep a damaged record).
-    pub fn slot_bytes(&mut self, seq: u64) -> &[u8] {
-        self.raw.copy_slot(seq, &mut self.buf);
-        &self.buf
+    /// The `slots` slots from `seq`'s, byte for byte, whatever they hold (to keep a damaged
+    /// record); fewer when the ring's end comes first.
+    pub fn slot_bytes(&mut self, seq: u64, slots: u64) -> &[u8] {
+        let cap = self.header.capacity;
+        let slots = slots.clamp(1, cap - (seq & (cap - 1)));
+        let len = slots as usize * self.header.slot_size as usize;
+        self.buf.resize(len, 0);
+        self.raw.copy_slots(seq, &mut self.buf[..len]);
+        &self.buf[..len]
     }
 
     /// Byte offset in the file of the slot holding `seq`.
@@ -125,37 +130,56 @@ impl RingReader {
         self.header.slot_offset(seq) as u64
     }
 
-    /// Reads the record `seq`, if it is committed and intact.
+    /// Reads the record at the record boundary `seq`, if it is committed and intact: the one
+    /// starting at `seq`, or the one placed at the ring's start after the slots from `seq` to
+    /// the ring's end were skipped (its `seq()` is then larger). The next record is at the
+    /// returned record's `seqs().end`.
     pub fn read(&mut self, seq: u64) -> Result<RecordView<'_>, SlotState> {
-        match check_slot(&self.raw, self.crc_init, seq, &mut self.buf) {
-            SlotState::Valid => {
+        match locate(&self.raw, self.crc_init, seq, &mut self.buf) {
+            (_, SlotState::Valid) => {
                 Ok(RecordView::parse(&self.buf).expect("check_slot validated the record"))
             }
-            other => Err(other),
+            (_, other) => Err(other),
         }
     }
 
-    /// Whether `seq` is committed and intact, without handing out the record.
+    /// Whether a record starting exactly at `seq` is committed and intact, without handing it
+    /// out (a continuation slot reads as uncommitted).
     pub fn state(&mut self, seq: u64) -> SlotState {
         check_slot(&self.raw, self.crc_init, seq, &mut self.buf)
     }
 
+    /// Most slots one record may take in this ring.
+    pub fn max_span(&self) -> u64 {
+        max_span(self.header.slot_size as usize, self.header.capacity)
+    }
+
+    /// The first seq in `from..to` where a committed, intact record starts. Two record starts
+    /// are never more than `2 * max_span()` slots apart (a record and the slots skipped before
+    /// it), so after a corrupt record this finds the next one within that many slots.
+    pub fn next_valid(&mut self, from: u64, to: u64) -> Option<u64> {
+        (from..to).find(|&seq| self.state(seq) == SlotState::Valid)
+    }
+
     /// The contiguous run of valid records around the cursor: `start..end`.
     ///
-    /// `end` is the first seq at or after the cursor that is not committed (the writer's next
-    /// seq for a healthy ring); `start` goes back below the cursor over records already
-    /// compacted but not yet overwritten.
+    /// `end` is the first record boundary at or after the cursor holding no committed record
+    /// (the writer's next seq for a healthy ring); `start` is the oldest record below the cursor
+    /// that is still whole (compacted, not yet overwritten): the first record start at or
+    /// after `end - capacity`, since the writer has reused every slot of an older seq.
     pub fn valid_range(&mut self) -> std::ops::Range<u64> {
         let cursor = self.cursor();
         let cap = self.header.capacity;
         let mut end = cursor;
-        while end - cursor < cap && end < u64::MAX - cap && self.state(end) == SlotState::Valid {
-            end += 1;
+        while end - cursor < cap && end < u64::MAX - 2 * cap {
+            match self.read(end) {
+                Ok(view) if view.seqs().end - cursor <= cap => end = view.seqs().end,
+                _ => break,
+            }
         }
-        let mut start = cursor;
-        while start > 0 && end - (start - 1) <= cap && self.state(start - 1) == SlotState::Valid {
-            start -= 1;
-        }
+        let lo = end.saturating_sub(cap);
+        let window = lo.saturating_add(2 * self.max_span() + 1).min(cursor);
+        let start = self.next_valid(lo, window).unwrap_or(cursor);
         start..end
     }
 

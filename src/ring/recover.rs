@@ -5,10 +5,10 @@
 use super::format::{
     RingError, RingHeader, HEADER_PAGE, OFF_CURSOR, OFF_EPOCH, OFF_IDENTITY, RING_VERSION,
 };
-use super::slot::{check_slot, SlotState};
+use super::slot::{check_slot, locate, max_span, SlotState};
 use super::writer::{random_seed, RingOptions, RingWriter};
 use crate::instance::BLOCK_LEN as IDENTITY_LEN;
-use crate::record::{self, MAX_SLOT_SIZE};
+use crate::record;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 
@@ -33,7 +33,8 @@ pub struct Recovery {
     /// their check. Corruption, not torn writes: their bytes are kept and the writer resumes
     /// after the recorded head.
     pub damaged: Vec<u64>,
-    /// Slots whose commit word recovery read: the pending records plus at most one.
+    /// Records recovery checked (a record may take several slots): the pending records plus at
+    /// most one.
     pub scanned: u64,
     /// The epoch this writer runs in.
     pub epoch: u32,
@@ -45,9 +46,8 @@ impl RingWriter {
     /// Rewrites a version 1 ring with no pending records as a current one (see [`Self::open`]).
     pub(super) fn upgrade_drained(self, opts: RingOptions) -> Result<RingWriter, RingError> {
         let cursor = self.raw.cursor().load(Ordering::Acquire);
-        let mut buf = [0u8; MAX_SLOT_SIZE];
-        let buf = &mut buf[..self.header.slot_size as usize];
-        if check_slot(&self.raw, self.crc_init, cursor, buf) == SlotState::Valid {
+        let mut buf = Vec::new();
+        if check_slot(&self.raw, self.crc_init, cursor, &mut buf) == SlotState::Valid {
             return Err(RingError::format(
                 &self.path,
                 self.header.slot_offset(cursor) as u64,
@@ -91,6 +91,7 @@ impl RingWriter {
             epoch: 0,
             next_seq: 0,
             cached_cursor: 0,
+            max_span: max_span(header.slot_size as usize, header.capacity),
         })
     }
 
@@ -99,8 +100,7 @@ impl RingWriter {
         let cursor = self.raw.cursor().load(Ordering::Acquire);
         let clean_word = self.raw.clean_stop().load(Ordering::Acquire);
         let cap = self.header.capacity;
-        let mut buf = [0u8; MAX_SLOT_SIZE];
-        let buf = &mut buf[..self.header.slot_size as usize];
+        let mut buf = Vec::new();
         // A clean stop recorded its head; a word outside the cursor's lap is itself damage,
         // and the scan falls back to the crash rule.
         let clean_head = clean_word
@@ -119,26 +119,50 @@ impl RingWriter {
         let mut end = from;
         let mut scanned = 0;
         let mut damaged = Vec::new();
-        // (A damaged header's cursor near u64::MAX must not overflow the scan.)
-        while end - cursor < cap && end < u64::MAX - cap {
+        // Record after record (a record may take several slots, or start at the ring's start
+        // after skipped slots). (A damaged header's cursor near u64::MAX must not overflow.)
+        while end - cursor < cap && end < u64::MAX - 2 * cap {
             if clean_head == Some(end) {
                 break;
             }
             scanned += 1;
-            match check_slot(&self.raw, self.crc_init, end, buf) {
-                SlotState::Valid => {}
-                _ if clean_head.is_some() => damaged.push(end),
+            let next = match locate(&self.raw, self.crc_init, end, &mut buf) {
+                (at, SlotState::Valid) => {
+                    // The record skipped the slots from `end` to the ring's end. A record an
+                    // earlier run left there is stale now, but once the new epoch starts past
+                    // these seqs the epoch rule alone would call it current: its commit word is
+                    // cleared (and flushed below, before the header) so it never reads again.
+                    for skipped in end..at {
+                        self.raw.commit_word(skipped).store(0, Ordering::Release);
+                    }
+                    Some(at + u64::from(record::declared_span(&buf)))
+                }
+                _ => None,
+            };
+            match (next, clean_head) {
+                (Some(next), None) if next - cursor <= cap => end = next,
+                (Some(next), Some(head)) if next <= head => end = next,
+                (_, Some(head)) => {
+                    // Corruption after a clean stop: its span cannot be trusted; the next
+                    // record that validates, or the recorded head, is where the scan goes on.
+                    damaged.push(end);
+                    let after = (end + 1..head).find(|&seq| {
+                        scanned += 1;
+                        check_slot(&self.raw, self.crc_init, seq, &mut buf) == SlotState::Valid
+                    });
+                    end = after.unwrap_or(head);
+                }
                 _ => break,
             }
-            end += 1;
         }
         let mut torn = 0;
         if clean_head.is_none() && end - cursor < cap && end < u64::MAX - cap {
             // A half-written slot at `end` (a crash mid-write) may keep an older lap's commit
             // word over new bytes: clear it whole, word and payload. Its old record is below
             // the cursor. Nothing past it is touched: the new epoch makes it stale.
+            // (A word naming another slot's seq is continuation bytes of an older record.)
             let claimed = self.raw.commit_word(end).load(Ordering::Acquire);
-            torn = u64::from(claimed > end);
+            torn = u64::from(claimed > end && (claimed - 1) & (cap - 1) == end & (cap - 1));
             self.raw.commit_word(end).store(0, Ordering::Release);
             self.raw.with_slot_payload(end, |p| p.fill(0));
         }

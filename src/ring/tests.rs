@@ -1,5 +1,6 @@
 use super::*;
 use crate::record::{BodyKind, IpSource, Method, RecordFields};
+use crate::ring::AppendError;
 use std::net::Ipv6Addr;
 
 fn rec(target: &[u8]) -> RecordFields<'_> {
@@ -63,12 +64,12 @@ fn full_ring_refuses_until_cursor_moves() {
     for _ in 0..4 {
         w.append(&rec(b"/")).unwrap();
     }
-    assert_eq!(w.append(&rec(b"/x")), Err(RingFull));
+    assert_eq!(w.append(&rec(b"/x")), Err(AppendError::Full));
     let consumer = RingReader::open_consumer(&path).unwrap();
     consumer.advance_cursor(2).unwrap();
     assert_eq!(w.append(&rec(b"/a")).map(|a| a.seq), Ok(4));
     assert_eq!(w.append(&rec(b"/b")).map(|a| a.seq), Ok(5));
-    assert_eq!(w.append(&rec(b"/c")), Err(RingFull));
+    assert_eq!(w.append(&rec(b"/c")), Err(AppendError::Full));
     let mut r = RingReader::open(&path).unwrap();
     // Seqs 0 and 1 were overwritten by 4 and 5 (same slots): never read as the old records.
     assert_eq!(r.read(0).unwrap_err(), SlotState::Uncommitted);
@@ -203,8 +204,11 @@ fn recovery_clears_the_slot_it_inspects_not_the_one_a_damaged_word_claims() {
     bytes[slot3..slot3 + 8].copy_from_slice(&10u64.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let (_w, r) = RingWriter::open(&path, opts(4)).unwrap();
-    assert_eq!((r.next_seq, r.torn), (3, 1));
+    // A word that does not name its own slot's seq is no commit word (it may be continuation
+    // bytes of a multi-slot record): it is left, and never read as seq 9 either.
+    assert_eq!((r.next_seq, r.torn), (3, 0));
     let mut reader = RingReader::open(&path).unwrap();
+    assert_eq!(reader.read(9).unwrap_err(), SlotState::Uncommitted);
     assert_eq!(reader.valid_range(), 0..3, "seq 1 (slot 1) must survive");
     assert_eq!(reader.read(1).unwrap().target(), b"/kept");
 }
@@ -340,4 +344,171 @@ fn a_drained_v1_ring_is_upgraded_in_place_and_a_pending_one_refused() {
         5..6,
         "old records never validate under the new seed"
     );
+}
+
+/// A record of about `slots` 256-byte slots (its body fills the rest), tagged by `tag`.
+fn sized(tag: &[u8], body: &'static mut Vec<u8>, slots: usize) -> RecordFields<'static> {
+    let len = slots * 256 - crate::record::HEADER_LEN - 2 - 40;
+    body.clear();
+    body.extend((0..len).map(|i| (i * 7 + tag.len()) as u8));
+    let tag: &'static [u8] = Box::leak(tag.to_vec().into_boxed_slice());
+    RecordFields { body, ..rec(tag) }
+}
+
+fn body_buf() -> &'static mut Vec<u8> {
+    Box::leak(Box::new(Vec::new()))
+}
+
+/// Reads every record from `from` to `to`, record after record: (seq, slots, target, body).
+fn chain(r: &mut RingReader, from: u64, to: u64) -> Vec<(u64, u64, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut seq = from;
+    while seq < to {
+        let v = r.read(seq).unwrap_or_else(|e| panic!("seq {seq}: {e:?}"));
+        out.push((
+            v.seq(),
+            u64::from(v.span()),
+            v.target().to_vec(),
+            v.body().to_vec(),
+        ));
+        seq = v.seqs().end;
+    }
+    assert_eq!(seq, to);
+    out
+}
+
+#[test]
+fn multi_slot_records_are_whole_and_skip_to_the_ring_start_instead_of_wrapping() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
+    assert_eq!(w.max_span(), 8);
+    let consumer = RingReader::open_consumer(&path).unwrap();
+    let mut sent = Vec::new();
+    // 1 + 3 + 5 + 4 = 13 slots, then a 5-slot record cannot fit slots 13..16: it skips them
+    // and starts at seq 16 (slot 0), after the consumer freed the start.
+    for (i, slots) in [1usize, 3, 5, 4].into_iter().enumerate() {
+        let f = sized(format!("/r{i}").as_bytes(), body_buf(), slots);
+        let a = w.append(&f).unwrap();
+        assert_eq!(a.slots, slots as u64);
+        sent.push((a.seq, slots as u64, f.target.to_vec(), f.body.to_vec()));
+    }
+    assert_eq!(w.next_seq(), 13);
+    let big = sized(b"/wrap", body_buf(), 5);
+    assert_eq!(
+        w.append(&big),
+        Err(AppendError::Full),
+        "3 skipped + 5 slots need room"
+    );
+    consumer.advance_cursor(4).unwrap();
+    assert_eq!(
+        w.append(&big),
+        Err(AppendError::Full),
+        "13 - 4 + 3 + 5 > 16"
+    );
+    consumer.advance_cursor(9).unwrap();
+    let a = w.append(&big).unwrap();
+    assert_eq!((a.seq, a.slots), (16, 3 + 5));
+    sent.push((16, 5, big.target.to_vec(), big.body.to_vec()));
+    assert_eq!(w.next_seq(), 21);
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(
+        r.valid_range(),
+        9..21,
+        "slots 0..5 were reused: records 0, 1, 4 are gone"
+    );
+    assert_eq!(r.state(4), SlotState::Uncommitted);
+    // From seq 13 a reader finds the record at 16, which says it skipped 3 slots.
+    let v = r.read(13).unwrap();
+    assert_eq!((v.seq(), v.pad_before(), v.seqs()), (16, 3, 13..21));
+    assert_eq!(chain(&mut r, 9, 21), sent[3..].to_vec());
+    drop(w);
+    // Reopening walks the same chain and resumes after it.
+    let (w, rec2) = RingWriter::open(&path, opts(16)).unwrap();
+    assert_eq!(
+        (rec2.cursor, rec2.next_seq, rec2.pending, rec2.torn),
+        (9, 21, 12, 0)
+    );
+    assert_eq!(w.next_seq(), 21);
+}
+
+#[test]
+fn a_record_larger_than_half_the_ring_is_refused_not_cut() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
+    let f = sized(b"/big", body_buf(), 5);
+    assert!(matches!(w.append(&f), Err(AppendError::TooLarge { len }) if len > 4 * 256));
+    assert_eq!(w.next_seq(), 0, "nothing written");
+    let f = sized(b"/fits", body_buf(), 4);
+    assert_eq!(w.append(&f).map(|a| a.slots), Ok(4));
+}
+
+#[test]
+fn a_torn_multi_slot_record_is_never_half_read_and_recovery_cuts_it() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
+    for i in 0..4 {
+        w.append(&sized(format!("/m{i}").as_bytes(), body_buf(), 3))
+            .unwrap();
+    }
+    drop(w);
+    // Record 1 (seqs 3..6): its third slot lost its page (old zero bytes), header intact.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let slot5 = format::HEADER_PAGE + 5 * 256;
+    bytes[slot5..slot5 + 256].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(r.read(3).unwrap_err(), SlotState::Corrupt);
+    assert_eq!(r.valid_range(), 0..3);
+    assert_eq!(
+        r.next_valid(4, 16),
+        Some(6),
+        "the record after it still validates"
+    );
+    drop(r);
+    let (mut w, rec2) = RingWriter::open(&path, opts(16)).unwrap();
+    // Seq 3 (torn) is cleared; 6 and 9 (valid but past the cut) are stale under the new
+    // writer epoch; 0..3 kept whole.
+    assert_eq!((rec2.next_seq, rec2.torn), (3, 1));
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(r.state(6), SlotState::Uncommitted);
+    assert_eq!(r.state(9), SlotState::Uncommitted);
+    drop(r);
+    let again = sized(b"/again", body_buf(), 2);
+    assert_eq!(w.append(&again).unwrap().seq, 3);
+    drop(w);
+    let mut r = RingReader::open(&path).unwrap();
+    assert_eq!(r.valid_range(), 0..5);
+    assert_eq!(r.read(3).unwrap().body(), again.body);
+    assert_eq!(
+        r.state(6),
+        SlotState::Uncommitted,
+        "the old record after the cut is gone"
+    );
+}
+
+#[test]
+fn continuation_bytes_that_look_like_commit_words_survive_recovery() {
+    let dir = tempdir();
+    let path = dir.join("r.glr");
+    let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
+    // A body whose bytes at the start of the record's second slot read as the commit word of
+    // a far later seq at that very slot (1 + 8k), and at the third as plain text.
+    let len = 3 * 256 - crate::record::HEADER_LEN - 10;
+    let mut body = vec![b'z'; len];
+    let second = 256 - crate::record::HEADER_LEN - 4; // after target "/x" and ua "ua"
+    body[second..second + 8].copy_from_slice(&(1 + 8 * 1000 + 1u64).to_le_bytes());
+    let f = RecordFields {
+        body: &body,
+        ..rec(b"/x")
+    };
+    assert_eq!(w.append(&f).unwrap().slots, 3);
+    drop(w);
+    let (_w, r) = RingWriter::open(&path, opts(8)).unwrap();
+    assert_eq!((r.next_seq, r.torn), (3, 0));
+    let mut reader = RingReader::open(&path).unwrap();
+    assert_eq!(reader.read(0).unwrap().body(), &body[..]);
+    assert_eq!(reader.state(1), SlotState::Uncommitted);
 }

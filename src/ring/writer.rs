@@ -3,8 +3,9 @@
 use super::format::{check_geometry, RingError, RingHeader, HEADER_PAGE, RING_VERSION};
 use super::raw::RawRing;
 use super::recover::Recovery;
+use super::slot::max_span;
 use crate::instance::Identity;
-use crate::record::{self, RecordFields};
+use crate::record::{self, Placement, RecordFields};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
@@ -22,16 +23,21 @@ pub struct RingOptions {
     pub identity: Option<Identity>,
 }
 
-/// A committed record's sequence number and the `flags::TRUNC_*` bits its encoding set.
+/// A committed record's sequence number and the slots it took (skipped slots included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub seq: u64,
-    pub truncated: u32,
+    pub slots: u64,
 }
 
-/// The ring would overwrite a record the consumer has not passed yet.
+/// Why a record was not appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingFull;
+pub enum AppendError {
+    /// The ring would overwrite a record the consumer has not passed yet.
+    Full,
+    /// The record needs more slots than this ring allows one record ([`max_span`]).
+    TooLarge { len: usize },
+}
 
 /// Single writer of one ring file.
 pub struct RingWriter {
@@ -43,6 +49,7 @@ pub struct RingWriter {
     pub(super) epoch: u32,
     pub(super) next_seq: u64,
     pub(super) cached_cursor: u64,
+    pub(super) max_span: u64,
 }
 
 impl RingWriter {
@@ -106,6 +113,7 @@ impl RingWriter {
             epoch: 0,
             next_seq: 0,
             cached_cursor: 0,
+            max_span: max_span(header.slot_size as usize, header.capacity),
         };
         if header.version < RING_VERSION {
             writer = writer.upgrade_drained(opts)?;
@@ -116,35 +124,84 @@ impl RingWriter {
         Ok((writer, recovery))
     }
 
-    /// Encodes and commits one record; returns its sequence number and truncation bits.
+    /// Encodes and commits one record in as many consecutive slots as it needs; returns its
+    /// sequence number and the slots it took.
     ///
-    /// The payload and CRC are written first, then the commit word is stored with Release
-    /// ordering, so any reader that sees the commit word sees the whole record.
+    /// A record that would pass the ring's end starts at the ring's start instead, the slots
+    /// left at the end skipped (see [`crate::record`]). The room checked against the consumer
+    /// cursor is everything the record takes, skipped slots included. The old commit words of
+    /// all its slots are cleared first, the bytes and CRC written next, and the first slot's
+    /// commit word stored last with Release ordering, so any reader that sees it sees the whole
+    /// record.
     #[inline]
-    pub fn append(&mut self, rec: &RecordFields<'_>) -> Result<Appended, RingFull> {
-        let seq = self.next_seq;
-        if seq - self.cached_cursor >= self.header.capacity {
+    pub fn append(&mut self, rec: &RecordFields<'_>) -> Result<Appended, AppendError> {
+        let slot = self.header.slot_size as usize;
+        let len = record::encoded_len(rec);
+        let span = if len <= slot {
+            1
+        } else {
+            len.div_ceil(slot) as u64
+        };
+        if span > self.max_span {
+            return Err(AppendError::TooLarge { len });
+        }
+        let cap = self.header.capacity;
+        let pos = self.next_seq & (cap - 1);
+        let pad = if pos + span > cap { cap - pos } else { 0 };
+        let end = self.next_seq + pad + span;
+        if end - self.cached_cursor > cap {
             self.cached_cursor = self.raw.cursor().load(Ordering::Acquire);
-            if seq - self.cached_cursor >= self.header.capacity {
-                return Err(RingFull);
+            if end - self.cached_cursor.min(end) > cap {
+                return Err(AppendError::Full);
             }
         }
+        let seq = self.next_seq + pad;
+        if pad > 0 {
+            self.skip_to_ring_start(seq);
+        }
         let (crc_init, epoch) = (self.crc_init, self.epoch);
-        // The slot may hold a record from the previous lap (already compacted). Retire its
-        // commit word before touching the bytes, so a reader copying that old record sees the
-        // word change and drops its copy, and a crash mid-write leaves an empty slot, never
-        // the old commit word over half-new bytes (which would read as corruption).
-        self.raw.commit_word(seq).store(0, Ordering::Relaxed);
+        // The slots may hold records from the previous lap (already compacted). Retire their
+        // commit words before touching the bytes, so a reader copying an old record sees its
+        // word change and drops its copy, and a crash mid-write leaves an empty first slot,
+        // never an old commit word over half-new bytes (which would read as corruption).
+        for i in 0..span {
+            self.raw.commit_word(seq + i).store(0, Ordering::Relaxed);
+        }
         std::sync::atomic::fence(Ordering::Release);
-        let encoded = self.raw.with_slot_payload(seq, |payload| {
-            record::encode_after_commit(payload, seq, epoch, crc_init, rec)
+        let place = Placement {
+            span: span as u32,
+            pad_before: pad as u32,
+        };
+        self.raw.with_run_payload(seq, span as usize, |payload| {
+            record::encode_after_commit(payload, seq, epoch, crc_init, rec, place)
         });
         self.raw.commit_word(seq).store(seq + 1, Ordering::Release);
-        self.next_seq = seq + 1;
+        self.next_seq = end;
         Ok(Appended {
             seq,
-            truncated: encoded.truncated,
+            slots: pad + span,
         })
+    }
+
+    /// Retires the commit words of the slots from the head to the ring's end, which the next
+    /// record skips, and writes them back before that record is written (once per lap).
+    ///
+    /// A record an earlier, crashed run left in those slots is stale, but once a later writer
+    /// epoch starts past these seqs the epoch rule alone would call it current, and nothing
+    /// else ever writes these seqs again. Synced first, so no power loss can keep the record
+    /// that skips them without also keeping the cleared words. (Recovery clears them again
+    /// when it walks over a skip; a failed write-back here leaves that as the safeguard.)
+    #[cold]
+    fn skip_to_ring_start(&mut self, start: u64) {
+        for skipped in self.next_seq..start {
+            self.raw.commit_word(skipped).store(0, Ordering::Release);
+        }
+        let _ = self.raw.flush_slots(self.next_seq, start);
+    }
+
+    /// Most slots one record may take in this ring (see [`max_span`]).
+    pub fn max_span(&self) -> u64 {
+        self.max_span
     }
 
     /// Sequence number the next record will get.

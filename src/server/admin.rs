@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 use super::stats::{CoreStats, REJECT_REASONS};
-use crate::record::Field;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -105,7 +104,8 @@ type Read64 = fn(&CoreStats) -> u64;
 #[rustfmt::skip]
 const PER_CORE: &[(&str, &str, &str, Read64)] = &[
     ("glint_records_written_total", "counter", "Records appended to the core's ring.", |s| s.records.load(Relaxed)),
-    ("glint_record_bytes_total", "counter", "Ring bytes taken by records (slot size per record).", |s| s.record_bytes.load(Relaxed)),
+    ("glint_record_bytes_total", "counter", "Ring bytes taken by records (the slots each record took).", |s| s.record_bytes.load(Relaxed)),
+    ("glint_records_multi_slot_total", "counter", "Records that took more than one ring slot (see --slot-size).", |s| s.multi_slot.load(Relaxed)),
     ("glint_ring_full_rejections_total", "counter", "Beacons refused with 503 because the ring was full.", |s| s.ring_full.load(Relaxed)),
     ("glint_connections_open", "gauge", "Connections open now.", |s| s.conns_open.load(Relaxed)),
     ("glint_connections_accepted_total", "counter", "Connections accepted.", |s| s.conns_accepted.load(Relaxed)),
@@ -170,14 +170,6 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
     );
     labelled_counter(out, cores, parse_errors, "reason", &reasons, |s, i| {
         s.rejects[i].load(Relaxed)
-    });
-    let fields = Field::ALL.map(Field::name);
-    let truncated = (
-        "glint_truncated_fields_total",
-        "Record fields stored truncated, by field.",
-    );
-    labelled_counter(out, cores, truncated, "field", &fields, |s, i| {
-        s.truncated[i].load(Relaxed)
     });
     let proxy = (
         "glint_proxy_protocol_errors_total",

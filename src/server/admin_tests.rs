@@ -34,11 +34,7 @@ fn render_is_valid_and_complete() {
     let stats = cores(2);
     stats[1].answered(204);
     stats[1].answered(302);
-    stats[0].recorded(
-        0,
-        crate::record::flags::TRUNC_TARGET << Field::Referer as u32,
-        512,
-    );
+    stats[0].recorded(3, 3, 512);
     stats[1].rejected(crate::http::parse::Reject::UriTooLong);
     stats[0].conn_opened();
     stats[0].timed_out(true);
@@ -65,15 +61,9 @@ fn render_is_valid_and_complete() {
     assert_eq!(get("glint_requests_total{core=\"0\",status=\"4xx\"}"), 1.0);
     assert_eq!(get("glint_request_timeouts_total{core=\"0\"}"), 1.0);
     assert_eq!(get("glint_records_written_total{core=\"0\"}"), 1.0);
-    assert_eq!(get("glint_record_bytes_total{core=\"0\"}"), 512.0);
-    assert_eq!(
-        get("glint_truncated_fields_total{core=\"0\",field=\"referer\"}"),
-        1.0
-    );
-    assert_eq!(
-        get("glint_truncated_fields_total{core=\"0\",field=\"target\"}"),
-        0.0
-    );
+    assert_eq!(get("glint_record_bytes_total{core=\"0\"}"), 1536.0);
+    assert_eq!(get("glint_records_multi_slot_total{core=\"0\"}"), 1.0);
+    assert_eq!(get("glint_records_multi_slot_total{core=\"1\"}"), 0.0);
     assert_eq!(
         get("glint_parse_errors_total{core=\"1\",reason=\"uri_too_long\"}"),
         1.0
@@ -105,7 +95,7 @@ fn render_is_valid_and_complete() {
         0.0
     );
     let proxy_reasons = crate::http::proxy::PROXY_ERROR_REASONS.len();
-    let per_core = 4 + PER_CORE.len() + REJECT_REASONS.len() + Field::ALL.len() + proxy_reasons + 2;
+    let per_core = 4 + PER_CORE.len() + REJECT_REASONS.len() + proxy_reasons + 2;
     assert_eq!(series.len(), 2 * per_core + 2);
 }
 

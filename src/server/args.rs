@@ -50,7 +50,7 @@ pub struct ServeArgs {
     /// I/O backend.
     #[arg(long, value_enum, default_value_t = IoBackend::Auto)]
     pub io: IoBackend,
-    /// Bytes per ring slot (one record): a power of two from 256 to 4096. Fixed per ring file.
+    /// Bytes per ring slot: a power of two from 256 to 4096, fixed per ring file. A record takes as many consecutive slots as it needs (every field is stored whole).
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
     pub slot_size: usize,
     /// Slots per ring: a power of two from 2 to 2^32, and slot-size x ring-slots at most 4 TiB.
@@ -78,7 +78,7 @@ pub struct ServeArgs {
     /// Longest request target in bytes; longer gets 414 (RFC 9112 recommends request lines of 8,000 octets or more).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_TARGET)]
     pub max_target: usize,
-    /// Largest request body in bytes; larger gets 413. Bodies are stored up to the slot's room.
+    /// Largest request body in bytes; larger gets 413. Bodies are stored whole (with the head, at most 2 MiB per record).
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     pub max_body: u64,
     /// Requests served on one connection before it is closed.

@@ -4,7 +4,7 @@ use super::stats::CoreStats;
 use crate::clock::HttpDate;
 use crate::http::parse::Limits;
 use crate::record::RecordFields;
-use crate::ring::{RingFull, RingWriter};
+use crate::ring::{AppendError, RingWriter};
 use std::sync::Arc;
 
 /// What GET and HEAD beacons are answered with.
@@ -73,17 +73,18 @@ impl CoreState {
 
     /// Appends one record and counts it.
     #[inline]
-    pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), RingFull> {
+    pub fn append(&mut self, fields: &RecordFields<'_>) -> Result<(), AppendError> {
         match self.ring.append(fields) {
             Ok(appended) => {
                 self.stats
-                    .recorded(appended.seq, appended.truncated, self.cfg.slot_size);
+                    .recorded(self.ring.next_seq(), appended.slots, self.cfg.slot_size);
                 Ok(())
             }
-            Err(full) => {
+            Err(AppendError::Full) => {
                 self.stats.ring_full();
-                Err(full)
+                Err(AppendError::Full)
             }
+            Err(e) => Err(e),
         }
     }
 }

@@ -239,6 +239,7 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
         return Err("--max-head-size must be from 256 bytes to 1 MiB".into());
     }
     Limits::check_target_fits(args.max_target, args.max_head_size)?;
+    check_record_room(args)?;
     if args.proxy_protocol && args.trusted_proxy.is_empty() {
         return Err(
             "--proxy-protocol needs --trusted-proxy with the load balancer's address".into(),
@@ -289,6 +290,31 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
             .as_ref()
             .map(|c| c.trim().as_bytes().to_vec()),
     })
+}
+
+/// The largest request glint acknowledges must fit one record and the ring: every field is
+/// stored whole, so the head (request line and headers: target, UA, referer, cookie) and the
+/// body together bound the record.
+fn check_record_room(args: &ServeArgs) -> Result<(), String> {
+    let largest = (crate::record::HEADER_LEN as u64)
+        .saturating_add(args.max_head_size as u64)
+        .saturating_add(args.max_body);
+    let max_len = crate::record::MAX_RECORD_LEN as u64;
+    if largest > max_len {
+        return Err(format!(
+            "--max-head-size {} and --max-body {} allow a record of {largest} bytes; a record is at most {max_len} bytes: lower --max-body",
+            args.max_head_size, args.max_body
+        ));
+    }
+    let slots = largest.div_ceil(args.slot_size as u64);
+    let allowed = crate::ring::max_span(args.slot_size, args.ring_slots);
+    if slots > allowed {
+        return Err(format!(
+            "the largest request (--max-head-size {} + --max-body {}) needs {slots} slots of {} bytes, but one record may take at most {allowed} (half of --ring-slots {}): raise --ring-slots, or lower --max-body",
+            args.max_head_size, args.max_body, args.slot_size, args.ring_slots
+        ));
+    }
+    Ok(())
 }
 
 fn choose_backend(asked: IoBackend) -> Result<IoBackend, String> {

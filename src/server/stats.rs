@@ -2,7 +2,6 @@
 //! contended read-modify-write); the admin listener and shutdown summary read them.
 
 use crate::http::parse::Reject;
-use crate::record::{flags, Field};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of one core, on their own cache lines so cores never share one.
@@ -18,8 +17,8 @@ pub struct CoreStats {
     pub status_5xx: AtomicU64,
     /// Rejections by reason, indexed like [`REJECT_REASONS`].
     pub rejects: [AtomicU64; 6],
-    /// Truncated fields, indexed by [`Field`].
-    pub truncated: [AtomicU64; 5],
+    /// Records that took more than one ring slot.
+    pub multi_slot: AtomicU64,
     pub conns_open: AtomicU64,
     pub conns_accepted: AtomicU64,
     pub conns_refused: AtomicU64,
@@ -63,17 +62,15 @@ fn add(c: &AtomicU64, n: u64) {
 }
 
 impl CoreStats {
+    /// A record appended: the ring's next seq after it, and the slots it took (skipped slots
+    /// at the ring's end included) of `slot_size` bytes.
     #[inline]
-    pub fn recorded(&self, seq: u64, truncated: u32, slot_size: usize) {
+    pub fn recorded(&self, next_seq: u64, slots: u64, slot_size: usize) {
         bump(&self.records);
-        self.ring_head.store(seq + 1, Relaxed);
-        add(&self.record_bytes, slot_size as u64);
-        if truncated != 0 {
-            for f in Field::ALL {
-                if truncated & (flags::TRUNC_TARGET << f as u32) != 0 {
-                    bump(&self.truncated[f as usize]);
-                }
-            }
+        self.ring_head.store(next_seq, Relaxed);
+        add(&self.record_bytes, slots * slot_size as u64);
+        if slots > 1 {
+            bump(&self.multi_slot);
         }
     }
 

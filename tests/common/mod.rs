@@ -268,8 +268,10 @@ pub fn ring_records(data_dir: &Path) -> Vec<RecordRow> {
     for path in rings {
         let mut reader = glint::ring::RingReader::open(&path).unwrap();
         let range = reader.valid_range();
-        for seq in range {
+        let mut seq = range.start;
+        while seq < range.end {
             let r = reader.read(seq).unwrap();
+            seq = r.seqs().end;
             out.push(RecordRow {
                 core: r.core(),
                 seq: r.seq(),

@@ -55,7 +55,7 @@ pub fn try_append_beacon(
     core: u16,
     ts_ns: u64,
     n: u64,
-) -> Result<u64, glint::ring::RingFull> {
+) -> Result<u64, glint::ring::AppendError> {
     let target = format!(
         "/p.gif?e=pageview&sid={:016x}&url=https%3A%2F%2Fshop.example.com%2Fcat%2F{}%3Fref%3Dnav&w=1920&h=1080&t={}",
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15),

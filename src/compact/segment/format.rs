@@ -1,7 +1,7 @@
 //! Byte layouts of the segment header, block header, checkpoint and index entries, trailer.
 
 use crate::instance::{Identity, BLOCK_LEN as IDENTITY_LEN};
-use crate::record::{FORMAT_VERSION, MAX_RECORD_LEN};
+use crate::record::{FORMAT_VERSION, MAX_RECORD_LEN, OLDEST_FORMAT_VERSION};
 use std::path::{Path, PathBuf};
 
 /// Sealed segment file name suffix.
@@ -174,9 +174,9 @@ impl FileHeader {
             return Err(SegmentError::format(path, 8, what));
         }
         let record_version = u32_at(b, 12);
-        if record_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&record_version) {
             let what = format!(
-                "record format version {record_version}, this glint reads version {FORMAT_VERSION}"
+                "record format version {record_version}, this glint reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             );
             return Err(SegmentError::format(path, 12, what));
         }

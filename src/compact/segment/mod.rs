@@ -15,7 +15,7 @@
 //! |-------:|-----:|------------------|----------------------------------------------------------|
 //! |      0 |    8 | `magic`          | `GLINTSEG`                                               |
 //! |      8 |    4 | `segment_version`| [`SEGMENT_VERSION`]                                      |
-//! |     12 |    4 | `record_version` | [`crate::record::FORMAT_VERSION`] of every record inside |
+//! |     12 |    4 | `record_version` | [`crate::record::FORMAT_VERSION`] of the writer; each record says its own layout (a v1 ring compacts into v1 records) |
 //! |     16 |    4 | `codec`          | codec asked for: 0 = none, 1 = zstd (blocks say their own) |
 //! |     20 |    4 | reserved         | zero                                                     |
 //! |     24 |    8 | `seed`           | random per file, mixed into every block and trailer CRC  |

@@ -26,7 +26,13 @@ pub(crate) fn record_bytes(core: u16, seq: u64, ts_ns: u64) -> Vec<u8> {
         body: b"",
     };
     let mut slot = vec![0u8; 512];
-    let len = record::encode(&mut slot, seq, record::crc_init(7), &fields).len;
+    let len = record::encode(
+        &mut slot,
+        seq,
+        record::crc_init(7),
+        &fields,
+        record::Placement::ONE,
+    );
     slot.truncate(len);
     slot
 }
