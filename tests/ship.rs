@@ -2,7 +2,7 @@
 //! it survives restarts), checked with an independent client (kafka-python): every acknowledged
 //! request on the topic once by key with `glint decode`'s content; a 30 s broker outage; 20
 //! SIGKILLs of the shipper; retention never deleting unshipped segments; bad settings as one
-//! line; oversized records dead-lettered and counted.
+//! line; oversized records dead-lettered and counted; `--value-format record` values.
 //!
 //! Needs the venv `target/ship-tools` that `.ci/run` creates (see `fixtures/kafka.rs`).
 
@@ -533,5 +533,41 @@ fn a_record_over_the_message_limit_is_dead_lettered_counted_and_passed() {
     assert_eq!(paths, ["\"/a.gif\"", "\"/c.gif\""]);
     assert_eq!(cursor_total(&dir), 3, "the cursor passed the dead letter");
     server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn record_values_are_the_stored_record_bytes() {
+    let Some(tools) = Tools::find("ship record values") else {
+        return;
+    };
+    let broker = Broker::start(&tools);
+    broker.create_topic("raw", 2);
+    let dir = tempdir("ship-raw");
+    let server = Server::start(&dir, &["--ring-slots", "4096"]);
+    load(&server, &dir.join("acked.txt"), &["-n", "500", "-c", "2"]);
+    server.stop();
+    compact_once(&dir, &[]);
+    let decoded = decoded_by_key(&dir);
+    let out = ship_once(&dir, &broker, "raw", &["--value-format", "record"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = broker.consume_as("raw", 500, "hex");
+    assert_eq!(messages.len(), 500);
+    for (key, hex) in &messages {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let rec = glint::record::RecordView::parse(&bytes).unwrap();
+        assert_eq!(rec.len(), bytes.len());
+        let (_, core_seq) = key.split_once(':').unwrap();
+        assert_eq!(core_seq, format!("{}:{}", rec.core(), rec.seq()));
+        let line: serde_json::Value = serde_json::from_str(&decoded[key]).unwrap();
+        assert_eq!(line["ts_ns"].as_u64(), Some(rec.ts_ns()), "{key}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
