@@ -109,3 +109,50 @@ fn v1_rings_compact_into_current_segments_without_loss() {
     );
     assert_decodes_as_v1(&dir);
 }
+
+/// The user agent `make.sh` sends on its long beacons: longer than a 256-byte slot.
+const LONG_UA_LEN: u64 = 102 + 200;
+
+#[test]
+fn v1_truncated_fields_show_their_original_length() {
+    let dir = copy_fixture("v1-origlen");
+    let rows = common::decode_jsonl(&dir, &[]);
+    let mut cut = 0;
+    for row in &rows {
+        let truncated: Vec<&str> = row["truncated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        if truncated.is_empty() {
+            assert!(row.get("orig_len").is_none(), "only when cut: {row}");
+            continue;
+        }
+        cut += 1;
+        let orig = row["orig_len"].as_object().unwrap();
+        let keys: Vec<&str> = orig.keys().map(String::as_str).collect();
+        let mut want = truncated.clone();
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "{row}");
+        for name in truncated {
+            let stored = match name {
+                "target" => {
+                    row["path"].as_str().unwrap().len() + 1 + row["query"].as_str().unwrap().len()
+                }
+                other => row[other].as_str().unwrap().len(),
+            } as u64;
+            let len = orig[name].as_u64().unwrap();
+            assert!(
+                len > stored,
+                "{name}: original {len} > stored {stored}: {row}"
+            );
+            if name == "ua" {
+                assert_eq!(len, LONG_UA_LEN, "{row}");
+            }
+        }
+    }
+    assert!(cut >= 2, "the fixture has cut records");
+}

@@ -46,6 +46,7 @@ columns! {
     Body => "body", "request body (default output: only when present)";
     BodyKind => "body_kind", "content type class of the body (default output: only with a body)";
     Truncated => "truncated", "fields cut to fit the slot (only in records of the first release)";
+    OrigLen => "orig_len", "original length of each truncated field (default output: when any)";
     Dnt => "dnt", "DNT: 1 was sent";
     Gpc => "gpc", "Sec-GPC: 1 was sent";
     KeepAlive => "keep_alive", "the connection stayed open";
@@ -70,6 +71,8 @@ pub enum Value<'a> {
     Ts(u64),
     Ip(std::net::Ipv6Addr),
     Truncated(u32),
+    /// The truncation bits and every field's original length.
+    OrigLen(u32, [u32; 5]),
     B64(&'a [u8]),
     Query(&'a [u8]),
 }
@@ -120,6 +123,7 @@ impl Column {
             Column::Instance | Column::InstanceId => origin.is_none(),
             Column::Cookie => rec.cookie().is_empty(),
             Column::Body | Column::BodyKind => rec.body().is_empty(),
+            Column::OrigLen => rec.flags() & flags::TRUNC_ANY == 0,
             _ => false,
         }
     }
@@ -150,6 +154,7 @@ impl Column {
             Column::Body => Value::Str(rec.body()),
             Column::BodyKind => Value::Text(rec.body_kind().as_str()),
             Column::Truncated => Value::Truncated(rec.flags()),
+            Column::OrigLen => Value::OrigLen(rec.flags(), Field::ALL.map(|f| rec.orig_len(f))),
             Column::Dnt => flag(flags::DNT),
             Column::Gpc => flag(flags::GPC),
             Column::KeepAlive => flag(flags::KEEP_ALIVE),
@@ -165,6 +170,14 @@ impl Column {
             Column::Q => Value::Query(split_target(rec.target()).1),
         }
     }
+}
+
+/// The truncated fields in a record's flags with their original lengths, in field order.
+pub fn orig_lens(record_flags: u32, lens: [u32; 5]) -> impl Iterator<Item = (&'static str, u32)> {
+    Field::ALL
+        .into_iter()
+        .filter(move |f| record_flags & (flags::TRUNC_TARGET << *f as u32) != 0)
+        .map(move |f| (f.name(), lens[f as usize]))
 }
 
 /// Names of the truncated fields in a record's flags, in field order.
@@ -255,6 +268,7 @@ pub const DEFAULT_COLUMNS: &[Column] = &[
     Column::Body,
     Column::BodyKind,
     Column::Truncated,
+    Column::OrigLen,
     Column::Dnt,
     Column::Gpc,
     Column::KeepAlive,

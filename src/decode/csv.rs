@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::columns::{truncated_names, Column, Selection, Value};
+use super::columns::{orig_lens, truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, delimited_field, write_ip, write_u64};
 use super::query::QueryExpander;
 use super::source::Origin;
@@ -96,6 +96,16 @@ pub fn render_text(
                     s.push(b';');
                 }
                 s.extend_from_slice(name.as_bytes());
+            }
+        }
+        Value::OrigLen(flags, lens) => {
+            for (i, (name, len)) in orig_lens(flags, lens).enumerate() {
+                if i > 0 {
+                    s.push(b';');
+                }
+                s.extend_from_slice(name.as_bytes());
+                s.push(b'=');
+                write_u64(s, u64::from(len));
             }
         }
         Value::B64(bytes) => base64_into(s, bytes),

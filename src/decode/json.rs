@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::columns::{truncated_names, Column, Selection, Value};
+use super::columns::{orig_lens, truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, json_string, write_ip, write_u64};
 use super::query::QueryExpander;
 use super::source::Origin;
@@ -88,6 +88,20 @@ impl JsonWriter {
                         out.push(b'"');
                     }
                     out.push(b']');
+                    None
+                }
+                Value::OrigLen(flags, lens) => {
+                    out.push(b'{');
+                    for (i, (name, len)) in orig_lens(flags, lens).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'"');
+                        out.extend_from_slice(name.as_bytes());
+                        out.extend_from_slice(b"\":");
+                        write_u64(out, u64::from(len));
+                    }
+                    out.push(b'}');
                     None
                 }
                 Value::B64(bytes) => {
