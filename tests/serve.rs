@@ -20,6 +20,7 @@ for_each_backend!(
     health_check_is_not_recorded,
     full_ring_answers_503_and_never_overwrites,
     response_204_mode,
+    large_beacons_are_stored_whole_in_the_ring_and_in_segments,
 );
 
 fn start(tag: &str, io: &str, extra: &[&str]) -> Server {
@@ -512,4 +513,97 @@ fn second_server_on_same_data_dir_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another glint serve"));
+}
+
+/// Tracker-sized requests (a Snowplow GET `/i` of ~1 KB, batched tp2 POSTs up to ~60 KB): every
+/// 2xx is stored whole, byte for byte, in records of many slots, in the ring and after
+/// compaction; nothing is marked truncated.
+fn large_beacons_are_stored_whole_in_the_ring_and_in_segments(io: &str) {
+    let server = start("large", io, &[]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    let ua = format!("Mozilla/5.0 (X11; Linux x86_64) {}", "A".repeat(100));
+    let mut sent: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for i in 0..24usize {
+        let (raw, target, body) = if i % 3 == 0 {
+            let target = format!("/i?e=pv&n={i}&cx={}", "eyJzY2hlbWEiOiJpZ2x1".repeat(45));
+            let raw = format!(
+                "GET {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: {ua}\r\nReferer: https://shop.example/p?{i}\r\n\r\n"
+            );
+            (raw.into_bytes(), target.into_bytes(), Vec::new())
+        } else {
+            // A batch of `events` Snowplow-like events: 2.4 KB each, up to 60 KB.
+            let events = [1, 12, 24][i % 3];
+            let event = format!("{{\"e\":\"pv\",\"n\":{i},\"cx\":\"{}\"}}", "x".repeat(2400));
+            let body = format!(
+                "{{\"schema\":\"payload_data\",\"data\":[{}]}}",
+                vec![event; events].join(",")
+            );
+            let target = "/com.snowplowanalytics.snowplow/tp2".to_string();
+            let mut raw = format!(
+                "POST {target} HTTP/1.1\r\nHost: t\r\nUser-Agent: {ua}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(body.as_bytes());
+            (raw, target.into_bytes(), body.into_bytes())
+        };
+        let r = roundtrip(&mut s, &raw).unwrap();
+        assert!((200..300).contains(&r.status), "request {i}: {}", r.status);
+        sent.push((target, body));
+    }
+    drop(s);
+    assert!(server.stop().success());
+    let records = ring_records(&dir);
+    let got: Vec<(Vec<u8>, Vec<u8>)> = records
+        .iter()
+        .map(|r| (r.target.clone(), r.body.clone()))
+        .collect();
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "every record byte-equal to what was sent");
+    assert!(records
+        .iter()
+        .all(|r| r.flags & glint::record::flags::TRUNC_ANY == 0));
+    let out = std::process::Command::new(GLINT)
+        .args(["compact", "--once", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = decode_jsonl(
+        &dir.join("segments"),
+        &["--fields", "target_b64,body_b64,ua,truncated"],
+    );
+    assert_eq!(rows.len(), sent.len());
+    for (row, (target, body)) in rows.iter().zip(&sent) {
+        assert_eq!(&b64(row["target_b64"].as_str().unwrap()), target);
+        assert_eq!(&b64(row["body_b64"].as_str().unwrap()), body);
+        assert_eq!(row["ua"].as_str().unwrap(), ua);
+        assert_eq!(row["truncated"], serde_json::json!([]));
+    }
+}
+
+/// Standard base64 (RFC 4648) decoding of what decode prints.
+fn b64(text: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | u32::from(val(c)) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
 }
