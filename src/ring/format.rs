@@ -234,7 +234,7 @@ impl RingHeader {
             return Err(RingError::format(
                 path,
                 12,
-                format!("record format version {record_version}, this glint reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"),
+                format!("record format version {record_version}, this glint reads version {FORMAT_VERSION} (and older ones down to {OLDEST_FORMAT_VERSION})"),
             ));
         }
         if crc32c::crc32c(&page[..HEADER_CRC_LEN]) != u32_at(48) {

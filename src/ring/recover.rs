@@ -24,8 +24,8 @@ pub struct Recovery {
     /// Sequence number the writer resumes at.
     pub next_seq: u64,
     /// 1 if the slot where the valid run ended claimed a record of the crashed run (a seq at
-    /// or past it) that failed its check, and was cleared; 0 otherwise. Records of the crashed run beyond it are
-    /// left in place: the new epoch makes them stale.
+    /// or past it) that failed its check, and was cleared; 0 otherwise. Records of the crashed
+    /// run beyond it are left in place: the new epoch makes them stale.
     pub torn: u64,
     /// The previous writer stopped cleanly (its head was recorded after its final sync).
     pub clean: bool,

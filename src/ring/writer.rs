@@ -57,8 +57,9 @@ impl RingWriter {
     ///
     /// Recovery ([`super::recover`]) reads from the consumer cursor (or the current epoch's
     /// start, if later) forward and stops at the first slot that is not current (or, after a
-    /// clean stop, at the recorded head), so it costs the pending records, not the capacity. It then starts a new writer epoch and syncs the header page before
-    /// returning, so no record of this run can be written under the old epoch.
+    /// clean stop, at the recorded head), so it costs the pending records, not the capacity.
+    /// It then starts a new writer epoch and syncs the header page before returning, so no
+    /// record of this run can be written under the old epoch.
     ///
     /// A version 1 ring is upgraded in place when it has no pending records (a new header with
     /// a new seed, so none of its old slots validates again, and the same cursor, so seqs are
