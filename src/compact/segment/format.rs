@@ -176,7 +176,7 @@ impl FileHeader {
         let record_version = u32_at(b, 12);
         if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&record_version) {
             let what = format!(
-                "record format version {record_version}, this glint reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
+                "record format version {record_version}, this glint reads version {FORMAT_VERSION} (and older ones down to {OLDEST_FORMAT_VERSION})"
             );
             return Err(SegmentError::format(path, 12, what));
         }
