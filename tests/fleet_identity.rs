@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use common::{decode_jsonl, roundtrip, tempdir, Server, GLINT};
+use common::{compact_once, decode_jsonl, roundtrip, tempdir, Server, GLINT};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -33,19 +33,6 @@ fn instance_id(dir: &Path) -> String {
         .unwrap()
         .expect("instance.toml")
         .id_hex()
-}
-
-fn compact_once(dir: &Path) {
-    let out = Command::new(GLINT)
-        .args(["compact", "--once", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Every record once: (instance, query) pairs, and the instance ids seen per name.
@@ -94,8 +81,8 @@ fn two_boxes_decode_to_the_sum_of_both(io: &str) {
     // Rings only: both boxes wrote core 0, seqs 0.. .
     check_sum_of_both(&both(&[]), want.0, want.1);
     // Rings and segments (each record is in both): still each record once.
-    compact_once(&a);
-    compact_once(&b);
+    compact_once(&a, &[]);
+    compact_once(&b, &[]);
     check_sum_of_both(&both(&[]), want.0, want.1);
     // --where and --fields know the instance.
     assert_eq!(both(&["--where", "instance=box-b"]).len(), 5);

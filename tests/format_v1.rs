@@ -97,16 +97,7 @@ fn v1_data_dir_verifies_clean() {
 #[test]
 fn v1_rings_compact_into_current_segments_without_loss() {
     let dir = copy_fixture("v1-compact");
-    let out = Command::new(GLINT)
-        .args(["compact", "--once", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "compact: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::compact_once(&dir, &[]);
     assert_decodes_as_v1(&dir);
 }
 

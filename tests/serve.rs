@@ -564,16 +564,7 @@ fn large_beacons_are_stored_whole_in_the_ring_and_in_segments(io: &str) {
     assert!(records
         .iter()
         .all(|r| r.flags & glint::record::flags::TRUNC_ANY == 0));
-    let out = std::process::Command::new(GLINT)
-        .args(["compact", "--once", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    compact_once(&dir, &[]);
     let rows = decode_jsonl(
         &dir.join("segments"),
         &["--fields", "target_b64,body_b64,ua,truncated"],

@@ -12,7 +12,7 @@ mod kafka;
 #[path = "common/prometheus.rs"]
 mod prometheus;
 
-use common::{signal, tempdir, wait_bounded, Server, GLINT};
+use common::{compact_once, signal, tempdir, wait_bounded, Server, GLINT};
 use kafka::{cursor_total, wait_for_cursor, Broker, Ship, Tools};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -336,21 +336,6 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
     );
     assert!(duplicates <= u64::from(kills) * WINDOW);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn compact_once(dir: &Path, extra: &[&str]) -> Output {
-    let out = Command::new(GLINT)
-        .args(["compact", "--once", "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn ship_once(dir: &Path, broker: &Broker, topic: &str, extra: &[&str]) -> Output {

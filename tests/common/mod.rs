@@ -324,3 +324,19 @@ pub fn decode_jsonl(dir: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Runs `glint compact --once --data-dir DIR [extra]` and asserts that it succeeded.
+pub fn compact_once(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let out = Command::new(GLINT)
+        .args(["compact", "--once", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "compact: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
