@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use crate::record::IpSource;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -23,10 +24,7 @@ pub const DEFAULT_V6_PREFIX: u8 = 48;
 
 /// A CIDR block, held in the IPv6 space: an IPv4 block `a.b.c.d/n` is `::ffff:a.b.c.d/96+n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: u128,
-    prefix: u8,
-}
+pub struct Cidr(Ipv6Net);
 
 /// Why a `--trusted-proxy` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,65 +43,47 @@ pub enum CidrError {
     },
 }
 
-fn mask(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
-}
-
 impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(input: &str) -> Result<Cidr, CidrError> {
         let text = input.trim();
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| CidrError::BadAddress {
+        let bad_address = || CidrError::BadAddress {
             input: input.into(),
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or(CidrError::BadPrefix {
-                    input: input.into(),
-                    max,
-                })?,
-            Some(_) => {
-                return Err(CidrError::BadPrefix {
-                    input: input.into(),
-                    max,
-                })
-            }
         };
-        let v6_prefix = prefix + (128 - max);
-        let bits = u128::from(crate::record::ip_to_v6(addr));
-        let network = bits & mask(v6_prefix);
-        if network != bits {
-            let shown = match addr {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(network as u32)),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(network)),
-            };
+        let net = match text.split_once('/') {
+            None => IpNet::from(text.parse::<IpAddr>().map_err(|_| bad_address())?),
+            Some((addr, _)) => text.parse::<IpNet>().map_err(|_| {
+                // ipnet's error does not say which half is wrong: an address that parses alone
+                // means the prefix is.
+                match addr.parse::<IpAddr>() {
+                    Ok(a) => CidrError::BadPrefix {
+                        input: input.into(),
+                        max: if a.is_ipv4() { 32 } else { 128 },
+                    },
+                    Err(_) => bad_address(),
+                }
+            })?,
+        };
+        if net.trunc() != net {
             return Err(CidrError::HostBits {
                 input: input.into(),
-                prefix,
-                network: shown,
+                prefix: net.prefix_len(),
+                network: net.network(),
             });
         }
-        Ok(Cidr {
-            network,
-            prefix: v6_prefix,
-        })
+        Ok(Cidr(match net {
+            IpNet::V6(v6) => v6,
+            IpNet::V4(v4) => Ipv6Net::new(v4.network().to_ipv6_mapped(), v4.prefix_len() + 96)
+                .map_err(|_| bad_address())?,
+        }))
     }
 }
 
 impl Cidr {
     /// Whether `ip` (record form: IPv4 as IPv4-mapped) is inside this block.
     pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        u128::from(ip) & mask(self.prefix) == self.network
+        self.0.contains(&ip)
     }
 }
 
@@ -360,13 +340,10 @@ fn is_tchar(b: u8) -> bool {
 /// `v6_prefix` bits of an IPv6 one. Prefixes beyond 32 / 128 keep the whole address.
 pub fn anonymize(ip: Ipv6Addr, v4_prefix: u8, v6_prefix: u8) -> Ipv6Addr {
     match ip.to_ipv4_mapped() {
-        Some(v4) => {
-            let keep = u32::MAX
-                .checked_shl(32 - u32::from(v4_prefix.min(32)))
-                .unwrap_or(0);
-            Ipv4Addr::from(u32::from(v4) & keep).to_ipv6_mapped()
-        }
-        None => Ipv6Addr::from(u128::from(ip) & mask(v6_prefix.min(128))),
+        Some(v4) => Ipv4Net::new(v4, v4_prefix.min(32))
+            .map_or(v4, |n| n.network())
+            .to_ipv6_mapped(),
+        None => Ipv6Net::new(ip, v6_prefix.min(128)).map_or(ip, |n| n.network()),
     }
 }
 
