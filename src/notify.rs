@@ -8,21 +8,21 @@
 //! | [`watchdog`] | `WATCHDOG=1` | every [`watchdog_interval`] / 2, only while every core makes progress |
 //! | [`status`] | `STATUS=...` | free text shown by `systemctl status` |
 //!
-//! For `WatchdogSec=`, each worker calls [`Heartbeats::beat`] from its loop (at least once a
-//! second, e.g. on its Date tick) and [`spawn_watchdog`] sends `WATCHDOG=1` only while every
-//! core's counter moves: a stuck core stops the pings and systemd restarts the service.
+//! For `WatchdogSec=`, each worker bumps a progress counter from its loop (at least once a
+//! second, e.g. on its Date tick), [`Heartbeats`] reads those counters, and [`spawn_watchdog`]
+//! sends `WATCHDOG=1` only while every core's counter moves: a stuck core stops the pings and
+//! systemd restarts the service.
 //!
 //! `NOTIFY_SOCKET` is a filesystem path (`/run/systemd/notify`) or, with a leading `@`, a
 //! Linux abstract socket name. Every call is a no-op when the variable is unset (not under
 //! systemd), never panics, and logs a failed send once instead of on every watchdog tick.
 #![forbid(unsafe_code)]
 
-use crate::server::stats::CoreStats;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,37 +71,52 @@ pub fn parse_watchdog(usec: &str, pid: Option<&str>, my_pid: u32) -> Option<Dura
     }
 }
 
-/// The workers' progress counters (`CoreStats::heartbeats`, bumped by each core's once-a-second
+/// How the watchdog reads the workers' progress counters (bumped by each core's once-a-second
 /// timer); only the watchdog thread reads them.
-#[derive(Debug)]
 pub struct Heartbeats {
-    cores: Vec<Arc<CoreStats>>,
+    cores: usize,
+    read: Box<dyn Fn(usize) -> u64 + Send + Sync>,
+    /// Counters of its own ([`Heartbeats::new`]), moved by [`Heartbeats::beat`].
+    own: Arc<[AtomicU64]>,
 }
 
 impl Heartbeats {
-    /// Watches the given cores' counters.
-    pub fn of(cores: Vec<Arc<CoreStats>>) -> Arc<Heartbeats> {
-        Arc::new(Heartbeats { cores })
+    /// Watches `cores` counters; `read(core)` is core's current count.
+    pub fn of(
+        cores: usize,
+        read: impl Fn(usize) -> u64 + Send + Sync + 'static,
+    ) -> Arc<Heartbeats> {
+        Arc::new(Heartbeats {
+            cores,
+            read: Box::new(read),
+            own: Arc::new([]),
+        })
     }
 
-    /// Fresh counters for `cores` cores (tests).
+    /// Counters of its own for `cores` cores, moved by [`Heartbeats::beat`] (tests).
     pub fn new(cores: usize) -> Arc<Heartbeats> {
-        Heartbeats::of((0..cores).map(|_| Arc::default()).collect())
+        let own: Arc<[AtomicU64]> = (0..cores).map(|_| AtomicU64::new(0)).collect();
+        let counters = own.clone();
+        Arc::new(Heartbeats {
+            cores,
+            read: Box::new(move |core| counters[core].load(Ordering::Relaxed)),
+            own,
+        })
     }
 
-    /// Records progress of worker `core`.
+    /// Records progress of worker `core` on the counters of [`Heartbeats::new`].
     pub fn beat(&self, core: usize) {
-        if let Some(stats) = self.cores.get(core) {
-            stats.heartbeat();
+        if let Some(counter) = self.own.get(core) {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// The cores whose counter has not moved since the previous call; `seen` keeps the counts.
     pub fn stalled(&self, seen: &mut Vec<u64>) -> Vec<usize> {
-        seen.resize(self.cores.len(), u64::MAX);
+        seen.resize(self.cores, u64::MAX);
         let mut stalled = Vec::new();
-        for (core, (stats, last)) in self.cores.iter().zip(seen.iter_mut()).enumerate() {
-            let now = stats.heartbeats.load(Ordering::Relaxed);
+        for (core, last) in seen.iter_mut().enumerate() {
+            let now = (self.read)(core);
             if now == *last {
                 stalled.push(core);
             }

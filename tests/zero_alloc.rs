@@ -2,11 +2,9 @@
 //! parse, record append and response included. A counting global allocator counts only on the
 //! worker thread; the client runs on another thread.
 
-use glint::clock::HttpDate;
-use glint::http::parse::Limits;
+use glint::http::policy::HttpPolicy;
+use glint::ingest::{Durability, RingSink};
 use glint::ring::{RingOptions, RingWriter};
-use glint::server::core::{CoreState, ResponseKind, ServeConfig};
-use glint::server::stats::CoreStats;
 use glint::server::{Phase, Worker};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -48,7 +46,7 @@ fn worker(
     io: &str,
     dir: &std::path::Path,
 ) -> (
-    Worker,
+    Worker<RingSink>,
     std::net::SocketAddr,
     tokio::sync::watch::Sender<Phase>,
 ) {
@@ -65,36 +63,18 @@ fn worker(
         },
     )
     .unwrap();
-    let cfg = ServeConfig {
-        limits: Limits::default(),
-        slot_size: 512,
-        health_path: "/healthz".into(),
-        max_requests_per_conn: u64::MAX,
-        sync_always: false,
-        head_timeout_secs: 10,
-        idle_timeout_secs: 60,
-        routes: glint::http::route::Routes::new(vec![], ResponseKind::Gif).unwrap(),
+    let policy = HttpPolicy {
         cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
-        redirect_allow: vec![],
-        honor_gpc: glint::server::core::GpcPolicy::Flag,
-        proxy_protocol: false,
-        real_ip: Default::default(),
-        anonymize: None,
-        capture_cookie: None,
+        ..HttpPolicy::default()
     };
-    let core = CoreState {
-        id: 0,
-        ring,
-        date: HttpDate::default(),
-        cfg: Arc::new(cfg),
-        stats: Arc::new(CoreStats::default()),
-        draining: false,
-    };
+    let (ctx, stats) =
+        glint::server::core_on_ring(0, ring, Durability::Background, Arc::new(policy));
     let (tx, rx) = tokio::sync::watch::channel(Phase::Running);
     let _ = io;
     (
         Worker {
-            core,
+            ctx,
+            stats,
             listeners: vec![listener],
             phase: rx,
             drain_timeout: Duration::from_secs(1),

@@ -5,24 +5,24 @@
 //! what the client sends. The driver does what a backend does: read into `read_buf`, `filled`,
 //! `process` until `Read`, write `out`, stop at `Close`. Invariants: never panics, never spins;
 //! every byte written parses as a sequence of well-formed HTTP/1.1 responses; every 2xx beacon
-//! answer has exactly one ring record behind it; nothing is answered after a `Connection:
-//! close` answer; after `Next::Close` nothing more is processed.
+//! answer has exactly one record behind it (in an in-memory sink shaped like a ring of 64 slots;
+//! every stored record parses); nothing is answered after a `Connection: close` answer; after
+//! `Next::Close` nothing more is processed.
 
-use glint::clock::HttpDate;
 use glint::http::conn::{Conn, Next};
+use glint::http::context::Context;
 use glint::http::parse::Limits;
+use glint::http::policy::{HttpPolicy, ResponseKind};
 use glint::http::realip::{ClientIpHeader, RealIpPolicy, TrustedProxies};
 use glint::http::route::{CorsOrigins, Routes};
-use glint::ring::{RingOptions, RingReader, RingWriter};
-use glint::server::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
-use glint::server::stats::CoreStats;
+use glint::ingest::{MemorySink, Sink};
+use glint::record::RecordView;
 use std::cell::RefCell;
 use std::sync::Arc;
 
 struct Fixture {
-    core: CoreState,
-    consumer: RingReader,
-    configs: [Arc<ServeConfig>; 3],
+    core: Context<MemorySink>,
+    configs: [Arc<HttpPolicy>; 3],
 }
 
 thread_local! {
@@ -30,36 +30,13 @@ thread_local! {
 }
 
 fn fixture() -> Fixture {
-    let dir = std::env::temp_dir().join(format!("glint-fuzz-conn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ring-000.glr");
-    let opts = RingOptions {
-        slot_size: 512,
-        capacity: 64,
-        core: 0,
-        identity: None,
-    };
-    let (ring, _) = RingWriter::open(&path, opts).unwrap();
-    let base = ServeConfig {
-        limits: Limits::default(),
-        slot_size: 512,
-        health_path: "/healthz".into(),
-        max_requests_per_conn: u64::MAX,
-        sync_always: false,
-        head_timeout_secs: 10,
-        idle_timeout_secs: 60,
-        routes: Routes::new(vec![], ResponseKind::Gif).unwrap(),
+    let base = HttpPolicy {
         cors: CorsOrigins::new(&["*".into()], 600),
         redirect_allow: vec!["example.com".into()],
-        honor_gpc: GpcPolicy::Flag,
-        proxy_protocol: false,
-        real_ip: Default::default(),
-        anonymize: None,
-        capture_cookie: None,
+        ..HttpPolicy::default()
     };
     // Small limits, 204 answers, few requests per connection, forwarded client IPs.
-    let small = ServeConfig {
+    let small = HttpPolicy {
         limits: Limits {
             max_head: 512,
             max_headers: 8,
@@ -79,7 +56,7 @@ fn fixture() -> Fixture {
         ..base.clone()
     };
     // PROXY protocol from a trusted peer, then a named CDN header.
-    let proxied = ServeConfig {
+    let proxied = HttpPolicy {
         proxy_protocol: true,
         real_ip: RealIpPolicy {
             trusted: TrustedProxies::parse(["127.0.0.1"]).unwrap(),
@@ -91,18 +68,12 @@ fn fixture() -> Fixture {
         },
         ..base.clone()
     };
-    let mut date = HttpDate::default();
-    date.refresh(1_700_000_000);
+    // A ring of 64 slots of 512 bytes, emptied between runs: a run may fill it (503s).
+    let sink = MemorySink::new(0, 512, 64);
+    let mut core = Context::new(Arc::new(base.clone()), Default::default(), sink);
+    core.date.refresh(1_700_000_000);
     Fixture {
-        core: CoreState {
-            id: 0,
-            ring,
-            date,
-            cfg: Arc::new(base.clone()),
-            stats: Arc::new(CoreStats::default()),
-            draining: false,
-        },
-        consumer: RingReader::open_consumer(&path).unwrap(),
+        core,
         configs: [Arc::new(base), Arc::new(small), Arc::new(proxied)],
     }
 }
@@ -130,7 +101,7 @@ pub fn check(data: &[u8]) {
     };
     FIXTURE.with(|f| {
         let f = &mut *f.borrow_mut();
-        f.core.cfg = f.configs[usize::from(c & 3) % 3].clone();
+        f.core.policy = f.configs[usize::from(c & 3) % 3].clone();
         f.core.draining = c & 4 != 0;
         let time_out_at_end = c & 8 != 0;
         let max = if *a == 0 { 1 << 16 } else { usize::from(*a) };
@@ -139,18 +110,24 @@ pub fn check(data: &[u8]) {
             max,
         };
         run(&mut f.core, input, &mut pieces, time_out_at_end);
-        // Keep the ring from filling (consume everything), but not every run: it msyncs.
-        if f.core.ring.occupancy() > 32 {
-            f.consumer.advance_cursor(f.core.ring.next_seq()).unwrap();
+        for record in f.core.sink.records() {
+            RecordView::parse(record).expect("every stored record is well formed");
         }
+        f.core.sink.clear();
     });
 }
 
-fn run(core: &mut CoreState, mut input: &[u8], pieces: &mut Pieces, time_out_at_end: bool) {
+fn run(
+    core: &mut Context<MemorySink>,
+    mut input: &[u8],
+    pieces: &mut Pieces,
+    time_out_at_end: bool,
+) {
     let mut conn = Conn::new("127.0.0.1:40000".parse().unwrap(), core);
     // Records, not slots: a record may take several slots.
-    let records = |core: &CoreState| {
-        core.stats
+    let records = |core: &Context<MemorySink>| {
+        core.sink
+            .stats()
             .records
             .load(std::sync::atomic::Ordering::Relaxed)
     };

@@ -1,13 +1,15 @@
 //! Answering one complete request: route it, record it if it is a beacon (client IP resolved,
 //! privacy applied), and append the canned answer with its varying headers.
 
+use super::context::Context;
 use super::parse::{Framing, RequestHead};
+use super::policy::GpcPolicy;
 use super::realip::{anonymize, cookie_value, ForwardingHeaders};
 use super::response::{self, Canned, ConnHeader};
 use super::route::{self, RouteAction};
+use crate::ingest::Sink;
 use crate::record::{flags, BodyKind, IpSource, Method, RecordFields};
 use crate::ring::AppendError;
-use crate::server::core::{CoreState, GpcPolicy};
 use std::net::Ipv6Addr;
 
 /// What answering needs besides the request: the peer, the per-connection buffers for headers
@@ -25,8 +27,8 @@ pub(super) struct Side {
 
 /// Routes one complete request, records it if it is a beacon, and appends the answer.
 /// Returns whether the connection stays open.
-pub(super) fn answer(
-    core: &mut CoreState,
+pub(super) fn answer<S: Sink>(
+    core: &mut Context<S>,
     out: &mut Vec<u8>,
     side: &mut Side,
     head: &RequestHead<'_>,
@@ -35,7 +37,7 @@ pub(super) fn answer(
     pipelined: bool,
 ) -> bool {
     side.requests += 1;
-    let cfg = &core.cfg;
+    let cfg = &*core.policy;
     let keep_alive = head.keep_alive && !core.draining && side.requests < cfg.max_requests_per_conn;
     let conn = match (keep_alive, head.http_minor) {
         (false, _) => ConnHeader::Close,
@@ -89,7 +91,7 @@ pub(super) fn answer(
         record = false;
     }
     let canned = if record {
-        match core.append(&record_fields(
+        let fields = record_fields(
             core,
             head,
             body,
@@ -98,7 +100,8 @@ pub(super) fn answer(
             keep_alive,
             pipelined,
             canned.status,
-        )) {
+        );
+        match core.sink.append(&fields) {
             Ok(()) => canned,
             Err(AppendError::Full) => {
                 side.extra.clear();
@@ -128,8 +131,8 @@ pub(super) fn answer(
 
 /// The record of one answered request.
 #[allow(clippy::too_many_arguments)]
-fn record_fields<'a>(
-    core: &CoreState,
+fn record_fields<'a, S: Sink>(
+    core: &Context<S>,
     head: &RequestHead<'a>,
     body: &'a [u8],
     body_len: u64,
@@ -150,7 +153,7 @@ fn record_fields<'a>(
         .iter()
         .filter(|(on, _)| *on)
         .fold(0, |acc, (_, bit)| acc | bit);
-    let cfg = &core.cfg;
+    let cfg = &*core.policy;
     let forwarding = ForwardingHeaders {
         x_forwarded_for: head.x_forwarded_for,
         forwarded: head.forwarded,
@@ -173,7 +176,7 @@ fn record_fields<'a>(
         .and_then(|name| cookie_value(head.cookie, name));
     RecordFields {
         ts_ns: crate::clock::now_ns(),
-        core: core.id,
+        core: core.sink.core(),
         status,
         method: head.method,
         http_minor: head.http_minor,

@@ -8,11 +8,12 @@
 
 use super::answer::{answer, Side};
 use super::chunked::{ChunkError, ChunkedDecoder};
+use super::context::Context;
 use super::parse::{parse_request_head, Framing, Parsed, Reject};
-use super::proxy::{parse_proxy_header, ProxyParse};
+use super::proxy::{parse_proxy_header, ProxyError, ProxyParse};
 use super::response::{self, ConnHeader};
+use crate::ingest::Sink;
 use crate::record::{IpSource, HEADER_LEN};
-use crate::server::core::CoreState;
 use std::net::SocketAddr;
 
 /// What the backend does after writing `out`.
@@ -56,11 +57,6 @@ pub struct Conn {
     request_started: u64,
 }
 
-/// Indexes into `http::proxy::PROXY_ERROR_REASONS`.
-const PROXY_UNTRUSTED: usize = 0;
-const PROXY_MALFORMED: usize = 1;
-const PROXY_INCOMPLETE: usize = 2;
-
 /// Bytes reserved in `out` per response beyond the varying headers (which are bounded by the
 /// head size); `process` stops before `out` would grow past its capacity.
 const RESPONSE_ROOM: usize = 512;
@@ -69,15 +65,15 @@ const OUT_CAPACITY: usize = 32 * 1024;
 impl Conn {
     /// A connection from `peer`. With `--proxy-protocol`, a peer outside `--trusted-proxy` is
     /// refused at once (see [`Conn::is_closed`]) and counted.
-    pub fn new(peer: SocketAddr, core: &CoreState) -> Conn {
-        let cfg = &core.cfg;
-        let body_room = cfg.slot_size - HEADER_LEN;
+    pub fn new<S: Sink>(peer: SocketAddr, core: &Context<S>) -> Conn {
+        let cfg = &*core.policy;
+        let body_room = core.sink.slot_size() - HEADER_LEN;
         let peer_ip = crate::record::ip_to_v6(peer.ip());
         let state = match cfg.proxy_protocol {
             false => State::Head,
             true if cfg.real_ip.trusted.contains(peer_ip) => State::Proxy,
             true => {
-                core.stats.proxy_error(PROXY_UNTRUSTED);
+                core.stats.proxy_error(ProxyError::UntrustedPeer);
                 State::Closed
             }
         };
@@ -142,23 +138,23 @@ impl Conn {
     ///
     /// Seconds are whole, so the deadline is rounded up by one: a sweep at the first second
     /// boundary after the deadline never closes a connection before its full timeout.
-    pub fn deadline(&mut self, now_secs: u64, core: &CoreState) -> u64 {
+    pub fn deadline<S: Sink>(&mut self, now_secs: u64, core: &Context<S>) -> u64 {
         if self.mid_request() {
             if self.request_started == 0 {
                 self.request_started = now_secs;
             }
-            self.request_started + core.cfg.head_timeout_secs + 1
+            self.request_started + core.policy.head_timeout_secs + 1
         } else {
             self.request_started = 0;
-            now_secs + core.cfg.idle_timeout_secs + 1
+            now_secs + core.policy.idle_timeout_secs + 1
         }
     }
 
     /// Called when [`Conn::deadline`] has passed: a partial request gets 408, an idle
     /// connection is just closed. Always ends the connection.
-    pub fn timed_out(&mut self, core: &mut CoreState) -> Next {
+    pub fn timed_out<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
         if matches!(self.state, State::Proxy) {
-            core.stats.proxy_error(PROXY_INCOMPLETE);
+            core.stats.proxy_error(ProxyError::Incomplete);
             core.stats.timed_out(false);
         } else if self.mid_request() && !matches!(self.state, State::Closed) {
             core.stats.timed_out(true);
@@ -178,28 +174,22 @@ impl Conn {
     }
 
     /// Answers every complete request in the buffer (see module docs).
-    pub fn process(&mut self, core: &mut CoreState) -> Next {
-        let first_seq = core.ring.next_seq();
+    pub fn process<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
         let next = self.process_batch(core);
-        let last_seq = core.ring.next_seq();
-        if core.cfg.sync_always && last_seq > first_seq {
-            if let Err(e) = core.ring.sync_records(first_seq, last_seq) {
-                // The kernel may have dropped the pages: these records are not durable, so
-                // their 2xx must not be sent. Never retried as if it had succeeded.
-                core.stats.msync_failed(&e);
-                self.out.clear();
-                self.state = State::Closed;
-                return Next::Close;
-            }
+        if core.sink.commit().is_err() {
+            // The batch's records are not as durable as promised: their 2xx must not be sent.
+            self.out.clear();
+            self.state = State::Closed;
+            return Next::Close;
         }
         next
     }
 
-    fn process_batch(&mut self, core: &mut CoreState) -> Next {
+    fn process_batch<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
         // Set once a request of this batch was answered: the ones after it were pipelined.
         let mut pipelined = false;
         loop {
-            if self.out.len() + RESPONSE_ROOM + core.cfg.limits.max_head > self.out.capacity() {
+            if self.out.len() + RESPONSE_ROOM + core.policy.limits.max_head > self.out.capacity() {
                 return Next::Write;
             }
             match &mut self.state {
@@ -207,7 +197,7 @@ impl Conn {
                 State::Proxy => match parse_proxy_header(&self.buf[self.start..self.end]) {
                     ProxyParse::Partial => return Next::Read,
                     ProxyParse::Invalid(_) => {
-                        core.stats.proxy_error(PROXY_MALFORMED);
+                        core.stats.proxy_error(ProxyError::Malformed);
                         self.state = State::Closed;
                         return Next::Close;
                     }
@@ -264,7 +254,7 @@ impl Conn {
                         }
                         Ok(used) => self.start += used,
                     }
-                    if declared > core.cfg.limits.max_body {
+                    if declared > core.policy.limits.max_body {
                         return self.reject(core, Reject::PayloadTooLarge);
                     }
                     if !done {
@@ -278,9 +268,9 @@ impl Conn {
     }
 
     /// Parses a head at `start`; answers it if its body (if any) is already buffered.
-    fn on_head(&mut self, core: &mut CoreState, pipelined: bool) -> Option<Next> {
+    fn on_head<S: Sink>(&mut self, core: &mut Context<S>, pipelined: bool) -> Option<Next> {
         let avail = &self.buf[self.start..self.end];
-        let head = match parse_request_head(avail, &core.cfg.limits) {
+        let head = match parse_request_head(avail, &core.policy.limits) {
             Parsed::Partial => return Some(Next::Read),
             Parsed::Error(reject) => return Some(self.reject(core, reject)),
             Parsed::Complete(head) => head,
@@ -333,8 +323,8 @@ impl Conn {
     }
 
     /// Answers the request whose head is in `head_copy` and body in `body`.
-    fn finish_buffered_request(&mut self, core: &mut CoreState, pipelined: bool) {
-        let keep = match parse_request_head(&self.head_copy, &core.cfg.limits) {
+    fn finish_buffered_request<S: Sink>(&mut self, core: &mut Context<S>, pipelined: bool) {
+        let keep = match parse_request_head(&self.head_copy, &core.policy.limits) {
             Parsed::Complete(head) => answer(
                 core,
                 &mut self.out,
@@ -350,7 +340,7 @@ impl Conn {
         self.state = if keep { State::Head } else { State::Closed };
     }
 
-    fn reject(&mut self, core: &mut CoreState, reject: Reject) -> Next {
+    fn reject<S: Sink>(&mut self, core: &mut Context<S>, reject: Reject) -> Next {
         core.stats.rejected(reject);
         let canned = match reject {
             Reject::BadRequest => &response::BAD_REQUEST,

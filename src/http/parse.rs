@@ -64,21 +64,23 @@ impl Default for Limits {
 /// Upper bound on `max_headers` (the parser's header array lives on the stack).
 pub const HEADERS_CAP: usize = 128;
 
-/// Why a request is refused; each maps to one canned response and one counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reject {
-    /// Malformed request line or header syntax, bare LF, bad Host, bad framing headers.
-    BadRequest,
-    /// Request line or target longer than `max_target`.
-    UriTooLong,
-    /// Head larger than `max_head` or more than `max_headers` fields.
-    HeaderTooLarge,
-    /// Unknown HTTP version.
-    VersionNotSupported,
-    /// A transfer coding other than chunked.
-    NotImplemented,
-    /// Declared body larger than `max_body`.
-    PayloadTooLarge,
+crate::enum_table::indexed_enum! {
+    /// Why a request is refused; each maps to one canned response and one counter.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Reject {
+        /// Malformed request line or header syntax, bare LF, bad Host, bad framing headers.
+        BadRequest,
+        /// Request line or target longer than `max_target`.
+        UriTooLong,
+        /// Head larger than `max_head` or more than `max_headers` fields.
+        HeaderTooLarge,
+        /// Unknown HTTP version.
+        VersionNotSupported,
+        /// A transfer coding other than chunked.
+        NotImplemented,
+        /// Declared body larger than `max_body`.
+        PayloadTooLarge,
+    }
 }
 
 impl Reject {

@@ -33,8 +33,30 @@ pub const V1_MAX_LEN: usize = 107;
 /// Longest v2 header accepted, fixed part included: bounds the per-connection buffer. HAProxy,
 /// AWS NLB and GCP headers with their TLVs are a few hundred bytes.
 pub const V2_MAX_LEN: usize = 4096;
-/// Reasons a PROXY-protocol connection is closed, for counters (bounded metric labels).
-pub const PROXY_ERROR_REASONS: [&str; 3] = ["untrusted_peer", "malformed", "incomplete"];
+
+crate::enum_table::indexed_enum! {
+    /// Why a PROXY-protocol connection is closed; each has a counter (a bounded metric label).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ProxyError {
+        /// The peer is not a `--trusted-proxy`: refused at accept.
+        UntrustedPeer,
+        /// The header does not parse.
+        Malformed,
+        /// The connection timed out before the whole header arrived.
+        Incomplete,
+    }
+}
+
+impl ProxyError {
+    /// Label for counters and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProxyError::UntrustedPeer => "untrusted_peer",
+            ProxyError::Malformed => "malformed",
+            ProxyError::Incomplete => "incomplete",
+        }
+    }
+}
 
 const V1_PREFIX: &[u8] = b"PROXY ";
 const V2_FIXED_LEN: usize = 16;

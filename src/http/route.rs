@@ -2,7 +2,7 @@
 //! allowlist, and CORS. Pure functions over request bytes; the answer's varying headers are
 //! written into a buffer the connection owns, never allocated per request.
 
-use crate::server::core::ResponseKind;
+use super::policy::ResponseKind;
 
 /// What a path answers to GET and HEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

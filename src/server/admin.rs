@@ -8,7 +8,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::stats::{CoreStats, REJECT_REASONS};
+use super::stats::CoreStats;
+use crate::http::parse::Reject;
+use crate::http::proxy::ProxyError;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -103,19 +105,19 @@ type Read64 = fn(&CoreStats) -> u64;
 /// Per-core series with only a `core` label: (name, type, help, reader).
 #[rustfmt::skip]
 const PER_CORE: &[(&str, &str, &str, Read64)] = &[
-    ("glint_records_written_total", "counter", "Records appended to the core's ring.", |s| s.records.load(Relaxed)),
-    ("glint_record_bytes_total", "counter", "Ring bytes taken by records (the slots each record took).", |s| s.record_bytes.load(Relaxed)),
-    ("glint_records_multi_slot_total", "counter", "Records that took more than one ring slot (see --slot-size).", |s| s.multi_slot.load(Relaxed)),
-    ("glint_ring_full_rejections_total", "counter", "Beacons refused with 503 because the ring was full.", |s| s.ring_full.load(Relaxed)),
-    ("glint_connections_open", "gauge", "Connections open now.", |s| s.conns_open.load(Relaxed)),
-    ("glint_connections_accepted_total", "counter", "Connections accepted.", |s| s.conns_accepted.load(Relaxed)),
-    ("glint_connections_refused_total", "counter", "Connections closed at once because the core was at --max-conns.", |s| s.conns_refused.load(Relaxed)),
-    ("glint_accept_errors_total", "counter", "accept() failures.", |s| s.accept_errors.load(Relaxed)),
-    ("glint_msync_errors_total", "counter", "Failed msync of ring records; their answers were withheld.", |s| s.msync_errors.load(Relaxed)),
-    ("glint_request_timeouts_total", "counter", "Connections closed with 408 because a request took too long to arrive.", |s| s.request_timeouts.load(Relaxed)),
-    ("glint_idle_timeouts_total", "counter", "Kept-alive connections closed after the idle timeout.", |s| s.idle_timeouts.load(Relaxed)),
-    ("glint_redirects_refused_total", "counter", "Click redirects refused: target host not in --redirect-allow.", |s| s.redirects_refused.load(Relaxed)),
-    ("glint_gpc_dropped_total", "counter", "Hits with Sec-GPC: 1 answered but not stored (--honor-gpc drop).", |s| s.gpc_dropped.load(Relaxed)),
+    ("glint_records_written_total", "counter", "Records appended to the core's ring.", |s| s.sink.records.load(Relaxed)),
+    ("glint_record_bytes_total", "counter", "Ring bytes taken by records (the slots each record took).", |s| s.sink.record_bytes.load(Relaxed)),
+    ("glint_records_multi_slot_total", "counter", "Records that took more than one ring slot (see --slot-size).", |s| s.sink.multi_slot.load(Relaxed)),
+    ("glint_ring_full_rejections_total", "counter", "Beacons refused with 503 because the ring was full.", |s| s.sink.ring_full.load(Relaxed)),
+    ("glint_connections_open", "gauge", "Connections open now.", |s| s.conns.open.load(Relaxed)),
+    ("glint_connections_accepted_total", "counter", "Connections accepted.", |s| s.conns.accepted.load(Relaxed)),
+    ("glint_connections_refused_total", "counter", "Connections closed at once because the core was at --max-conns.", |s| s.conns.refused.load(Relaxed)),
+    ("glint_accept_errors_total", "counter", "accept() failures.", |s| s.conns.accept_errors.load(Relaxed)),
+    ("glint_msync_errors_total", "counter", "Failed msync of ring records; their answers were withheld.", |s| s.sink.msync_errors.load(Relaxed)),
+    ("glint_request_timeouts_total", "counter", "Connections closed with 408 because a request took too long to arrive.", |s| s.http.request_timeouts.load(Relaxed)),
+    ("glint_idle_timeouts_total", "counter", "Kept-alive connections closed after the idle timeout.", |s| s.http.idle_timeouts.load(Relaxed)),
+    ("glint_redirects_refused_total", "counter", "Click redirects refused: target host not in --redirect-allow.", |s| s.http.redirects_refused.load(Relaxed)),
+    ("glint_gpc_dropped_total", "counter", "Hits with Sec-GPC: 1 answered but not stored (--honor-gpc drop).", |s| s.http.gpc_dropped.load(Relaxed)),
 ];
 
 const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
@@ -155,7 +157,8 @@ fn label(value: &str) -> String {
 pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: &AdminInfo) {
     let requests = ("glint_requests_total", "Answers sent, by status class.");
     labelled_counter(out, cores, requests, "status", &STATUS_CLASSES, |s, i| {
-        [&s.status_2xx, &s.status_3xx, &s.status_4xx, &s.status_5xx][i].load(Relaxed)
+        let h = &s.http;
+        [&h.status_2xx, &h.status_3xx, &h.status_4xx, &h.status_5xx][i].load(Relaxed)
     });
     for (name, kind, help, read) in PER_CORE {
         family(out, name, kind, help);
@@ -163,13 +166,13 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
             let _ = writeln!(out, "{name}{{core=\"{core}\"}} {}", read(s));
         }
     }
-    let reasons = REJECT_REASONS.map(|r| r.reason());
+    let reasons = Reject::ALL.map(Reject::reason);
     let parse_errors = (
         "glint_parse_errors_total",
         "Requests refused before routing, by reason.",
     );
     labelled_counter(out, cores, parse_errors, "reason", &reasons, |s, i| {
-        s.rejects[i].load(Relaxed)
+        s.http.rejects[i].load(Relaxed)
     });
     let proxy = (
         "glint_proxy_protocol_errors_total",
@@ -180,8 +183,8 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
         cores,
         proxy,
         "reason",
-        &crate::http::proxy::PROXY_ERROR_REASONS,
-        |s, i| s.proxy_errors[i].load(Relaxed),
+        &ProxyError::ALL.map(ProxyError::reason),
+        |s, i| s.http.proxy_errors[i].load(Relaxed),
     );
     render_rings(out, &extra.rings);
     family(

@@ -32,12 +32,14 @@ fn cores(n: usize) -> Vec<Arc<CoreStats>> {
 #[test]
 fn render_is_valid_and_complete() {
     let stats = cores(2);
-    stats[1].answered(204);
-    stats[1].answered(302);
-    stats[0].recorded(3, 3, 512);
-    stats[1].rejected(crate::http::parse::Reject::UriTooLong);
-    stats[0].conn_opened();
-    stats[0].timed_out(true);
+    stats[1].http.answered(204);
+    stats[1].http.answered(302);
+    stats[0].sink.recorded(3, 3, 512);
+    stats[1]
+        .http
+        .rejected(crate::http::parse::Reject::UriTooLong);
+    stats[0].conns.opened();
+    stats[0].http.timed_out(true);
     let info = AdminInfo {
         rings: vec![
             RingOccupancy {
@@ -94,8 +96,7 @@ fn render_is_valid_and_complete() {
         get("glint_proxy_protocol_errors_total{core=\"0\",reason=\"malformed\"}"),
         0.0
     );
-    let proxy_reasons = crate::http::proxy::PROXY_ERROR_REASONS.len();
-    let per_core = 4 + PER_CORE.len() + REJECT_REASONS.len() + proxy_reasons + 2;
+    let per_core = 4 + PER_CORE.len() + Reject::COUNT + ProxyError::COUNT + 2;
     assert_eq!(series.len(), 2 * per_core + 2);
 }
 
@@ -161,8 +162,8 @@ fn admin_listener_serves_metrics_that_move() {
     let before = check_exposition(&body).unwrap();
     assert_eq!(before[key], 0.0);
     assert_eq!(before["glint_ring_slots_used{core=\"1\"}"], 1.0);
-    stats[1].answered(200);
-    stats[1].answered(204);
+    stats[1].http.answered(200);
+    stats[1].http.answered(204);
     let after = check_exposition(&get(addr, "/metrics?x=1").1).unwrap();
     assert_eq!(after[key], 2.0);
     let (health_head, health_body) = get(addr, "/healthz");

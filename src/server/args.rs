@@ -1,8 +1,8 @@
 //! The command line of `glint serve`.
 
-use super::core::{GpcPolicy, ResponseKind};
 use crate::clock::parse_duration;
 use crate::http::parse::{DEFAULT_MAX_HEAD, DEFAULT_MAX_TARGET};
+use crate::http::policy::{GpcPolicy, ResponseKind};
 use crate::http::realip::{Cidr, ClientIpHeader};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,19 +3,22 @@
 #![forbid(unsafe_code)]
 
 use super::listener::is_resource_exhaustion;
+use super::stats::CoreStats;
 use super::{Phase, Worker};
 use crate::http::conn::{Conn, Next};
-use crate::server::core::CoreState;
+use crate::http::context::Context;
+use crate::ingest::Sink;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 /// Runs one worker until shutdown; returns when its connections are done or the drain timed out.
-pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
+pub fn run<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -23,9 +26,10 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
     local.block_on(&rt, serve(worker))
 }
 
-async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
+async fn serve<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     let Worker {
-        core,
+        ctx: core,
+        stats,
         listeners,
         mut phase,
         drain_timeout,
@@ -39,6 +43,7 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
         let listener = TcpListener::from_std(listener)?;
         let ctx = ConnCtx {
             core: core.clone(),
+            stats: stats.clone(),
             phase: phase.clone(),
             open: open.clone(),
             drain_timeout,
@@ -52,8 +57,8 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                core.borrow_mut().date.refresh(crate::clock::now_ns() / 1_000_000_000);
-                core.borrow().stats.heartbeat();
+                core.borrow_mut().tick(crate::clock::now_ns() / 1_000_000_000);
+                stats.conns.heartbeat();
                 sweep(&timers, core.borrow().now_secs());
             }
             changed = phase.changed() => {
@@ -75,13 +80,26 @@ async fn serve(worker: Worker) -> Result<(), crate::BoxError> {
     Ok(())
 }
 
-#[derive(Clone)]
-struct ConnCtx {
-    core: Rc<RefCell<CoreState>>,
+struct ConnCtx<S> {
+    core: Rc<RefCell<Context<S>>>,
+    stats: Arc<CoreStats>,
     phase: watch::Receiver<Phase>,
     open: Rc<Cell<usize>>,
     drain_timeout: Duration,
     timers: Timers,
+}
+
+impl<S> Clone for ConnCtx<S> {
+    fn clone(&self) -> Self {
+        ConnCtx {
+            core: self.core.clone(),
+            stats: self.stats.clone(),
+            phase: self.phase.clone(),
+            open: self.open.clone(),
+            drain_timeout: self.drain_timeout,
+            timers: self.timers.clone(),
+        }
+    }
 }
 
 /// A connection's deadline, checked by the core's once-a-second sweep instead of a timer per
@@ -107,29 +125,29 @@ fn sweep(timers: &Timers, now_secs: u64) {
     });
 }
 
-async fn accept_loop(listener: TcpListener, ctx: ConnCtx, max_conns: usize) {
-    let stats = ctx.core.borrow().stats.clone();
+async fn accept_loop<S: Sink + 'static>(listener: TcpListener, ctx: ConnCtx<S>, max_conns: usize) {
+    let stats = ctx.stats.clone();
     let mut last_warning: Option<Instant> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if ctx.open.get() >= max_conns {
-                    stats.conn_refused();
+                    stats.conns.refused();
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
                 ctx.open.set(ctx.open.get() + 1);
-                stats.conn_opened();
+                stats.conns.opened();
                 let ctx = ctx.clone();
                 let stats = stats.clone();
                 tokio::task::spawn_local(async move {
                     serve_conn(stream, peer, &ctx).await;
                     ctx.open.set(ctx.open.get() - 1);
-                    stats.conn_closed();
+                    stats.conns.closed();
                 });
             }
             Err(e) => {
-                stats.accept_error();
+                stats.conns.accept_error();
                 if is_resource_exhaustion(&e) {
                     // The connection stays queued: retrying at once would spin at 100% CPU.
                     if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -143,7 +161,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, max_conns: usize) {
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx) {
+async fn serve_conn<S: Sink>(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx<S>) {
     let mut phase = ctx.phase.clone();
     let mut conn = Conn::new(peer, &ctx.core.borrow());
     if conn.is_closed() {

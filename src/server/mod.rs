@@ -8,7 +8,6 @@
 pub mod admin;
 pub mod args;
 pub mod config;
-pub mod core;
 pub mod epoll;
 mod lifecycle;
 pub mod listener;
@@ -21,12 +20,13 @@ pub use self::args::{IoBackend, ServeArgs, SyncMode};
 /// The file in a data dir that the serving glint holds an exclusive flock on (one glint per
 /// data dir); doctor finds the serving process by it.
 pub const DATA_DIR_LOCK: &str = ".serve.lock";
-use self::core::{CoreState, ServeConfig};
 use self::lifecycle::{lock_data_dir, spawn_syncer, sync_files_clone, Signals};
 use self::stats::CoreStats;
-use crate::clock::HttpDate;
+use crate::http::context::Context;
 use crate::http::parse::{Limits, HEADERS_CAP};
+use crate::http::policy::HttpPolicy;
 use crate::http::realip::{ClientIpHeader, RealIpPolicy, TrustedProxies};
+use crate::ingest::{Durability, RingSink};
 use crate::ring::{ring_file_name, RingOptions, RingWriter};
 
 use std::net::TcpListener;
@@ -47,8 +47,11 @@ pub enum Phase {
 }
 
 /// Everything one worker thread needs; moved into the thread.
-pub struct Worker {
-    pub core: CoreState,
+pub struct Worker<S> {
+    /// The HTTP layer's per-core context, with the core's ingest sink.
+    pub ctx: Context<S>,
+    /// This core's counters; the backend writes the connection ones.
+    pub stats: Arc<CoreStats>,
     pub listeners: Vec<TcpListener>,
     pub phase: watch::Receiver<Phase>,
     pub drain_timeout: Duration,
@@ -61,7 +64,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         Some(path) => with_config_file(path)?,
         None => (args, Vec::new()),
     };
-    let cfg = Arc::new(config(&args, routes)?);
+    let policy = Arc::new(config(&args, routes)?);
     // Handle SIGTERM and SIGINT before anything is announced, so an early signal drains
     // instead of killing the process with the default action.
     let signals = Signals::install()?;
@@ -77,7 +80,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let identity = crate::instance::open_or_create(&args.data_dir, args.instance_name.as_deref())?;
     // Every ring is recovered before any listener exists, so no connection waits on a recovery.
     let cores = (0..threads)
-        .map(|id| open_core(id, &args, &cfg, identity))
+        .map(|id| open_core(id, &args, &policy, identity))
         .collect::<Result<Vec<_>, _>>()?;
     let listeners = listener::bind_all(&args.listen, threads, args.backlog)?;
     for (asked, bound) in args.listen.iter().zip(&listeners[0]) {
@@ -94,11 +97,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let mut workers = Vec::with_capacity(threads);
     let mut sync_files = Vec::with_capacity(threads);
     let mut all_stats = Vec::with_capacity(threads);
-    for (core, listeners) in cores.into_iter().zip(listeners) {
-        sync_files.push((core.ring.path().to_path_buf(), core.ring.sync_handle()?));
-        all_stats.push(core.stats.clone());
+    for ((ctx, stats), listeners) in cores.into_iter().zip(listeners) {
+        let ring = ctx.sink.ring();
+        sync_files.push((ring.path().to_path_buf(), ring.sync_handle()?));
+        all_stats.push(stats.clone());
         workers.push(Worker {
-            core,
+            ctx,
+            stats,
             listeners,
             phase: phase_rx.clone(),
             drain_timeout: args.drain_timeout,
@@ -141,7 +146,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
         identity.name(),
         identity.id_hex()
     );
-    let _watchdog = crate::notify::spawn_watchdog(crate::notify::Heartbeats::of(all_stats.clone()));
+    let beats = all_stats.clone();
+    let heartbeats = crate::notify::Heartbeats::of(beats.len(), move |core| {
+        beats[core]
+            .conns
+            .heartbeats
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let _watchdog = crate::notify::spawn_watchdog(heartbeats);
     crate::notify::ready();
     let syncer = (args.sync == SyncMode::Interval)
         .then(|| spawn_syncer(sync_files_clone(&sync_files), args.sync_interval));
@@ -176,7 +188,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
             sync_failed = true;
         } else if failed.is_none() {
             // Every worker has stopped, so its last append's head is final.
-            let head = stats.ring_head.load(std::sync::atomic::Ordering::Acquire);
+            let head = stats
+                .sink
+                .ring_head
+                .load(std::sync::atomic::Ordering::Acquire);
             if let Err(e) = crate::ring::record_clean_stop(path, head) {
                 crate::error!("cannot record the clean stop: {e}");
                 sync_failed = true;
@@ -185,7 +200,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     }
     let records: u64 = all_stats
         .iter()
-        .map(|s| s.records.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|s| s.sink.records.load(std::sync::atomic::Ordering::Relaxed))
         .sum();
     crate::info!("stopped: {records} records written this run");
     Ok(if failed.is_some() || sync_failed {
@@ -223,7 +238,7 @@ fn with_config_file(path: &Path) -> Result<(ServeArgs, Vec<crate::http::route::R
     Ok((parsed.args, file.routes))
 }
 
-fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<ServeConfig, String> {
+fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<HttpPolicy, String> {
     crate::ring::format::check_geometry(args.slot_size, args.ring_slots)
         .map_err(|e| e.to_string())?;
     if args.listen.is_empty() {
@@ -251,7 +266,7 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
             args.health_path
         ));
     }
-    Ok(ServeConfig {
+    Ok(HttpPolicy {
         limits: Limits {
             max_head: args.max_head_size,
             max_headers: args.max_headers,
@@ -263,10 +278,8 @@ fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<Se
                 _ => None,
             },
         },
-        slot_size: args.slot_size,
         health_path: args.health_path.clone(),
         max_requests_per_conn: args.max_requests_per_conn.max(1),
-        sync_always: args.sync == SyncMode::Always,
         head_timeout_secs: args.head_timeout.as_secs().max(1),
         idle_timeout_secs: args.idle_timeout.as_secs().max(1),
         routes: crate::http::route::Routes::new(routes, args.response)?,
@@ -332,9 +345,9 @@ fn choose_backend(asked: IoBackend) -> Result<IoBackend, String> {
 fn open_core(
     id: usize,
     args: &ServeArgs,
-    cfg: &Arc<ServeConfig>,
+    policy: &Arc<HttpPolicy>,
     identity: crate::instance::Identity,
-) -> Result<CoreState, crate::BoxError> {
+) -> Result<(Context<RingSink>, Arc<CoreStats>), crate::BoxError> {
     let path = args.data_dir.join(ring_file_name(id));
     let opts = RingOptions {
         slot_size: args.slot_size,
@@ -386,18 +399,23 @@ fn open_core(
             rec.damaged.len() - 10
         );
     }
+    let durability = match args.sync {
+        SyncMode::Always => Durability::EachBatch,
+        SyncMode::Interval => Durability::Background,
+    };
+    Ok(core_on_ring(id as u16, ring, durability, policy.clone()))
+}
+
+/// One core's HTTP context over its ring, and the counters it shares with the admin listener.
+pub fn core_on_ring(
+    id: u16,
+    ring: RingWriter,
+    durability: Durability,
+    policy: Arc<HttpPolicy>,
+) -> (Context<RingSink>, Arc<CoreStats>) {
     let stats = Arc::new(CoreStats::default());
-    stats
-        .ring_head
-        .store(rec.next_seq, std::sync::atomic::Ordering::Relaxed);
-    Ok(CoreState {
-        id: id as u16,
-        ring,
-        date: HttpDate::default(),
-        cfg: cfg.clone(),
-        stats,
-        draining: false,
-    })
+    let sink = RingSink::new(id, ring, stats.sink.clone(), durability);
+    (Context::new(policy, stats.http.clone(), sink), stats)
 }
 
 /// The running admin listener: its shared state and its thread.
@@ -426,6 +444,7 @@ fn start_admin(
     let heads: Vec<Arc<CoreStats>> = stats.to_vec();
     let occupancy = move |core: usize| {
         let head = heads[core]
+            .sink
             .ring_head
             .load(std::sync::atomic::Ordering::Relaxed);
         let reader = &readers[core];

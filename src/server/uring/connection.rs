@@ -5,6 +5,7 @@
 
 use super::event_loop::EventLoop;
 use crate::http::conn::Next;
+use crate::ingest::Sink;
 use std::time::{Duration, Instant};
 
 /// How long a closing connection's unread input is drained, and how much of it.
@@ -47,7 +48,7 @@ pub(super) struct ConnState {
     pub(super) send_failed: Option<i32>,
 }
 
-impl EventLoop {
+impl<S: Sink> EventLoop<S> {
     pub(super) fn on_recv(&mut self, index: u32, result: i32) {
         let Some(state) = self.driver.state_mut(index) else {
             return;
@@ -219,7 +220,7 @@ impl EventLoop {
 
     pub(super) fn close(&mut self, index: u32) {
         if self.driver.remove(index) {
-            self.core.stats.conn_closed();
+            self.stats.conns.closed();
         }
     }
 }

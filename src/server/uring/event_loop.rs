@@ -7,11 +7,14 @@ use super::connection::{ConnState, Life};
 use super::driver::{Driver, TaskRun, REAP_BATCH};
 use super::op::{user_data, Completion, Op};
 use crate::http::conn::Conn;
-use crate::server::core::CoreState;
+use crate::http::context::Context;
+use crate::ingest::Sink;
 use crate::server::listener::is_resource_exhaustion;
+use crate::server::stats::CoreStats;
 use crate::server::{Phase, Worker};
 use std::collections::VecDeque;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -29,9 +32,10 @@ struct Listening {
     rearm_at: Option<Instant>,
 }
 
-pub(super) struct EventLoop {
+pub(super) struct EventLoop<S> {
     pub(super) driver: Driver<ConnState>,
-    pub(super) core: CoreState,
+    pub(super) core: Context<S>,
+    pub(super) stats: Arc<CoreStats>,
     listeners: Vec<Listening>,
     phase: watch::Receiver<Phase>,
     drain_timeout: Duration,
@@ -46,9 +50,10 @@ pub(super) struct EventLoop {
 }
 
 /// Runs one worker until its connections are done after `Phase::Closing`, or the drain timed out.
-pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
+pub fn run<S: Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     let Worker {
-        core,
+        ctx: core,
+        stats,
         listeners,
         phase,
         drain_timeout,
@@ -56,7 +61,7 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
     } = worker;
     let driver =
         Driver::new(SUBMISSION_ENTRIES, max_conns).map_err(|e| format!("io_uring setup: {e}"))?;
-    if core.id == 0 {
+    if core.sink.core() == 0 {
         let mode = match driver.task_run {
             TaskRun::Deferred => "SINGLE_ISSUER | DEFER_TASKRUN",
             TaskRun::Cooperative => "COOP_TASKRUN (kernel before 6.1)",
@@ -78,6 +83,7 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
     let mut ev = EventLoop {
         driver,
         core,
+        stats,
         listeners,
         phase,
         drain_timeout,
@@ -91,7 +97,7 @@ pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
     ev.cancel_the_rest()
 }
 
-impl EventLoop {
+impl<S: Sink> EventLoop<S> {
     fn serve(&mut self) -> Result<(), crate::BoxError> {
         let mut batch: Vec<Completion> = Vec::with_capacity(REAP_BATCH);
         let mut next_tick = Instant::now();
@@ -134,10 +140,8 @@ impl EventLoop {
 
     /// Date, phase, accept back-off, linger deadlines, and idle connections while closing.
     fn tick(&mut self, now: Instant) -> Result<(), crate::BoxError> {
-        self.core
-            .date
-            .refresh(crate::clock::now_ns() / 1_000_000_000);
-        self.core.stats.heartbeat();
+        self.core.tick(crate::clock::now_ns() / 1_000_000_000);
+        self.stats.conns.heartbeat();
         let phase = match self.phase.has_changed() {
             Ok(true) => Some(*self.phase.borrow_and_update()),
             Ok(false) => None,
@@ -292,7 +296,7 @@ impl EventLoop {
             if err.raw_os_error() == Some(libc::ECANCELED) {
                 return;
             }
-            self.core.stats.accept_error();
+            self.stats.conns.accept_error();
             if is_resource_exhaustion(&err) {
                 // The connection stays queued: re-arming at once would spin at 100% CPU.
                 listener.rearm_at = Some(now + ACCEPT_BACKOFF);
@@ -314,15 +318,15 @@ impl EventLoop {
             return;
         }
         if self.driver.len() >= self.max_conns {
-            self.core.stats.conn_refused();
+            self.stats.conns.refused();
             return;
         }
         let Ok(peer) = stream.peer_addr() else { return };
         let mut conn = Conn::new(peer, &self.core);
-        self.core.stats.conn_opened();
+        self.stats.conns.opened();
         if conn.is_closed() {
             // Refused by the connection itself (PROXY protocol from an untrusted peer).
-            self.core.stats.conn_closed();
+            self.stats.conns.closed();
             return;
         }
         let deadline = conn.deadline(crate::clock::now_secs(), &self.core);

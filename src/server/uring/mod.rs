@@ -26,7 +26,7 @@ pub fn probe() -> Result<(), String> {
 }
 
 /// Runs one worker on io_uring until shutdown.
-pub fn run(worker: Worker) -> Result<(), crate::BoxError> {
+pub fn run<S: crate::ingest::Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     event_loop::run(worker)
 }
 
@@ -65,10 +65,10 @@ mod tests {
     use super::driver::Driver;
     use super::op::Op;
     use crate::http::conn::Conn;
-    use crate::server::core::{CoreState, GpcPolicy, ResponseKind, ServeConfig};
+    use crate::http::context::Context;
+    use crate::ingest::MemorySink;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -84,49 +84,15 @@ mod tests {
         }
     }
 
-    fn test_core(dir: &std::path::Path) -> CoreState {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).unwrap();
-        let opts = crate::ring::RingOptions {
-            slot_size: 512,
-            capacity: 64,
-            core: 0,
-            identity: None,
-        };
-        let (ring, _) = crate::ring::RingWriter::open(&dir.join("ring-000.glr"), opts).unwrap();
-        let cfg = ServeConfig {
-            limits: crate::http::parse::Limits::default(),
-            slot_size: 512,
-            health_path: "/healthz".into(),
-            max_requests_per_conn: 100,
-            sync_always: false,
-            head_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            routes: crate::http::route::Routes::new(vec![], ResponseKind::Gif).unwrap(),
-            cors: crate::http::route::CorsOrigins::new(&[], 600),
-            redirect_allow: vec![],
-            honor_gpc: GpcPolicy::Flag,
-            proxy_protocol: false,
-            real_ip: Default::default(),
-            anonymize: None,
-            capture_cookie: None,
-        };
-        CoreState {
-            id: 0,
-            ring,
-            date: crate::clock::HttpDate::default(),
-            cfg: Arc::new(cfg),
-            stats: Arc::default(),
-            draining: false,
-        }
-    }
-
     /// The driver's safety contract, on a real ring and socket: a slot whose buffer the kernel
     /// holds is neither handed out nor freed until its completion was reaped.
     #[test]
     fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
-        let dir = std::env::temp_dir().join(format!("glint-uring-driver-{}", std::process::id()));
-        let core = test_core(&dir);
+        let core = Context::new(
+            Default::default(),
+            Default::default(),
+            MemorySink::new(0, 512, 64),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
@@ -171,6 +137,5 @@ mod tests {
             (index, gen + 1),
             "a reused slot gets a new generation"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
