@@ -2,6 +2,7 @@
 //! parse, record append and response included. A counting global allocator counts only on the
 //! worker thread; the client runs on another thread.
 
+use glint::http::context::Context;
 use glint::http::policy::HttpPolicy;
 use glint::ingest::{Durability, RingSink};
 use glint::ring::{RingOptions, RingWriter};
@@ -46,7 +47,7 @@ fn worker(
     io: &str,
     dir: &std::path::Path,
 ) -> (
-    Worker<RingSink>,
+    Worker<Context<RingSink>>,
     std::net::SocketAddr,
     tokio::sync::watch::Sender<Phase>,
 ) {
@@ -67,13 +68,14 @@ fn worker(
         cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
         ..HttpPolicy::default()
     };
-    let (ctx, stats) =
+    let (handler, stats) =
         glint::server::core_on_ring(0, ring, Durability::Background, Arc::new(policy));
     let (tx, rx) = tokio::sync::watch::channel(Phase::Running);
     let _ = io;
     (
         Worker {
-            ctx,
+            id: 0,
+            handler,
             stats,
             listeners: vec![listener],
             phase: rx,

@@ -135,17 +135,17 @@ fn run(
     let mut wire = Vec::new();
     let mut closed = false;
     while !input.is_empty() && !closed {
-        let buf = conn.read_buf();
+        let buf = conn.io.read_buf();
         assert!(!buf.is_empty(), "read buffer full: the backend would stall");
         let n = pieces.next().min(buf.len()).min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
-        conn.filled(n);
+        conn.io.filled(n);
         input = &input[n..];
         for round in 0.. {
             assert!(round < 10_000, "process spins without reading");
             let next = conn.process(core);
-            wire.extend_from_slice(&conn.out);
-            conn.out.clear();
+            wire.extend_from_slice(&conn.io.out);
+            conn.io.out.clear();
             match next {
                 Next::Read => break,
                 Next::Write => continue,
@@ -161,24 +161,24 @@ fn run(
         // header is still awaited), an idle connection nothing; then the close.
         let mid_request = conn.mid_request();
         assert_eq!(conn.timed_out(core), Next::Close);
-        let sent_408 = conn.out.starts_with(b"HTTP/1.1 408 ");
+        let sent_408 = conn.io.out.starts_with(b"HTTP/1.1 408 ");
         assert!(
-            conn.out.is_empty() || (sent_408 && mid_request),
+            conn.io.out.is_empty() || (sent_408 && mid_request),
             "bad timeout answer"
         );
-        wire.extend_from_slice(&conn.out);
-        conn.out.clear();
+        wire.extend_from_slice(&conn.io.out);
+        conn.io.out.clear();
         closed = true;
     }
     let recorded = records(core) - first;
     if closed {
         // After Close: more bytes change nothing.
-        let buf = conn.read_buf();
+        let buf = conn.io.read_buf();
         let n = buf.len().min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
-        conn.filled(n);
+        conn.io.filled(n);
         assert_eq!(conn.process(core), Next::Close);
-        assert!(conn.out.is_empty(), "answered after Close");
+        assert!(conn.io.out.is_empty(), "answered after Close");
         assert_eq!(records(core) - first, recorded, "recorded after Close");
     }
     let answers = check_responses(&wire);

@@ -1,12 +1,13 @@
 //! One connection's state machine, independent of the I/O backend.
 //!
-//! A backend reads into [`Conn::read_buf`], reports the byte count with [`Conn::filled`], calls
-//! [`Conn::process`], writes everything in [`Conn::out`] with one write, clears it, and acts on
-//! the returned [`Next`]. `process` parses every complete pipelined request in the buffer,
+//! A backend reads into the read buffer of [`Conn::io`] ([`ConnBuffers::read_buf`]), reports
+//! the byte count with [`ConnBuffers::filled`], calls [`Conn::process`], writes everything in
+//! [`ConnBuffers::out`] with one write, clears it, and acts on the returned [`Next`]. `process` parses every complete pipelined request in the buffer,
 //! appends one record per beacon to the core's ring, and only then appends its canned answer,
 //! so a 2xx on the wire always follows a committed record.
 
 use super::answer::{answer, Side};
+use super::buffers::ConnBuffers;
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::context::Context;
 use super::parse::{parse_request_head, Framing, Parsed, Reject};
@@ -43,11 +44,8 @@ enum State {
 
 /// Per-connection buffers and state. Allocated once at accept; nothing per request.
 pub struct Conn {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    /// Responses to write, in request order.
-    pub out: Vec<u8>,
+    /// What the backend reads into and writes from.
+    pub io: ConnBuffers,
     state: State,
     head_copy: Vec<u8>,
     body: Vec<u8>,
@@ -78,10 +76,10 @@ impl Conn {
             }
         };
         Conn {
-            buf: vec![0u8; cfg.limits.max_head.max(16 * 1024)].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            out: Vec::with_capacity(OUT_CAPACITY + cfg.limits.max_head),
+            io: ConnBuffers::new(
+                cfg.limits.max_head.max(16 * 1024),
+                OUT_CAPACITY + cfg.limits.max_head,
+            ),
             state,
             head_copy: Vec::new(),
             body: Vec::with_capacity(body_room),
@@ -99,27 +97,6 @@ impl Conn {
         }
     }
 
-    /// The free tail of the read buffer; moves a partial request to the front first if needed.
-    pub fn read_buf(&mut self) -> &mut [u8] {
-        if self.start > 0 && (self.start == self.end || self.end == self.buf.len()) {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        &mut self.buf[self.end..]
-    }
-
-    /// Records that `n` bytes were read into [`Conn::read_buf`].
-    pub fn filled(&mut self, n: usize) {
-        self.end += n;
-        debug_assert!(self.end <= self.buf.len());
-    }
-
-    /// Bytes read but not yet consumed (a partial request).
-    pub fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
     /// Whether the connection is finished (refused at accept, or after `Next::Close`).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -127,7 +104,7 @@ impl Conn {
 
     /// Whether a request is partly read (head or body still arriving).
     pub fn mid_request(&self) -> bool {
-        self.start < self.end || matches!(self.state, State::Body { .. } | State::Chunked(_))
+        self.io.start < self.io.end || matches!(self.state, State::Body { .. } | State::Chunked(_))
     }
 
     /// The coarse second after which this connection has timed out, given the current second.
@@ -159,7 +136,7 @@ impl Conn {
         } else if self.mid_request() && !matches!(self.state, State::Closed) {
             core.stats.timed_out(true);
             response::write(
-                &mut self.out,
+                &mut self.io.out,
                 &response::REQUEST_TIMEOUT,
                 &core.date,
                 ConnHeader::Close,
@@ -178,7 +155,7 @@ impl Conn {
         let next = self.process_batch(core);
         if core.sink.commit().is_err() {
             // The batch's records are not as durable as promised: their 2xx must not be sent.
-            self.out.clear();
+            self.io.out.clear();
             self.state = State::Closed;
             return Next::Close;
         }
@@ -189,32 +166,36 @@ impl Conn {
         // Set once a request of this batch was answered: the ones after it were pipelined.
         let mut pipelined = false;
         loop {
-            if self.out.len() + RESPONSE_ROOM + core.policy.limits.max_head > self.out.capacity() {
+            if self.io.out.len() + RESPONSE_ROOM + core.policy.limits.max_head
+                > self.io.out.capacity()
+            {
                 return Next::Write;
             }
             match &mut self.state {
                 State::Closed => return Next::Close,
-                State::Proxy => match parse_proxy_header(&self.buf[self.start..self.end]) {
-                    ProxyParse::Partial => return Next::Read,
-                    ProxyParse::Invalid(_) => {
-                        core.stats.proxy_error(ProxyError::Malformed);
-                        self.state = State::Closed;
-                        return Next::Close;
-                    }
-                    ProxyParse::Complete {
-                        consumed, source, ..
-                    } => {
-                        self.start += consumed;
-                        if let Some(src) = source {
-                            self.side.base_ip = crate::record::ip_to_v6(src.ip());
-                            self.side.base_source = IpSource::ProxyProtocol;
+                State::Proxy => {
+                    match parse_proxy_header(&self.io.buf[self.io.start..self.io.end]) {
+                        ProxyParse::Partial => return Next::Read,
+                        ProxyParse::Invalid(_) => {
+                            core.stats.proxy_error(ProxyError::Malformed);
+                            self.state = State::Closed;
+                            return Next::Close;
                         }
-                        self.state = State::Head;
-                        continue;
+                        ProxyParse::Complete {
+                            consumed, source, ..
+                        } => {
+                            self.io.start += consumed;
+                            if let Some(src) = source {
+                                self.side.base_ip = crate::record::ip_to_v6(src.ip());
+                                self.side.base_source = IpSource::ProxyProtocol;
+                            }
+                            self.state = State::Head;
+                            continue;
+                        }
                     }
-                },
+                }
                 State::Head => {
-                    if self.start == self.end {
+                    if self.io.start == self.io.end {
                         return Next::Read;
                     }
                     if let Some(next) = self.on_head(core, pipelined) {
@@ -227,9 +208,12 @@ impl Conn {
                     }
                 }
                 State::Body { remaining } => {
-                    let take = (*remaining).min((self.end - self.start) as u64) as usize;
-                    capture(&mut self.body, &self.buf[self.start..self.start + take]);
-                    self.start += take;
+                    let take = (*remaining).min((self.io.end - self.io.start) as u64) as usize;
+                    capture(
+                        &mut self.body,
+                        &self.io.buf[self.io.start..self.io.start + take],
+                    );
+                    self.io.start += take;
                     *remaining -= take as u64;
                     if *remaining > 0 {
                         return Next::Read;
@@ -240,7 +224,7 @@ impl Conn {
                 State::Chunked(decoder) => {
                     let body = &mut self.body;
                     let body_len = &mut self.body_len;
-                    let fed = decoder.feed(&self.buf[self.start..self.end], |data| {
+                    let fed = decoder.feed(&self.io.buf[self.io.start..self.io.end], |data| {
                         *body_len += data.len() as u64;
                         capture(body, data);
                     });
@@ -252,7 +236,7 @@ impl Conn {
                         Err(ChunkError::Malformed | ChunkError::TooLong) => {
                             return self.reject(core, Reject::BadRequest);
                         }
-                        Ok(used) => self.start += used,
+                        Ok(used) => self.io.start += used,
                     }
                     if declared > core.policy.limits.max_body {
                         return self.reject(core, Reject::PayloadTooLarge);
@@ -269,7 +253,7 @@ impl Conn {
 
     /// Parses a head at `start`; answers it if its body (if any) is already buffered.
     fn on_head<S: Sink>(&mut self, core: &mut Context<S>, pipelined: bool) -> Option<Next> {
-        let avail = &self.buf[self.start..self.end];
+        let avail = &self.io.buf[self.io.start..self.io.end];
         let head = match parse_request_head(avail, &core.policy.limits) {
             Parsed::Partial => return Some(Next::Read),
             Parsed::Error(reject) => return Some(self.reject(core, reject)),
@@ -288,14 +272,14 @@ impl Conn {
             self.body_len = body.len() as u64;
             let keep = answer(
                 core,
-                &mut self.out,
+                &mut self.io.out,
                 &mut self.side,
                 &head,
                 body,
                 self.body_len,
                 pipelined,
             );
-            self.start += consumed;
+            self.io.start += consumed;
             if !keep {
                 self.state = State::Closed;
             }
@@ -314,9 +298,9 @@ impl Conn {
             }
             _ => State::Chunked(ChunkedDecoder::default()),
         };
-        self.start += head_len;
-        if expect && self.start == self.end {
-            self.out.extend_from_slice(response::CONTINUE);
+        self.io.start += head_len;
+        if expect && self.io.start == self.io.end {
+            self.io.out.extend_from_slice(response::CONTINUE);
             return Some(Next::Write);
         }
         None
@@ -327,7 +311,7 @@ impl Conn {
         let keep = match parse_request_head(&self.head_copy, &core.policy.limits) {
             Parsed::Complete(head) => answer(
                 core,
-                &mut self.out,
+                &mut self.io.out,
                 &mut self.side,
                 &head,
                 &self.body,
@@ -351,7 +335,7 @@ impl Conn {
             Reject::PayloadTooLarge => &response::PAYLOAD_TOO_LARGE,
         };
         response::write(
-            &mut self.out,
+            &mut self.io.out,
             canned,
             &core.date,
             ConnHeader::Close,

@@ -5,6 +5,7 @@
 //! sink).
 
 pub mod answer;
+pub mod buffers;
 pub mod chunked;
 pub mod conn;
 pub mod context;

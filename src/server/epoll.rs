@@ -2,12 +2,11 @@
 
 #![forbid(unsafe_code)]
 
+use super::handler::Handler;
 use super::listener::is_resource_exhaustion;
 use super::stats::CoreStats;
 use super::{Phase, Worker};
-use crate::http::conn::{Conn, Next};
-use crate::http::context::Context;
-use crate::ingest::Sink;
+use crate::http::conn::Next;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
@@ -18,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 /// Runs one worker until shutdown; returns when its connections are done or the drain timed out.
-pub fn run<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxError> {
+pub fn run<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -26,16 +25,18 @@ pub fn run<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxError> 
     local.block_on(&rt, serve(worker))
 }
 
-async fn serve<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxError> {
+async fn serve<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     let Worker {
-        ctx: core,
+        id: _,
+        handler,
         stats,
         listeners,
         mut phase,
         drain_timeout,
         max_conns,
     } = worker;
-    let core = Rc::new(RefCell::new(core));
+    let core = Rc::new(RefCell::new(handler));
+    let now = Rc::new(Cell::new(crate::clock::now_secs()));
     let open = Rc::new(Cell::new(0usize));
     let timers: Timers = Rc::default();
     let mut accepts = Vec::new();
@@ -44,6 +45,7 @@ async fn serve<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxErr
         let ctx = ConnCtx {
             core: core.clone(),
             stats: stats.clone(),
+            now: now.clone(),
             phase: phase.clone(),
             open: open.clone(),
             drain_timeout,
@@ -57,14 +59,16 @@ async fn serve<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxErr
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                core.borrow_mut().tick(crate::clock::now_ns() / 1_000_000_000);
+                let secs = crate::clock::now_ns() / 1_000_000_000;
+                core.borrow_mut().tick(secs);
+                now.set(secs);
                 stats.conns.heartbeat();
-                sweep(&timers, core.borrow().now_secs());
+                sweep(&timers, secs);
             }
             changed = phase.changed() => {
-                let now = if changed.is_err() { Phase::Closing } else { *phase.borrow_and_update() };
-                core.borrow_mut().draining = now != Phase::Running;
-                if now == Phase::Closing {
+                let next = if changed.is_err() { Phase::Closing } else { *phase.borrow_and_update() };
+                core.borrow_mut().set_draining(next != Phase::Running);
+                if next == Phase::Closing {
                     break;
                 }
             }
@@ -80,20 +84,23 @@ async fn serve<S: Sink + 'static>(worker: Worker<S>) -> Result<(), crate::BoxErr
     Ok(())
 }
 
-struct ConnCtx<S> {
-    core: Rc<RefCell<Context<S>>>,
+struct ConnCtx<H> {
+    core: Rc<RefCell<H>>,
     stats: Arc<CoreStats>,
+    /// The second of the core's last tick.
+    now: Rc<Cell<u64>>,
     phase: watch::Receiver<Phase>,
     open: Rc<Cell<usize>>,
     drain_timeout: Duration,
     timers: Timers,
 }
 
-impl<S> Clone for ConnCtx<S> {
+impl<H> Clone for ConnCtx<H> {
     fn clone(&self) -> Self {
         ConnCtx {
             core: self.core.clone(),
             stats: self.stats.clone(),
+            now: self.now.clone(),
             phase: self.phase.clone(),
             open: self.open.clone(),
             drain_timeout: self.drain_timeout,
@@ -125,7 +132,7 @@ fn sweep(timers: &Timers, now_secs: u64) {
     });
 }
 
-async fn accept_loop<S: Sink + 'static>(listener: TcpListener, ctx: ConnCtx<S>, max_conns: usize) {
+async fn accept_loop<H: Handler>(listener: TcpListener, ctx: ConnCtx<H>, max_conns: usize) {
     let stats = ctx.stats.clone();
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -161,34 +168,33 @@ async fn accept_loop<S: Sink + 'static>(listener: TcpListener, ctx: ConnCtx<S>, 
     }
 }
 
-async fn serve_conn<S: Sink>(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx<S>) {
+async fn serve_conn<H: Handler>(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx<H>) {
     let mut phase = ctx.phase.clone();
-    let mut conn = Conn::new(peer, &ctx.core.borrow());
-    if conn.is_closed() {
+    let Some(mut conn) = ctx.core.borrow_mut().open(peer) else {
         return;
-    }
+    };
     let deadline = Rc::new(Deadline::default());
     ctx.timers.borrow_mut().push(Rc::downgrade(&deadline));
     loop {
         let closing = *phase.borrow() == Phase::Closing;
-        if closing && !conn.mid_request() {
+        if closing && !H::mid_request(&conn) {
             return;
         }
-        {
-            let core = ctx.core.borrow();
-            deadline
-                .at_secs
-                .set(conn.deadline(crate::clock::now_secs(), &core));
-        }
+        let at = ctx
+            .core
+            .borrow()
+            .deadline(&mut conn, crate::clock::now_secs());
+        deadline.at_secs.set(at);
         let read = tokio::select! {
-            r = stream.read(conn.read_buf()) => r,
+            r = stream.read(H::buffers(&mut conn).read_buf()) => r,
             _ = deadline.expired.notified() => {
                 // A wake-up from before the deadline moved is stale.
-                if deadline.at_secs.get() > ctx.core.borrow().now_secs() {
+                if deadline.at_secs.get() > ctx.now.get() {
                     continue;
                 }
-                conn.timed_out(&mut ctx.core.borrow_mut());
-                if !conn.out.is_empty() && stream.write_all(&conn.out).await.is_err() {
+                ctx.core.borrow_mut().timed_out(&mut conn);
+                let out = &H::buffers(&mut conn).out;
+                if !out.is_empty() && stream.write_all(out).await.is_err() {
                     return;
                 }
                 return linger_close(stream).await;
@@ -203,15 +209,16 @@ async fn serve_conn<S: Sink>(mut stream: TcpStream, peer: SocketAddr, ctx: &Conn
         };
         match read {
             Ok(0) | Err(_) => return,
-            Ok(n) => conn.filled(n),
+            Ok(n) => H::buffers(&mut conn).filled(n),
         }
         loop {
-            let next = conn.process(&mut ctx.core.borrow_mut());
-            if !conn.out.is_empty() {
-                if stream.write_all(&conn.out).await.is_err() {
+            let next = ctx.core.borrow_mut().process(&mut conn);
+            let out = &mut H::buffers(&mut conn).out;
+            if !out.is_empty() {
+                if stream.write_all(out).await.is_err() {
                     return;
                 }
-                conn.out.clear();
+                out.clear();
             }
             match next {
                 Next::Read => break,

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod args;
 pub mod config;
 pub mod epoll;
+pub mod handler;
 mod lifecycle;
 pub mod listener;
 pub mod stats;
@@ -47,9 +48,11 @@ pub enum Phase {
 }
 
 /// Everything one worker thread needs; moved into the thread.
-pub struct Worker<S> {
-    /// The HTTP layer's per-core context, with the core's ingest sink.
-    pub ctx: Context<S>,
+pub struct Worker<H> {
+    /// The core's number (0 logs the backend's set-up).
+    pub id: usize,
+    /// What answers the connections: glint's HTTP [`Context`] over the core's ring sink.
+    pub handler: H,
     /// This core's counters; the backend writes the connection ones.
     pub stats: Arc<CoreStats>,
     pub listeners: Vec<TcpListener>,
@@ -97,12 +100,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let mut workers = Vec::with_capacity(threads);
     let mut sync_files = Vec::with_capacity(threads);
     let mut all_stats = Vec::with_capacity(threads);
-    for ((ctx, stats), listeners) in cores.into_iter().zip(listeners) {
-        let ring = ctx.sink.ring();
+    for (id, ((handler, stats), listeners)) in cores.into_iter().zip(listeners).enumerate() {
+        let ring = handler.sink.ring();
         sync_files.push((ring.path().to_path_buf(), ring.sync_handle()?));
         all_stats.push(stats.clone());
         workers.push(Worker {
-            ctx,
+            id,
+            handler,
             stats,
             listeners,
             phase: phase_rx.clone(),

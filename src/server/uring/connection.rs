@@ -5,7 +5,7 @@
 
 use super::event_loop::EventLoop;
 use crate::http::conn::Next;
-use crate::ingest::Sink;
+use crate::server::handler::Handler;
 use std::time::{Duration, Instant};
 
 /// How long a closing connection's unread input is drained, and how much of it.
@@ -48,7 +48,7 @@ pub(super) struct ConnState {
     pub(super) send_failed: Option<i32>,
 }
 
-impl<S: Sink> EventLoop<S> {
+impl<H: Handler> EventLoop<H> {
     pub(super) fn on_recv(&mut self, index: u32, result: i32) {
         let Some(state) = self.driver.state_mut(index) else {
             return;
@@ -81,10 +81,11 @@ impl<S: Sink> EventLoop<S> {
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
+        let io = H::buffers(conn);
         if end > 0 {
-            conn.out.clear();
+            io.out.clear();
         }
-        conn.filled(result as usize);
+        io.filled(result as usize);
         self.run_conn(index);
     }
 
@@ -99,7 +100,7 @@ impl<S: Sink> EventLoop<S> {
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
-        let total = conn.out.len();
+        let total = H::buffers(conn).out.len();
         if result <= 0 {
             return self.close(index);
         }
@@ -111,7 +112,7 @@ impl<S: Sink> EventLoop<S> {
             }
             return;
         }
-        conn.out.clear();
+        H::buffers(conn).out.clear();
         match then {
             AfterWrite::Process => self.run_conn(index),
             AfterWrite::Linger => self.start_linger(index, Instant::now()),
@@ -141,9 +142,9 @@ impl<S: Sink> EventLoop<S> {
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
-        conn.out.clear();
-        conn.timed_out(&mut self.core);
-        if conn.out.is_empty() {
+        H::buffers(conn).out.clear();
+        self.core.timed_out(conn);
+        if H::buffers(conn).out.is_empty() {
             self.start_linger(index, Instant::now());
         } else if self.write(index, AfterWrite::Linger).is_err() {
             self.close(index);
@@ -156,14 +157,14 @@ impl<S: Sink> EventLoop<S> {
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
-        let next = conn.process(&mut self.core);
-        let (out, idle) = (conn.out.len(), !conn.mid_request());
+        let next = self.core.process(conn);
+        let (out, idle) = (H::buffers(conn).out.len(), !H::mid_request(conn));
         let started = match next {
             Next::Read | Next::Write if closing && idle && out == 0 => return self.close(index),
             Next::Read if closing && idle => self.write(index, AfterWrite::Close),
             Next::Write if out > 0 => self.write(index, AfterWrite::Process),
             Next::Read | Next::Write => {
-                let deadline = conn.deadline(crate::clock::now_secs(), &self.core);
+                let deadline = self.core.deadline(conn, crate::clock::now_secs());
                 self.set_life(
                     index,
                     Life::Reading {

@@ -4,8 +4,10 @@
 //! kernel may be touched or freed. The contract, kept by every method here:
 //!
 //! - Each connection lives in its own `Box<Slot>`; the kernel only ever holds pointers into
-//!   heap buffers owned by that slot (`Conn`'s read buffer and `out`) or into the driver's
-//!   discard buffer, never into the slab vector itself.
+//!   the [`ConnBuffers`](crate::http::buffers::ConnBuffers) the handler's connection owns (its read buffer and `out`, both heap
+//!   allocations that `ConnBuffers` never reallocates while lending them) or into the driver's
+//!   discard buffer, never into the slab vector itself. The connection is `'static` and
+//!   reached only through its slot, so no other code can touch those buffers meanwhile.
 //! - At most one buffer operation is in flight per slot (a recv, a send, or a send linked in
 //!   front of a recv, whose recv completes last). While it is in flight, `busy` is set and
 //!   neither [`Driver::conn_mut`] nor [`Driver::remove`] hands the connection out or frees it.
@@ -15,7 +17,7 @@
 //!   never freed.
 
 use super::op::{decode, user_data, Completion, Op};
-use crate::http::conn::Conn;
+use crate::server::handler::Handler;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -36,24 +38,25 @@ pub enum TaskRun {
     Cooperative,
 }
 
-struct Slot<S> {
-    conn: Conn,
+struct Slot<H: Handler, S> {
+    conn: H::Conn,
     stream: TcpStream,
     /// A buffer operation is in flight: `conn` must not be touched nor freed.
     busy: bool,
     state: S,
 }
 
-struct Entry<S> {
+struct Entry<H: Handler, S> {
     gen: u32,
-    slot: Option<Box<Slot<S>>>,
+    slot: Option<Box<Slot<H, S>>>,
 }
 
-/// The ring plus the slab of connections whose buffers it may hold. `S` is the event loop's
-/// per-connection state, which the driver stores but never interprets.
-pub struct Driver<S> {
+/// The ring plus the slab of connections whose buffers it may hold. `H` is what answers the
+/// connections; `S` is the event loop's per-connection state, which the driver stores but
+/// never interprets.
+pub struct Driver<H: Handler, S> {
     ring: IoUring,
-    entries: Vec<Entry<S>>,
+    entries: Vec<Entry<H, S>>,
     free: Vec<u32>,
     live: usize,
     /// Never read; written concurrently by every lingering recv. Freed in `Drop` only if idle.
@@ -93,9 +96,9 @@ pub fn probe() -> io::Result<TaskRun> {
     build_ring(8).map(|(_, mode)| mode)
 }
 
-impl<S> Driver<S> {
+impl<H: Handler, S> Driver<H, S> {
     /// A ring with `entries` submission slots and a slab sized for `conns` connections.
-    pub fn new(entries: u32, conns: usize) -> io::Result<Driver<S>> {
+    pub fn new(entries: u32, conns: usize) -> io::Result<Driver<H, S>> {
         let (ring, task_run) = build_ring(entries)?;
         let discard = Box::into_raw(vec![0u8; DISCARD_LEN].into_boxed_slice()).cast::<u8>();
         Ok(Driver {
@@ -114,7 +117,7 @@ impl<S> Driver<S> {
     }
 
     /// Adds a connection; returns its index and generation.
-    pub fn insert(&mut self, stream: TcpStream, conn: Conn, state: S) -> (u32, u32) {
+    pub fn insert(&mut self, stream: TcpStream, conn: H::Conn, state: S) -> (u32, u32) {
         let slot = Some(Box::new(Slot {
             conn,
             stream,
@@ -133,7 +136,7 @@ impl<S> Driver<S> {
         }
     }
 
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<S>> {
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<H, S>> {
         self.entries.get_mut(index as usize)?.slot.as_deref_mut()
     }
 
@@ -154,7 +157,7 @@ impl<S> Driver<S> {
     }
 
     /// The connection, unless the kernel holds one of its buffers.
-    pub fn conn_mut(&mut self, index: u32) -> Option<&mut Conn> {
+    pub fn conn_mut(&mut self, index: u32) -> Option<&mut H::Conn> {
         self.slot_mut(index)
             .filter(|s| !s.busy)
             .map(|s| &mut s.conn)
@@ -225,7 +228,7 @@ impl<S> Driver<S> {
     }
 
     /// Marks the slot busy and returns its raw parts for building entries.
-    fn claim(&mut self, index: u32) -> io::Result<(&mut Slot<S>, u32)> {
+    fn claim(&mut self, index: u32) -> io::Result<(&mut Slot<H, S>, u32)> {
         let gen = self.gen(index).unwrap_or(0);
         match self.slot_mut(index) {
             Some(slot) if !slot.busy => {
@@ -236,16 +239,17 @@ impl<S> Driver<S> {
         }
     }
 
-    /// Receives into the connection's read buffer ([`Conn::read_buf`]).
+    /// Receives into the connection's read buffer
+    /// ([`ConnBuffers::read_buf`](crate::http::buffers::ConnBuffers::read_buf)).
     pub fn recv(&mut self, index: u32) -> io::Result<()> {
         let (slot, gen) = self.claim(index)?;
         let fd = types::Fd(slot.stream.as_raw_fd());
-        let buf = slot.conn.read_buf();
+        let buf = H::buffers(&mut slot.conn).read_buf();
         let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
             .build()
             .user_data(user_data(Op::Recv, index, gen));
         // SAFETY: the read buffer is a heap allocation owned by the boxed slot; `claim` set
-        // `busy`, so the slot is neither freed nor its `Conn` touched until this recv completes
+        // `busy`, so the slot is neither freed nor its connection touched until this recv completes
         // (`reap` clears `busy`), and `Drop` leaks busy slots.
         let pushed = unsafe { self.push_raw(&[recv]) };
         self.unclaim_on_error(index, pushed)
@@ -256,13 +260,14 @@ impl<S> Driver<S> {
     pub fn send_then_recv(&mut self, index: u32, from: usize) -> io::Result<()> {
         let (slot, gen) = self.claim(index)?;
         let fd = types::Fd(slot.stream.as_raw_fd());
-        let out = &slot.conn.out[from..];
+        let io = H::buffers(&mut slot.conn);
+        let out = &io.out[from..];
         let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32)
             .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
             .build()
             .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
             .user_data(user_data(Op::LinkedSend, index, gen));
-        let buf = slot.conn.read_buf();
+        let buf = io.read_buf();
         let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
             .build()
             .user_data(user_data(Op::Recv, index, gen));
@@ -279,7 +284,7 @@ impl<S> Driver<S> {
     pub fn send(&mut self, index: u32, from: usize) -> io::Result<()> {
         let (slot, gen) = self.claim(index)?;
         let fd = types::Fd(slot.stream.as_raw_fd());
-        let out = &slot.conn.out[from..];
+        let out = &H::buffers(&mut slot.conn).out[from..];
         let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32)
             .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
             .build()
@@ -383,7 +388,7 @@ impl<S> Driver<S> {
     }
 }
 
-impl<S> Drop for Driver<S> {
+impl<H: Handler, S> Drop for Driver<H, S> {
     fn drop(&mut self) {
         if self.any_busy() {
             // The kernel may still write into these buffers: leak them rather than free them.

@@ -6,9 +6,7 @@
 use super::connection::{ConnState, Life};
 use super::driver::{Driver, TaskRun, REAP_BATCH};
 use super::op::{user_data, Completion, Op};
-use crate::http::conn::Conn;
-use crate::http::context::Context;
-use crate::ingest::Sink;
+use crate::server::handler::Handler;
 use crate::server::listener::is_resource_exhaustion;
 use crate::server::stats::CoreStats;
 use crate::server::{Phase, Worker};
@@ -32,10 +30,12 @@ struct Listening {
     rearm_at: Option<Instant>,
 }
 
-pub(super) struct EventLoop<S> {
-    pub(super) driver: Driver<ConnState>,
-    pub(super) core: Context<S>,
+pub(super) struct EventLoop<H: Handler> {
+    pub(super) driver: Driver<H, ConnState>,
+    pub(super) core: H,
     pub(super) stats: Arc<CoreStats>,
+    /// The second of the last tick.
+    pub(super) now_secs: u64,
     listeners: Vec<Listening>,
     phase: watch::Receiver<Phase>,
     drain_timeout: Duration,
@@ -50,9 +50,10 @@ pub(super) struct EventLoop<S> {
 }
 
 /// Runs one worker until its connections are done after `Phase::Closing`, or the drain timed out.
-pub fn run<S: Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
+pub fn run<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     let Worker {
-        ctx: core,
+        id,
+        handler: core,
         stats,
         listeners,
         phase,
@@ -61,7 +62,7 @@ pub fn run<S: Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     } = worker;
     let driver =
         Driver::new(SUBMISSION_ENTRIES, max_conns).map_err(|e| format!("io_uring setup: {e}"))?;
-    if core.sink.core() == 0 {
+    if id == 0 {
         let mode = match driver.task_run {
             TaskRun::Deferred => "SINGLE_ISSUER | DEFER_TASKRUN",
             TaskRun::Cooperative => "COOP_TASKRUN (kernel before 6.1)",
@@ -84,6 +85,7 @@ pub fn run<S: Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
         driver,
         core,
         stats,
+        now_secs: crate::clock::now_secs(),
         listeners,
         phase,
         drain_timeout,
@@ -97,7 +99,7 @@ pub fn run<S: Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
     ev.cancel_the_rest()
 }
 
-impl<S: Sink> EventLoop<S> {
+impl<H: Handler> EventLoop<H> {
     fn serve(&mut self) -> Result<(), crate::BoxError> {
         let mut batch: Vec<Completion> = Vec::with_capacity(REAP_BATCH);
         let mut next_tick = Instant::now();
@@ -140,7 +142,8 @@ impl<S: Sink> EventLoop<S> {
 
     /// Date, phase, accept back-off, linger deadlines, and idle connections while closing.
     fn tick(&mut self, now: Instant) -> Result<(), crate::BoxError> {
-        self.core.tick(crate::clock::now_ns() / 1_000_000_000);
+        self.now_secs = crate::clock::now_ns() / 1_000_000_000;
+        self.core.tick(self.now_secs);
         self.stats.conns.heartbeat();
         let phase = match self.phase.has_changed() {
             Ok(true) => Some(*self.phase.borrow_and_update()),
@@ -148,7 +151,7 @@ impl<S: Sink> EventLoop<S> {
             Err(_) => Some(Phase::Closing),
         };
         if let Some(phase) = phase {
-            self.core.draining = phase != Phase::Running;
+            self.core.set_draining(phase != Phase::Running);
             if phase == Phase::Closing && self.deadline.is_none() {
                 self.stop_accepting()?;
                 self.deadline = Some(now + self.drain_timeout);
@@ -159,8 +162,8 @@ impl<S: Sink> EventLoop<S> {
         } else {
             self.cancel_idle_reads()?;
         }
-        if self.core.now_secs() != self.swept_secs {
-            self.swept_secs = self.core.now_secs();
+        if self.now_secs != self.swept_secs {
+            self.swept_secs = self.now_secs;
             self.expire_reads()?;
         }
         while let Some(&(index, gen, deadline)) = self.lingering.front() {
@@ -227,7 +230,7 @@ impl<S: Sink> EventLoop<S> {
 
     /// Once a second: cancels the recv of every connection past its idle or head timeout.
     fn expire_reads(&mut self) -> std::io::Result<()> {
-        let now_secs = self.core.now_secs();
+        let now_secs = self.now_secs;
         for index in 0..self.driver.capacity() {
             let Some(gen) = self.driver.gen(index) else {
                 continue;
@@ -322,14 +325,13 @@ impl<S: Sink> EventLoop<S> {
             return;
         }
         let Ok(peer) = stream.peer_addr() else { return };
-        let mut conn = Conn::new(peer, &self.core);
         self.stats.conns.opened();
-        if conn.is_closed() {
-            // Refused by the connection itself (PROXY protocol from an untrusted peer).
+        let Some(mut conn) = self.core.open(peer) else {
+            // Refused by the handler (PROXY protocol from an untrusted peer).
             self.stats.conns.closed();
             return;
-        }
-        let deadline = conn.deadline(crate::clock::now_secs(), &self.core);
+        };
+        let deadline = self.core.deadline(&mut conn, crate::clock::now_secs());
         let state = ConnState {
             life: Life::Reading {
                 idle: true,

@@ -26,7 +26,7 @@ pub fn probe() -> Result<(), String> {
 }
 
 /// Runs one worker on io_uring until shutdown.
-pub fn run<S: crate::ingest::Sink>(worker: Worker<S>) -> Result<(), crate::BoxError> {
+pub fn run<H: super::handler::Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     event_loop::run(worker)
 }
 
@@ -96,7 +96,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
-        let mut driver: Driver<()> = Driver::new(8, 4).unwrap();
+        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
         let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
         driver.recv(index).unwrap();
         assert!(
@@ -125,8 +125,8 @@ mod tests {
             (Op::Recv, index, gen, request.len() as i32)
         );
         let conn = driver.conn_mut(index).expect("released by its completion");
-        conn.filled(request.len());
-        assert_eq!(conn.buffered(), request.len());
+        conn.io.filled(request.len());
+        assert_eq!(conn.io.buffered(), request.len());
         assert!(driver.remove(index));
         assert_eq!(driver.len(), 0);
         let _client2 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
