@@ -55,9 +55,8 @@ pub struct Conn {
     request_started: u64,
 }
 
-/// Bytes reserved in `out` per response beyond the varying headers (which are bounded by the
-/// head size); `process` stops before `out` would grow past its capacity.
-const RESPONSE_ROOM: usize = 512;
+/// Answers `out` holds before it is written, beyond the room for one more of the largest
+/// ([`response::max_answer_len`]); `process` stops before `out` would grow past its capacity.
 const OUT_CAPACITY: usize = 32 * 1024;
 
 impl Conn {
@@ -78,7 +77,7 @@ impl Conn {
         Conn {
             io: ConnBuffers::new(
                 cfg.limits.max_head.max(16 * 1024),
-                OUT_CAPACITY + cfg.limits.max_head,
+                OUT_CAPACITY + response::max_answer_len(cfg.limits.max_head),
             ),
             state,
             head_copy: Vec::new(),
@@ -165,10 +164,9 @@ impl Conn {
     fn process_batch<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
         // Set once a request of this batch was answered: the ones after it were pipelined.
         let mut pipelined = false;
+        let room = response::max_answer_len(core.policy.limits.max_head);
         loop {
-            if self.io.out.len() + RESPONSE_ROOM + core.policy.limits.max_head
-                > self.io.out.capacity()
-            {
+            if self.io.out.len() + room > self.io.out.capacity() {
                 return Next::Write;
             }
             match &mut self.state {
@@ -352,4 +350,58 @@ impl Conn {
 /// buffer starts at one slot's room and grows only for a larger body.
 fn capture(body: &mut Vec<u8>, data: &[u8]) {
     body.extend_from_slice(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::policy::HttpPolicy;
+    use crate::http::route::CorsOrigins;
+    use crate::ingest::MemorySink;
+    use std::sync::Arc;
+
+    /// Fills a request head to exactly `max_head` bytes with `pad` repeated inside `template`'s
+    /// `{}` and answers it alone.
+    fn answer_len(core: &mut Context<MemorySink>, template: &str) -> usize {
+        let max_head = core.policy.limits.max_head;
+        let pad = max_head - (template.len() - 2);
+        let request = template.replace("{}", &"a".repeat(pad));
+        assert_eq!(request.len(), max_head);
+        let mut conn = Conn::new("127.0.0.1:1".parse().unwrap(), core);
+        conn.io.read_buf()[..max_head].copy_from_slice(request.as_bytes());
+        conn.io.filled(max_head);
+        conn.process(core);
+        assert!(conn.io.out.starts_with(b"HTTP/1.1 "), "{request}");
+        conn.io.out.len()
+    }
+
+    #[test]
+    fn the_largest_answers_fit_the_room_kept_for_one() {
+        let mut policy = HttpPolicy {
+            cors: CorsOrigins::new(&["*".into()], u64::MAX),
+            redirect_allow: vec!["shop.example".into()],
+            ..HttpPolicy::default()
+        };
+        let max_head = policy.limits.max_head;
+        // The longest target a head of this size may carry (see `Limits::check_target_fits`).
+        policy.limits.max_target = max_head - 64;
+        let mut core = Context::new(
+            Arc::new(policy),
+            Default::default(),
+            MemorySink::new(0, 4096, 1 << 10),
+        );
+        let bound = response::max_answer_len(max_head);
+        let preflight = "OPTIONS /p HTTP/1.0\r\nOrigin: https://{}\r\n\r\n";
+        let redirect =
+            "GET /r?u=https://shop.example/{} HTTP/1.0\r\nOrigin: https://o\r\nX: 1234567890123456789012345678901234567890\r\n\r\n";
+        let origin = "GET /r?u=https://shop.example/ HTTP/1.0\r\nOrigin: https://{}\r\n\r\n";
+        for template in [preflight, redirect, origin] {
+            let len = answer_len(&mut core, template);
+            assert!(len <= bound, "{len} > {bound}: {template}");
+            assert!(
+                len > max_head,
+                "{len}: not an answer echoing the head: {template}"
+            );
+        }
+    }
 }

@@ -183,6 +183,16 @@ pub fn max_len(extra_len: usize) -> usize {
     64 + 37 + 24 + extra_len + 256 + 2 + GIF.len()
 }
 
+/// Most bytes an answer's varying headers (CORS, `Location`) add beyond the request bytes they
+/// echo (the origin, the decoded redirect target), which come from its head.
+pub const EXTRA_OVERHEAD: usize = 320;
+
+/// Largest answer to a request whose head is at most `max_head` bytes: the room a connection
+/// keeps in its `out` for each answer it has yet to write.
+pub fn max_answer_len(max_head: usize) -> usize {
+    max_len(max_head + EXTRA_OVERHEAD)
+}
+
 /// Appends `canned` to `out`. `head_only` leaves the body out (HEAD). Never allocates when
 /// `out` has room for [`max_len`] more bytes.
 pub fn write(

@@ -2,8 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+use super::backend::{AcceptFailures, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME};
 use super::handler::Handler;
-use super::listener::is_resource_exhaustion;
 use super::stats::CoreStats;
 use super::{Phase, Worker};
 use crate::http::conn::Next;
@@ -134,7 +134,7 @@ fn sweep(timers: &Timers, now_secs: u64) {
 
 async fn accept_loop<H: Handler>(listener: TcpListener, ctx: ConnCtx<H>, max_conns: usize) {
     let stats = ctx.stats.clone();
-    let mut last_warning: Option<Instant> = None;
+    let mut failures = AcceptFailures::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -155,13 +155,8 @@ async fn accept_loop<H: Handler>(listener: TcpListener, ctx: ConnCtx<H>, max_con
             }
             Err(e) => {
                 stats.conns.accept_error();
-                if is_resource_exhaustion(&e) {
-                    // The connection stays queued: retrying at once would spin at 100% CPU.
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        crate::warn!("accept failed ({e}); backing off 100 ms");
-                        last_warning = Some(Instant::now());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                if failures.back_off(&e, Instant::now()) {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             }
         }
@@ -236,12 +231,12 @@ async fn linger_close(mut stream: TcpStream) {
     let mut sink = [0u8; 4096];
     let drain = async {
         let mut total = 0usize;
-        while total < 64 * 1024 {
+        while total < LINGER_BYTES {
             match stream.read(&mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod backend;
 pub mod config;
 pub mod epoll;
 pub mod handler;

@@ -5,12 +5,9 @@
 
 use super::event_loop::EventLoop;
 use crate::http::conn::Next;
+use crate::server::backend::{LINGER_BYTES, LINGER_TIME};
 use crate::server::handler::Handler;
-use std::time::{Duration, Instant};
-
-/// How long a closing connection's unread input is drained, and how much of it.
-const LINGER_TIME: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 64 * 1024;
+use std::time::Instant;
 
 /// Where a connection is; its one buffer operation (if any) is in flight in the driver.
 #[derive(Debug, Clone, Copy)]

@@ -6,8 +6,8 @@
 use super::connection::{ConnState, Life};
 use super::driver::{Driver, TaskRun, REAP_BATCH};
 use super::op::{user_data, Completion, Op};
+use crate::server::backend::{AcceptFailures, ACCEPT_BACKOFF};
 use crate::server::handler::Handler;
-use crate::server::listener::is_resource_exhaustion;
 use crate::server::stats::CoreStats;
 use crate::server::{Phase, Worker};
 use std::collections::VecDeque;
@@ -18,8 +18,6 @@ use tokio::sync::watch;
 
 /// How often the loop wakes without I/O: Date refresh, phase changes, deadlines.
 const TICK: Duration = Duration::from_millis(100);
-/// Pause before re-arming accept after EMFILE/ENFILE, so a full table never spins.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After the drain deadline, how long cancelled operations may take to complete.
 const CANCEL_WAIT: Duration = Duration::from_secs(1);
 const SUBMISSION_ENTRIES: u32 = 1024;
@@ -46,7 +44,7 @@ pub(super) struct EventLoop<H: Handler> {
     swept_secs: u64,
     /// Lingering connections (index, generation, deadline) in deadline order.
     pub(super) lingering: VecDeque<(u32, u32, Instant)>,
-    last_accept_warning: Option<Instant>,
+    accept_failures: AcceptFailures,
 }
 
 /// Runs one worker until its connections are done after `Phase::Closing`, or the drain timed out.
@@ -93,7 +91,7 @@ pub fn run<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
         deadline: None,
         swept_secs: 0,
         lingering: VecDeque::new(),
-        last_accept_warning: None,
+        accept_failures: AcceptFailures::default(),
     };
     ev.serve()?;
     ev.cancel_the_rest()
@@ -300,16 +298,8 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
             self.stats.conns.accept_error();
-            if is_resource_exhaustion(&err) {
-                // The connection stays queued: re-arming at once would spin at 100% CPU.
+            if self.accept_failures.back_off(&err, now) {
                 listener.rearm_at = Some(now + ACCEPT_BACKOFF);
-                if self
-                    .last_accept_warning
-                    .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-                {
-                    crate::warn!("accept failed ({err}); backing off 100 ms");
-                    self.last_accept_warning = Some(now);
-                }
             }
             return self.rearm_now(c.index as usize, now);
         }
