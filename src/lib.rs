@@ -1,9 +1,10 @@
 //! glint: a high-throughput raw beacon collector.
 //!
 //! Data flow: a pinned worker per CPU accepts on its own `SO_REUSEPORT` listener
-//! ([`server`]), parses HTTP/1.x with httparse ([`http`]), appends one fixed-size
-//! [`record`] per request to its own memory-mapped [`ring`] file, and only then answers with
-//! a canned pixel or 204. The [`compact`] process merges the per-core rings into time-ordered,
+//! ([`server`]), parses HTTP/1.x with httparse ([`http`]), hands one fixed-size [`record`] per
+//! request to its core's [`ingest`] sink, which appends it to its own memory-mapped [`ring`]
+//! file, and only then answers with a canned pixel or 204. Each of these modules imports only
+//! the ones after it in that sentence. The [`compact`] process merges the per-core rings into time-ordered,
 //! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV;
 //! [`ship`] delivers the segments' records to Kafka; [`loadgen`] measures it all; [`doctor`]
 //! checks a machine against `tuning.md`.
