@@ -41,7 +41,7 @@ fn settings(path: &Path) -> Result<Option<String>, String> {
         })?;
     let a = parsed.args;
     let brokers = a.brokers.unwrap_or_default();
-    crate::ship::kafka::client_config(&brokers, "lz4", 1, &a.kafka_opts)?;
+    crate::ship::settings::check_user_settings(&a.kafka_opts)?;
     Ok(Some(format!(
         "topic {} on {brokers}",
         a.topic.unwrap_or_else(|| "(none)".into())

@@ -9,6 +9,7 @@
 //! `batch.size=1000000`, `batch.num.messages=10000`, reconnect back-off 100 ms to 10 s,
 //! `allow.auto.create.topics=false` (a mistyped topic fails the start-up check).
 
+use super::settings::{check_user_settings, FIXED_SETTINGS};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -16,14 +17,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// librdkafka settings glint fixes, because the no-loss and no-silent-duplicate promises rest
-/// on them.
-pub const FIXED_SETTINGS: [(&str, &str); 3] = [
-    ("enable.idempotence", "true"),
-    ("acks", "all"),
-    ("message.timeout.ms", "0"),
-];
 
 /// Which record a message carries: a stream index of the shipper and a seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,16 +120,6 @@ impl ProducerContext for ShipContext {
 /// The producer type the shipper uses.
 pub type Producer = BaseProducer<ShipContext>;
 
-/// Splits `key=value` (a `--kafka-opt`).
-pub fn parse_kafka_opt(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!(
-            "--kafka-opt {text:?}: expected KEY=VALUE, a librdkafka setting such as security.protocol=ssl"
-        )),
-    }
-}
-
 /// The client configuration: tuned defaults, then the user's settings, then the fixed ones.
 pub fn client_config(
     brokers: &str,
@@ -158,19 +141,8 @@ pub fn client_config(
         .set("socket.keepalive.enable", "true")
         // A mistyped topic is an error at start, not a new topic.
         .set("allow.auto.create.topics", "false");
+    check_user_settings(user)?;
     for (key, value) in user {
-        if let Some((_, fixed)) = FIXED_SETTINGS.iter().find(|(k, _)| k == key) {
-            if value != fixed {
-                return Err(format!(
-                    "kafka setting {key}={value}: glint ship fixes {key}={fixed} (no record may be lost or silently duplicated)"
-                ));
-            }
-        }
-        if key == "bootstrap.servers" {
-            return Err(format!(
-                "kafka setting {key}: give the brokers with --brokers (or `brokers` in [ship])"
-            ));
-        }
         cfg.set(key, value);
     }
     for (key, value) in FIXED_SETTINGS {

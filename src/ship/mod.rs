@@ -23,17 +23,25 @@
 //!   one oversized record does not stop the pipeline, and none vanishes silently.
 
 pub mod cursor;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
+pub mod settings;
+#[cfg(feature = "kafka")]
 pub mod shipper;
 
+#[cfg(feature = "kafka")]
 use crate::server::admin::{spawn_admin, AdminPage};
+#[cfg(feature = "kafka")]
 use metrics::ShipMetrics;
+#[cfg(feature = "kafka")]
 use shipper::{ShipOptions, Shipper};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(feature = "kafka")]
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+#[cfg(feature = "kafka")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +83,7 @@ pub struct ShipArgs {
     /// A librdkafka setting passed through, e.g. security.protocol=ssl, ssl.ca.location=FILE,
     /// sasl.mechanisms=SCRAM-SHA-512, sasl.username=U, client.id=ID, message.max.bytes=N,
     /// linger.ms=N. Repeatable. enable.idempotence, acks and message.timeout.ms are fixed.
-    #[arg(long = "kafka-opt", value_name = "KEY=VALUE", value_parser = kafka::parse_kafka_opt)]
+    #[arg(long = "kafka-opt", value_name = "KEY=VALUE", value_parser = settings::parse_kafka_opt)]
     pub kafka_opts: Vec<(String, String)>,
     /// Batch compression.
     #[arg(long, value_enum, default_value = "lz4")]
@@ -118,7 +126,17 @@ delete the cursor file when you stop shipping for good.
 Exit status: 0 after a clean stop (or --once), 1 on a bad setting, unreachable brokers or an
 unknown topic at start (one line on stderr), or a fatal producer error.";
 
+/// What `glint ship` says when this glint was built without the `kafka` cargo feature.
+pub const NO_KAFKA: &str = "glint ship: this glint was built without Kafka support (cargo feature `kafka` off, e.g. `--no-default-features`); rebuild with the default features to ship records";
+
+/// Runs `glint ship`: built without the `kafka` feature, says so (exit 1).
+#[cfg(not(feature = "kafka"))]
+pub fn run(_args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+    Err(NO_KAFKA.into())
+}
+
 /// Runs `glint ship`.
+#[cfg(feature = "kafka")]
 pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     let args = match &args.config {
         Some(path) => with_config_file(path)?,
@@ -199,6 +217,7 @@ pub fn instance_id(data_dir: &Path) -> Result<String, String> {
 }
 
 /// One shipper per data dir: `DATA_DIR/.ship.lock`, held while it runs.
+#[cfg(feature = "kafka")]
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
     let path = data_dir.join(".ship.lock");
     let file = std::fs::OpenOptions::new()
@@ -218,11 +237,13 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
 }
 
 /// The admin page of the shipper.
+#[cfg(feature = "kafka")]
 struct ShipPage {
     metrics: Arc<ShipMetrics>,
     stop: AtomicBool,
 }
 
+#[cfg(feature = "kafka")]
 impl AdminPage for ShipPage {
     fn render_metrics(&self, out: &mut String) {
         self.metrics.render(out);
@@ -238,8 +259,10 @@ impl AdminPage for ShipPage {
     }
 }
 
+#[cfg(feature = "kafka")]
 type Admin = (Arc<ShipPage>, std::thread::JoinHandle<()>);
 
+#[cfg(feature = "kafka")]
 fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>, String> {
     if listen.eq_ignore_ascii_case("off") {
         return Ok(None);
@@ -258,6 +281,7 @@ fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>
 }
 
 /// Re-reads the command line with the config file's `[ship]` flags in front of it.
+#[cfg(feature = "kafka")]
 fn with_config_file(path: &Path) -> Result<ShipArgs, String> {
     #[derive(clap::Parser)]
     #[command(name = "glint ship", args_override_self = true)]
