@@ -31,8 +31,6 @@
 //!
 //! A block of zeros means "no identity" (files written before identities existed).
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,6 @@
 //! `NOTIFY_SOCKET` is a filesystem path (`/run/systemd/notify`) or, with a leading `@`, a
 //! Linux abstract socket name. Every call is a no-op when the variable is unset (not under
 //! systemd), never panics, and logs a failed send once instead of on every watchdog tick.
-#![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
 use std::io;

@@ -1,5 +1,6 @@
 //! Thin wrappers over the few libc calls glint needs (the crate's other unsafe module besides
 //! the ring map and the io_uring driver). Each returns `io::Result` and keeps errno handling here.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::path::Path;

@@ -12,7 +12,6 @@
 //! running after a few seconds (serve, compact without `--once`, `decode --follow`, loadgen)
 //! got past argument parsing and is stopped. Synopses with `[optional]` parts or placeholders
 //! other than `URL` are not commands and are listed as skipped.
-#![forbid(unsafe_code)]
 
 mod common;
 

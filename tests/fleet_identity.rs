@@ -1,7 +1,6 @@
 //! Records of several boxes are never mistaken for each other: each data dir has its own
 //! instance identity, in every ring and segment header, printed by decode and part of the
 //! dedup key, and segment names that do not collide when several boxes' segments share a folder.
-#![forbid(unsafe_code)]
 
 #[macro_use]
 mod common;

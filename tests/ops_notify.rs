@@ -1,6 +1,5 @@
 //! `glint serve` under a fake systemd: NOTIFY_SOCKET points at a datagram socket the test binds;
 //! the server must send READY=1 once it accepts requests, then STOPPING=1 on SIGTERM.
-#![forbid(unsafe_code)]
 
 mod common;
 

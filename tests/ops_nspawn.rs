@@ -6,7 +6,6 @@
 //! MainPID, found by the data dir's lock; for a dir it does not serve, doctor's own), and a
 //! `systemctl restart` keeps the records. Needs root and systemd-nspawn
 //! (Debian's systemd-container, installed by .ci/run); skipped with a message otherwise.
-#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,7 +1,6 @@
 //! What an operator's `systemctl restart` and binary upgrade do to the rings: a restart keeps
 //! every record and continues the sequence numbers; rings of another format version are refused
 //! with one line naming the file, the offset and both versions, and are left untouched.
-#![forbid(unsafe_code)]
 
 mod common;
 

@@ -34,8 +34,6 @@
 //! Memory is bounded by the number of rings (one held record each) and the block size (64 KiB
 //! gathered, plus its compressed copy), plus a 32-byte index entry per block of the open segment.
 
-#![forbid(unsafe_code)]
-
 pub mod byte_size;
 pub mod cycle;
 pub mod merge;

@@ -1,7 +1,5 @@
 //! The output columns: their names, which ones are printed by default, and each one's value.
 
-#![forbid(unsafe_code)]
-
 use super::source::Origin;
 use crate::record::{flags, Field, RecordView};
 

@@ -1,7 +1,5 @@
 //! CSV (RFC 4180) and TSV output: a header row, then one row per record.
 
-#![forbid(unsafe_code)]
-
 use super::columns::{orig_lens, truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, delimited_field, write_ip, write_u64};
 use super::query::QueryExpander;

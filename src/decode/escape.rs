@@ -9,8 +9,6 @@
 //! a `_b64` key means decode it to get them. This is lossless, unlike escaping invalid bytes as
 //! `\u00XX`, which cannot be told apart from a real U+00XX character.
 
-#![forbid(unsafe_code)]
-
 /// Which bytes need an escape inside a JSON string: control characters, `"` and `\`.
 const fn json_escape_table() -> [bool; 256] {
     let mut t = [false; 256];

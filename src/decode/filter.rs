@@ -1,7 +1,5 @@
 //! Which records are printed: `--from`/`--to` and `--where`.
 
-#![forbid(unsafe_code)]
-
 use super::columns::Column;
 use super::csv::render_text;
 use super::query::QueryExpander;

@@ -6,8 +6,6 @@
 //! which are read whole (dedup by (instance, core, seq) drops what the rings already gave). Output is
 //! flushed after every poll. Ctrl-C ends it.
 
-#![forbid(unsafe_code)]
-
 use super::filter::Filter;
 use super::merge::Merger;
 use super::output::{Output, OutputError};

@@ -3,8 +3,6 @@
 //! Keys follow the selected columns; see [`super::escape`] for how bytes that are not UTF-8
 //! are kept losslessly (`<name>_b64`).
 
-#![forbid(unsafe_code)]
-
 use super::columns::{orig_lens, truncated_names, Column, Selection, Value};
 use super::escape::{base64_into, json_string, write_ip, write_u64};
 use super::query::QueryExpander;

@@ -1,7 +1,5 @@
 //! The k-way merge of all sources by (ts, core, seq), printing each (instance, core, seq) once.
 
-#![forbid(unsafe_code)]
-
 use super::source::{Key, Origin, OriginId, Origins, Problems, Source};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -6,8 +6,6 @@
 //! Decoded bytes that are not UTF-8 are shown with U+FFFD: `q` is a convenience, the `query`
 //! key (with `query_b64` when needed) stays the exact source.
 
-#![forbid(unsafe_code)]
-
 use super::escape::json_string;
 
 /// Reused buffers for decoding one query string.

@@ -1,7 +1,5 @@
 //! The inputs: which files a PATH names, and reading records out of rings and segments.
 
-#![forbid(unsafe_code)]
-
 use crate::compact::cycle::ring_paths;
 use crate::compact::segment::{list_segments, SegmentReader, SEGMENT_SUFFIX};
 use crate::instance::Identity;

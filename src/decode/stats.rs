@@ -1,7 +1,5 @@
 //! `--stats`: a summary of the selected records instead of the records.
 
-#![forbid(unsafe_code)]
-
 use super::columns::split_target;
 use super::filter::Filter;
 use super::merge::Merger;

@@ -10,8 +10,6 @@
 //! written yet. Exit status 1 means something is corrupt; gaps and torn tails are reported but
 //! are not corruption.
 
-#![forbid(unsafe_code)]
-
 use super::merge::SeenSeqs;
 use super::output::{Output, OutputError};
 use super::source::{file_identity, Input, OriginId, Origins, Problems};

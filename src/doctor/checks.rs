@@ -3,7 +3,6 @@
 //! Every [`KNOBS`] name is a `### ` heading under `## Knobs` in `tuning.md` and every such
 //! heading is a knob here (a test keeps them equal), and [`SYSCTL_SETTINGS`] is exactly the
 //! content of `systemd/60-glint.sysctl.conf`.
-#![forbid(unsafe_code)]
 
 use super::host;
 use super::machine::Nic;

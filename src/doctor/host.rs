@@ -1,5 +1,4 @@
 //! Host knobs: io_uring, rlimits, CPUs, transparent huge pages, cpufreq.
-#![forbid(unsafe_code)]
 
 use super::checks::{sysctl_fix, Context, Finding, Verdict};
 use super::machine::{self, format_cpu_list};

@@ -6,7 +6,6 @@
 //! descriptors, no room for the rings. Run it as the service user so permissions are the ones
 //! glint will have; `--config` reads what serve will use from its config file. When a glint is
 //! already serving the data dir, the rlimit rows judge that process's limits ([`service`]).
-#![forbid(unsafe_code)]
 
 pub mod checks;
 pub mod host;

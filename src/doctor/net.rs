@@ -1,5 +1,4 @@
 //! Network knobs: balancer-side sysctls, socket buffers, NIC queues, IRQs, RPS/RFS, busy polling.
-#![forbid(unsafe_code)]
 
 use super::checks::{sysctl_fix, Context, Finding, Verdict};
 use super::machine::{self, format_cpu_list, Nic};

@@ -1,6 +1,5 @@
 //! What `glint serve` will run with, as far as doctor cares: doctor's flags over serve's config
 //! file over serve's own defaults (taken from its clap definition, so they cannot drift).
-#![forbid(unsafe_code)]
 
 use super::DoctorArgs;
 use crate::server::{IoBackend, ServeArgs};

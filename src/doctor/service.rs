@@ -6,7 +6,6 @@
 //! from the data dir's lock ([`crate::server::DATA_DIR_LOCK`], held with flock by the serving
 //! process, listed in `/proc/locks` by device and inode), else from `systemctl show -p MainPID
 //! glint` when systemd runs the box.
-#![forbid(unsafe_code)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,5 @@
 //! The shipper (`glint ship`): its settings from the config's `[ship]` table and how far its
 //! cursor is behind the segments on disk.
-#![forbid(unsafe_code)]
 
 use super::checks::{Context, Finding, Verdict};
 use super::host::human_bytes;

@@ -1,6 +1,5 @@
 //! Storage knobs: the data dir (exists, writable, room for the rings), its filesystem and mount
 //! options, and the page cache writeback that flushes the rings.
-#![forbid(unsafe_code)]
 
 use super::checks::{sysctl_fix, Context, Finding, Verdict};
 use super::host::human_bytes;

@@ -2,8 +2,8 @@
 //!
 //! Pure: bytes in, [`Parsed`] out. httparse accepts a bare LF as a line ending and knows
 //! nothing of Host, Content-Length or Transfer-Encoding semantics; those rules (RFC 9110 and
-//! 9112, see `shared/RELIABILITY.md`) are applied here so that the connection code only sees a
-//! request it can answer or a [`Reject`] that names the status to send.
+//! 9112) are applied here so that the connection code only sees a request it can answer
+//! or a [`Reject`] that names the status to send.
 
 use super::version::{self, LineVersion, RequestLine};
 use crate::record::Method;

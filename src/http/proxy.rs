@@ -22,8 +22,6 @@
 //! LOCAL (a balancer's own health check) and AF_UNSPEC carry no usable address: the connection's
 //! own endpoints apply, and `len` bytes are skipped all the same.
 
-#![forbid(unsafe_code)]
-
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// First 12 bytes of every v2 header.

@@ -10,8 +10,6 @@
 //! Everything on the request path is pure and allocation-free; IPs are in the record's 16-byte
 //! form (IPv4 as IPv4-mapped IPv6, see [`crate::record::ip_to_v6`]).
 
-#![forbid(unsafe_code)]
-
 use crate::record::IpSource;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

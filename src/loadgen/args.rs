@@ -1,5 +1,4 @@
 //! The command line of `glint loadgen` and its validation into a [`Plan`].
-#![forbid(unsafe_code)]
 
 use super::target::Target;
 use crate::clock::parse_duration;

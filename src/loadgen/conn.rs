@@ -3,7 +3,6 @@
 //! wrk's pipelining does; open loop: each request when the schedule says it is due and there
 //! is room), all sendable requests rendered into one buffer and written with one call, then
 //! every complete answer framed from each read.
-#![forbid(unsafe_code)]
 
 use super::pacer::Pacer;
 use super::response::{ResponseParser, Step};

@@ -9,7 +9,6 @@
 //! are framed incrementally ([`response`]). Each thread records into its own HdrHistograms
 //! ([`stats`]), merged once at the end ([`report`]), so memory stays flat however long it runs.
 //! Ctrl-C stops the run early and the summary is still printed.
-#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod conn;

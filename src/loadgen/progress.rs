@@ -1,5 +1,4 @@
 //! The one-line live progress indicator on stderr (only when stderr is a terminal).
-#![forbid(unsafe_code)]
 
 use super::stats::LiveCounters;
 use std::io::{IsTerminal, Write};

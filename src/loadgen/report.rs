@@ -1,5 +1,4 @@
 //! The run summary: one [`Summary`] value, printed as wrk-like text or as one JSON object.
-#![forbid(unsafe_code)]
 
 use super::args::Plan;
 use super::stats::{ErrorCounts, ThreadStats};

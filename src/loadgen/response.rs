@@ -1,7 +1,6 @@
 //! Incremental HTTP/1.x response framing: status line and headers with httparse, then the body
 //! skipped by Content-Length across as many reads as it takes. Chunked or unframed bodies are
 //! counted as protocol errors rather than waited on.
-#![forbid(unsafe_code)]
 
 /// Headers a response may carry before it counts as a protocol error.
 const MAX_RESPONSE_HEADERS: usize = 48;

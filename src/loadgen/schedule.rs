@@ -5,7 +5,6 @@
 //! Sends are woken by a timerfd ([`super::pacer`]), not tokio's millisecond timer, so a
 //! request leaves within microseconds of its due time and the corrected latency of an idle
 //! server equals its uncorrected latency.
-#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! What one thread measures: two latency histograms (from the planned and from the actual send
 //! time), request outcome counters, and the acknowledged-id log. Merged once at the end.
-#![forbid(unsafe_code)]
 
 use hdrhistogram::Histogram;
 use std::fs::File;

@@ -1,5 +1,4 @@
 //! The target URL: `http://host[:port][/path][?query]`, split into what a request needs.
-#![forbid(unsafe_code)]
 
 use std::net::{SocketAddr, ToSocketAddrs};
 

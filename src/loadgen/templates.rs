@@ -1,6 +1,5 @@
 //! Pre-rendered requests. Each template is the request bytes split where the `--id-param`
 //! value goes, so sending one is two copies and an integer format into a reused buffer.
-#![forbid(unsafe_code)]
 
 use super::args::{LoadMethod, Plan};
 

@@ -1,6 +1,5 @@
 //! One load thread: its own current-thread tokio runtime driving its share of the connections
 //! until the duration ends, its `-n` share is done, or the run is stopped (Ctrl-C).
-#![forbid(unsafe_code)]
 
 use super::conn::{drive, ThreadCtx};
 use super::pacer::Pacer;

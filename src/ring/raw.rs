@@ -5,6 +5,7 @@
 //! processes (the compactor, `glint decode --follow`) map the same file; they synchronise with
 //! the writer through the commit words and the consumer cursor, which are 8-byte aligned u64s
 //! accessed only atomically, and they validate every slot they copy with its CRC.
+#![allow(unsafe_code)]
 
 use super::format::{HEADER_PAGE, OFF_CLEAN_STOP, OFF_CURSOR, OFF_EPOCH, OFF_EPOCH_START};
 use memmap2::{MmapOptions, MmapRaw};

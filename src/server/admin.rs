@@ -6,8 +6,6 @@
 //! backend, version), so a scrape's size is bounded whatever the traffic. [`spawn_admin`] runs
 //! a small blocking HTTP/1.1 server on std threads, off the workers' cores' hot path.
 
-#![forbid(unsafe_code)]
-
 use super::stats::CoreStats;
 use crate::http::parse::Reject;
 use crate::http::proxy::ProxyError;

@@ -1,7 +1,5 @@
 //! The epoll backend: the shared connection code on a per-core tokio current-thread runtime.
 
-#![forbid(unsafe_code)]
-
 use super::backend::{AcceptFailures, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME};
 use super::handler::Handler;
 use super::stats::CoreStats;

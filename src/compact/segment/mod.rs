@@ -88,8 +88,6 @@
 //! is stored after newer ones, and the block and segment min/max timestamps stay true, so
 //! [`SegmentReader::seek`] skips only blocks that cannot hold a wanted record.
 
-#![forbid(unsafe_code)]
-
 mod format;
 mod reader;
 mod recovery;

@@ -1,8 +1,6 @@
 //! One connection's life on the ring: read, answer, write, linger, close. Mirrors
 //! `serve_conn` and `linger_close` of the epoll backend.
 
-#![forbid(unsafe_code)]
-
 use super::event_loop::EventLoop;
 use crate::http::conn::Next;
 use crate::server::backend::{LINGER_BYTES, LINGER_TIME};

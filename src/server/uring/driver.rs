@@ -15,6 +15,7 @@
 //!   slot is ignored.
 //! - If the driver is dropped while operations are still in flight, their memory is leaked,
 //!   never freed.
+#![allow(unsafe_code)]
 
 use super::op::{decode, user_data, Completion, Op};
 use crate::server::handler::Handler;

@@ -1,8 +1,6 @@
 //! The per-core loop of the uring backend: accepts, per-connection states, ticks, shutdown.
 //! Behaves like the epoll backend (`server::epoll`), step for step.
 
-#![forbid(unsafe_code)]
-
 use super::connection::{ConnState, Life};
 use super::driver::{Driver, TaskRun, REAP_BATCH};
 use super::op::{user_data, Completion, Op};

@@ -8,10 +8,7 @@
 //! completion. The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else
 //! `COOP_TASKRUN` (5.19+). All unsafe code is in `driver.rs`.
 
-#![deny(unsafe_code)]
-
 mod connection;
-#[allow(unsafe_code)]
 mod driver;
 mod event_loop;
 mod op;

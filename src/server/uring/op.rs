@@ -1,8 +1,6 @@
 //! What each ring operation is, packed into its `user_data`, and the completions the driver
 //! hands to the event loop.
 
-#![forbid(unsafe_code)]
-
 use std::net::TcpStream;
 
 /// What an operation was; the top byte of its `user_data`.
