@@ -213,7 +213,7 @@ fn check_head<'a>(
     if head_len > limits.max_head {
         return Parsed::Error(Reject::HeaderTooLarge);
     }
-    if has_bare_lf(&buf[..head_len]) {
+    if !lines_end_in_crlf(buf, line.method, headers, head_len) {
         return Parsed::Error(Reject::BadRequest);
     }
     let method = Method::from_token(line.method);
@@ -258,17 +258,39 @@ fn partial<'a>(buf: &[u8], limits: &Limits) -> Parsed<'a> {
 }
 
 /// RFC 9112 2.2 allows a bare LF as a line terminator; accepting it differently from a proxy in
-/// front is a known smuggling vector, so every LF in the head must follow a CR. httparse has
-/// already refused any CR not followed by LF, so a bare LF exists exactly when the head holds
-/// more LFs than CRs: two counts the compiler vectorises, instead of a byte-by-byte walk.
-fn has_bare_lf(head: &[u8]) -> bool {
-    // u8 lanes per 255-byte chunk: 16 bytes per SSE2 instruction, no widening.
-    let (mut lf, mut cr) = (0usize, 0usize);
-    for chunk in head.chunks(255) {
-        lf += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')));
-        cr += usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\r')));
-    }
-    lf > cr
+/// front is a known smuggling vector, so every line of the head must end in CRLF. httparse lets
+/// no LF into a method, target, version, field name or value, and refuses obs-fold in a request,
+/// so the head's LFs are those of the empty lines before the request line and the line ends
+/// just before each field name and before the final empty line: checked there, a compare per
+/// line instead of a pass over every byte of the head (a test checks this against counting
+/// every LF in generated heads).
+fn lines_end_in_crlf(
+    buf: &[u8],
+    method: &str,
+    headers: &[httparse::Header<'_>],
+    head_len: usize,
+) -> bool {
+    let base = buf.as_ptr() as usize;
+    let offset = |field: &[u8]| (field.as_ptr() as usize).checked_sub(base);
+    let crlf_before = |line_start: usize| {
+        line_start
+            .checked_sub(2)
+            .and_then(|i| buf.get(i..line_start))
+            .is_some_and(|end| end == b"\r\n")
+    };
+    let Some(leading) = offset(method.as_bytes()).and_then(|start| buf.get(..start)) else {
+        return false;
+    };
+    let leading_ok = leading
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b != b'\n' || (i > 0 && leading[i - 1] == b'\r'));
+    leading_ok
+        && headers
+            .iter()
+            .all(|h| offset(h.name.as_bytes()).is_some_and(crlf_before))
+        && crlf_before(head_len)
+        && head_len.checked_sub(2).is_some_and(crlf_before)
 }
 
 #[derive(Default)]
@@ -302,33 +324,34 @@ fn read_headers<'a>(
     let mut conn_keep_alive = false;
     for header in headers {
         let name = header.name.as_bytes();
-        let value = trim(header.value);
+        // httparse strips the whitespace around a field value (RFC 9112 5.1).
+        let value = header.value;
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if name_is(name, b"host") => {
                 hosts += 1;
                 if !valid_host(value) {
                     return Err(Reject::BadRequest);
                 }
             }
-            10 if name.eq_ignore_ascii_case(b"user-agent") => h.user_agent = value,
-            7 if name.eq_ignore_ascii_case(b"referer") => h.referer = value,
-            6 if name.eq_ignore_ascii_case(b"cookie") => h.cookie = value,
-            6 if name.eq_ignore_ascii_case(b"origin") => h.origin = Some(value),
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            10 if name_is(name, b"user-agent") => h.user_agent = value,
+            7 if name_is(name, b"referer") => h.referer = value,
+            6 if name_is(name, b"cookie") => h.cookie = value,
+            6 if name_is(name, b"origin") => h.origin = Some(value),
+            6 if name_is(name, b"expect") => {
                 h.expect_continue |= value.eq_ignore_ascii_case(b"100-continue")
             }
-            3 if name.eq_ignore_ascii_case(b"dnt") => h.dnt = value == b"1",
-            7 if name.eq_ignore_ascii_case(b"sec-gpc") => h.gpc = value == b"1",
-            9 if name.eq_ignore_ascii_case(b"forwarded") => h.forwarded = Some(value),
-            12 if name.eq_ignore_ascii_case(b"content-type") => h.content_type = value,
-            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for = Some(value),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            3 if name_is(name, b"dnt") => h.dnt = value == b"1",
+            7 if name_is(name, b"sec-gpc") => h.gpc = value == b"1",
+            9 if name_is(name, b"forwarded") => h.forwarded = Some(value),
+            12 if name_is(name, b"content-type") => h.content_type = value,
+            15 if name_is(name, b"x-forwarded-for") => h.x_forwarded_for = Some(value),
+            10 if name_is(name, b"connection") => {
                 for token in value.split(|&b| b == b',').map(trim) {
                     conn_close |= token.eq_ignore_ascii_case(b"close");
                     conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if name_is(name, b"content-length") => {
                 for item in value.split(|&b| b == b',').map(trim) {
                     let n = parse_content_length(item).ok_or(Reject::BadRequest)?;
                     if content_length.is_some_and(|seen| seen != n) {
@@ -337,7 +360,7 @@ fn read_headers<'a>(
                     content_length = Some(n);
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if name_is(name, b"transfer-encoding") => {
                 for coding in value.split(|&b| b == b',').map(trim) {
                     if coding.is_empty() {
                         return Err(Reject::BadRequest);
@@ -385,6 +408,20 @@ fn read_headers<'a>(
     Ok(h)
 }
 
+/// `name`, a token (httparse checked it), equals `lower` (a-z and '-' only) ignoring ASCII case:
+/// among token characters OR-ing 0x20 folds exactly A-Z onto a-z and leaves '-' as it is. No
+/// early exit, so a known short name is a few straight-line compares.
+#[inline(always)]
+fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0, |diff, (&n, &l)| diff | ((n | 0x20) ^ l))
+            == 0
+}
+
 /// Content-Length is 1*DIGIT; anything else, or a value that overflows u64, is invalid.
 fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
@@ -400,7 +437,7 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
 /// RFC 9112 3.2: origin-form, absolute-form (http or https, no userinfo), authority-form for
 /// CONNECT, asterisk-form for OPTIONS; only visible ASCII (no raw UTF-8, controls or DEL).
 fn valid_target(method: Method, target: &[u8]) -> bool {
-    if !target.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+    if !visible_ascii(target) {
         return false;
     }
     match target {
@@ -409,6 +446,23 @@ fn valid_target(method: Method, target: &[u8]) -> bool {
         _ if method == Method::Connect => valid_host(target),
         _ => absolute_form_authority(target).is_some_and(valid_host),
     }
+}
+
+/// Every byte is visible ASCII (0x21..=0x7e). No early exit within a 32-byte block, so the
+/// compiler checks a block with SIMD compares: a tracker's long query string is the bulk of a
+/// beacon's head, and the byte-by-byte loop over it was a fifth of the parse. The tail is the
+/// last 32 bytes again (overlapping), not a byte loop.
+fn visible_ascii(bytes: &[u8]) -> bool {
+    const BLOCK: usize = 32;
+    let clean = |block: &[u8]| {
+        block.iter().fold(0u8, |out, &b| {
+            out | u8::from(b.wrapping_sub(0x21) > 0x7e - 0x21)
+        }) == 0
+    };
+    if bytes.len() < BLOCK {
+        return clean(bytes);
+    }
+    bytes.chunks_exact(BLOCK).all(clean) && clean(&bytes[bytes.len() - BLOCK..])
 }
 
 /// The authority of an `http://` or `https://` absolute-form target, if it is one.
@@ -427,29 +481,14 @@ fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
     (!authority.is_empty()).then_some(authority)
 }
 
-/// Host = uri-host [ ":" port ] (RFC 9110 7.2): no userinfo, path, whitespace or controls.
-fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
-        let Some(end) = rest.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let literal = &rest[..end];
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return false;
-        }
-        (&b"x"[..], &rest[end + 1..])
-    } else {
-        match v.iter().rposition(|&b| b == b':') {
-            Some(i) => (&v[..i], &v[i..]),
-            None => (v, &b""[..]),
-        }
-    };
-    let host_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
+/// Bytes of a reg-name or IPv4 address (RFC 3986 3.2.2: unreserved, sub-delims, and the '%' of
+/// pct-encoded), as a table: one load per byte of the Host value.
+const HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'-' | b'.'
@@ -467,9 +506,37 @@ fn valid_host(v: &[u8]) -> bool {
                     | b';'
                     | b'='
                     | b'%'
-            )
-    });
-    let port_ok = match port {
+            );
+        i += 1;
+    }
+    table
+};
+
+/// Host = uri-host [ ":" port ] (RFC 9110 7.2): no userinfo, path, whitespace or controls.
+fn valid_host(v: &[u8]) -> bool {
+    let port = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        &rest[end + 1..]
+    } else {
+        // ':' is no host byte: the host ends at the first byte that is not one, which must
+        // start the port (or end the value).
+        let end = v
+            .iter()
+            .position(|&b| !HOST_BYTE[usize::from(b)])
+            .unwrap_or(v.len());
+        &v[end..]
+    };
+    match port {
         [] => true,
         [b':', digits @ ..] => {
             digits.is_empty()
@@ -478,8 +545,7 @@ fn valid_host(v: &[u8]) -> bool {
                     && parse_content_length(digits).is_some_and(|p| p <= 65_535))
         }
         _ => false,
-    };
-    host_ok && port_ok
+    }
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -708,5 +774,151 @@ mod tests {
             parse_request_head(&raw, &limits),
             Parsed::Error(Reject::HeaderTooLarge)
         ));
+    }
+
+    /// The reference rule: a bare LF exists exactly when the head holds more LFs than CRs
+    /// (httparse refuses any CR not followed by LF).
+    fn counted_bare_lf(head: &[u8]) -> bool {
+        let count = |c| head.iter().filter(|&&b| b == c).count();
+        count(b'\n') > count(b'\r')
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// The line-end check agrees with counting every LF on any head httparse parses whole:
+        /// it fails if httparse ever lets an LF into a field, or a line end goes unchecked.
+        #[test]
+        fn line_end_check_matches_counting_lfs(
+            leading in proptest::collection::vec(0..3usize, 0..3),
+            ends in proptest::collection::vec(0..3usize, 8),
+            fields in proptest::collection::vec(("[A-Za-z-]{1,6}", "[ -~\t\r\n]{0,12}"), 0..6),
+        ) {
+            let eol = |i: usize| [&b"\r\n"[..], b"\n", b"\r\n"][i];
+            let mut raw = Vec::new();
+            for &i in &leading {
+                raw.extend_from_slice(eol(i));
+            }
+            raw.extend_from_slice(b"GET /p.gif?a=1 HTTP/1.1");
+            raw.extend_from_slice(eol(ends[0]));
+            for (k, (name, value)) in fields.iter().enumerate() {
+                raw.extend_from_slice(name.as_bytes());
+                raw.extend_from_slice(b": ");
+                raw.extend_from_slice(value.as_bytes());
+                raw.extend_from_slice(eol(ends[1 + k]));
+            }
+            raw.extend_from_slice(eol(ends[7]));
+            let mut storage = [httparse::EMPTY_HEADER; 16];
+            let mut req = httparse::Request::new(&mut storage);
+            if let Ok(httparse::Status::Complete(n)) = req.parse(&raw) {
+                let method = req.method.unwrap();
+                proptest::prop_assert_eq!(
+                    lines_end_in_crlf(&raw, method, req.headers, n),
+                    !counted_bare_lf(&raw[..n]),
+                    "{:?}",
+                    String::from_utf8_lossy(&raw[..n])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bare_lf_anywhere_in_the_head_is_refused() {
+        let heads: &[&[u8]] = &[
+            b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.0\n\r\n",
+            b"GET / HTTP/1.0\r\n\n",
+        ];
+        for raw in heads {
+            assert_eq!(
+                parse(raw).unwrap_err(),
+                Some(Reject::BadRequest),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert!(parse(b"\r\n\r\nGET / HTTP/1.0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn field_values_arrive_without_surrounding_whitespace() {
+        // read_headers relies on httparse stripping OWS (RFC 9112 5.1) instead of trimming.
+        let raw = b"GET / HTTP/1.1\r\nHost: \t a:80 \t\r\nUser-Agent:\t u a \r\nReferer:   \r\nDNT: 1 \r\nConnection: \tclose\t\r\n\r\n";
+        let h = parse(raw).unwrap();
+        assert_eq!((h.user_agent, h.referer), (&b"u a"[..], &b""[..]));
+        assert!(h.dnt && !h.keep_alive);
+    }
+
+    #[test]
+    fn header_names_match_in_any_case_and_only_whole() {
+        let h = parse(b"GET / HTTP/1.1\r\nhOsT: a\r\nUSER-AGENT: u\r\nrEFERER: r\r\nCoOkIe: c\r\nsec-GPC: 1\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.user_agent, h.referer, h.cookie, h.gpc),
+            (&b"u"[..], &b"r"[..], &b"c"[..], true)
+        );
+        // Same length, one character off (including the characters OR 0x20 could confuse).
+        let h = parse(b"GET / HTTP/1.1\r\nHost: a\r\nUser_Agent: u\r\nUser-Agenu: u\r\nRefere\x7e: r\r\nCookie_: c\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.user_agent, h.referer, h.cookie),
+            (&b""[..], &b""[..], &b""[..])
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Lengtx: 5\r\n\r\n")
+                .unwrap()
+                .framing,
+            Framing::None
+        );
+    }
+
+    #[test]
+    fn target_check_sees_every_byte_of_every_block() {
+        // A bad byte at each position of targets around the 32-byte block size.
+        for len in [2, 31, 32, 33, 63, 64, 65, 200] {
+            let clean = [b"/".as_slice(), &vec![b'a'; len - 1]].concat();
+            assert!(visible_ascii(&clean), "{len}");
+            for at in 0..len {
+                for bad in [0x00, b' ', 0x7f, 0x80, 0xff] {
+                    let mut t = clean.clone();
+                    t[at] = bad;
+                    assert!(!visible_ascii(&t), "len {len}, byte {bad:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            &b"a"[..],
+            b"t.example.com",
+            b"a:80",
+            b"a:",
+            b"[::1]",
+            b"[::1]:8080",
+            b"",
+            b"a-b_c~d%20",
+            b"127.0.0.1:65535",
+        ] {
+            assert!(valid_host(ok), "{}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"a:b:80"[..],
+            b"a:65536",
+            b"a:123456",
+            b"u@a",
+            b"a/b",
+            b"a b",
+            b"[]",
+            b"[::1",
+            b"[::1]x",
+            b"a:8x",
+            b"a\x80",
+        ] {
+            assert!(!valid_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }
