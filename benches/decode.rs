@@ -1,4 +1,5 @@
-//! Decoding throughput: a ring of browser-like beacons to JSON Lines / CSV into a sink, one core.
+//! Decoding throughput: a ring of browser-like beacons to JSON Lines / CSV into a sink, and to
+//! a Parquet file, one core.
 //!
 //! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second).
 
@@ -10,6 +11,11 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
 const RECORDS: u64 = 1 << 17;
+const FORMATS: [(&str, Format); 3] = [
+    ("jsonl", Format::Jsonl),
+    ("csv", Format::Csv),
+    ("parquet", Format::Parquet),
+];
 
 fn ring_of_beacons() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("glint-bench-decode-{}", std::process::id()));
@@ -61,6 +67,7 @@ fn args(path: &std::path::Path, format: Format) -> DecodeArgs {
     DecodeArgs {
         paths: vec![path.to_path_buf()],
         format,
+        output: (format == Format::Parquet).then(|| path.with_extension("parquet")),
         from: None,
         to: None,
         fields: None,
@@ -78,14 +85,14 @@ fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(RECORDS));
     group.sample_size(10);
-    for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
+    for (name, format) in FORMATS {
         let a = args(&path, format);
         group.bench_function(name, |b| {
             b.iter(|| run_to(&a, &mut std::io::sink()).unwrap())
         });
     }
     group.finish();
-    for (name, format) in [("jsonl", Format::Jsonl), ("csv", Format::Csv)] {
+    for (name, format) in FORMATS {
         cpu_time_figure(&args(&path, format), name);
     }
     // GLINT_DECODE_BENCH_KEEP=1 keeps the ring to time `glint decode RING > /dev/null` on it.

@@ -16,6 +16,7 @@ pub mod follow;
 pub mod json;
 pub mod merge;
 pub mod output;
+pub mod parquet;
 pub mod query;
 pub mod source;
 pub mod stats;
@@ -40,6 +41,8 @@ pub enum Format {
     Csv,
     /// Tab-separated with a header row; tab, CR, LF and backslash escaped as \t \r \n \\.
     Tsv,
+    /// One typed Parquet file (zstd; needs -o FILE); schema in docs/analytics.md.
+    Parquet,
 }
 
 /// Options of `glint decode`.
@@ -55,6 +58,10 @@ pub struct DecodeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
+    /// Write to FILE instead of stdout (needed by --format parquet). The file appears whole:
+    /// it is written as FILE.partial and renamed when complete.
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "follow")]
+    pub output: Option<PathBuf>,
     /// Only records at or after TIME: RFC 3339 (2026-11-29T05:00:00Z, with an offset or a
     /// fraction), a date (2026-11-29 = midnight UTC), `now`, or relative to now (-1h, -30m, -7d).
     /// Segments whose index shows no record in range are not read.
@@ -133,6 +140,17 @@ impl Plan {
                 return Err("--from must be before --to".into());
             }
         }
+        if args.format == Format::Parquet {
+            if args.output.is_none() {
+                return Err("--format parquet needs -o FILE".into());
+            }
+            if args.follow || args.verify || args.stats {
+                return Err(
+                    "--format parquet writes records: not with --follow, --verify or --stats"
+                        .into(),
+                );
+            }
+        }
         let conditions = args
             .conditions
             .iter()
@@ -145,19 +163,29 @@ impl Plan {
     }
 }
 
-/// Turns records into output lines.
+/// Turns records into output lines (or Parquet row groups).
 pub enum Printer {
     Json(json::JsonWriter),
     Delimited(csv::DelimitedWriter),
+    Parquet(Box<parquet::ParquetFile>),
 }
 
 impl Printer {
-    pub fn new(format: Format, sel: &Selection) -> Printer {
-        match format {
+    /// A printer of `format`; Parquet goes to `file`.
+    pub fn new(
+        format: Format,
+        sel: &Selection,
+        file: Option<&std::path::Path>,
+    ) -> Result<Printer, String> {
+        Ok(match format {
             Format::Jsonl => Printer::Json(json::JsonWriter::new(sel)),
             Format::Csv => Printer::Delimited(csv::DelimitedWriter::new(sel, b',')),
             Format::Tsv => Printer::Delimited(csv::DelimitedWriter::new(sel, b'\t')),
-        }
+            Format::Parquet => {
+                let file = file.ok_or("--format parquet needs -o FILE")?;
+                Printer::Parquet(Box::new(parquet::ParquetFile::create(file, sel)?))
+            }
+        })
     }
 
     pub fn header(&self, out: &mut Vec<u8>) {
@@ -168,19 +196,44 @@ impl Printer {
 
     /// Writes one record of instance `origin` (`None`: not known).
     #[inline]
-    pub fn write(&mut self, out: &mut Vec<u8>, rec: &RecordView<'_>, origin: Option<&Origin>) {
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        rec: &RecordView<'_>,
+        origin: Option<&Origin>,
+    ) -> Result<(), OutputError> {
         match self {
             Printer::Json(w) => w.write(out, rec, origin),
             Printer::Delimited(w) => w.write(out, rec, origin),
+            Printer::Parquet(w) => return w.write(rec, origin),
+        }
+        Ok(())
+    }
+
+    /// Completes the output (the Parquet footer and the file's rename).
+    pub fn finish(self) -> Result<(), OutputError> {
+        match self {
+            Printer::Parquet(w) => w.finish(),
+            Printer::Json(_) | Printer::Delimited(_) => Ok(()),
         }
     }
 }
 
-/// Runs `glint decode` on stdout.
+/// Runs `glint decode` on stdout, or on the file of `-o` (Parquet opens it itself).
 pub fn run(args: DecodeArgs) -> Result<ExitCode, crate::BoxError> {
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    run_to(&args, &mut lock)
+    match &args.output {
+        Some(path) if args.format != Format::Parquet => {
+            let mut file = output::PartialFile::create(path)?;
+            let code = run_to(&args, &mut file)?;
+            file.complete()?;
+            Ok(code)
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            run_to(&args, &mut lock)
+        }
+    }
 }
 
 /// Runs `glint decode` writing records to `sink` (the benchmark passes a sink).
@@ -214,7 +267,7 @@ pub fn run_to(
         if args.stats {
             stats::run(&mut merger, &mut plan.filter, &mut out, &mut problems)
         } else {
-            let mut printer = Printer::new(args.format, &plan.selection);
+            let mut printer = Printer::new(args.format, &plan.selection, args.output.as_deref())?;
             printer.header(&mut out.buf);
             let printed = print_records(
                 &mut merger,
@@ -233,6 +286,7 @@ pub fn run_to(
                     &mut out,
                     &mut problems,
                 ),
+                Ok(()) => printer.finish(),
                 other => other,
             }
         }
@@ -259,7 +313,7 @@ pub fn print_records(
     while let Some((bytes, origin)) = merger.next(problems) {
         let rec = RecordView::parse(bytes).expect("sources hold validated records");
         if filter.matches(&rec, origin) {
-            printer.write(&mut out.buf, &rec, origin);
+            printer.write(&mut out.buf, &rec, origin)?;
             out.maybe_flush()?;
         }
     }
