@@ -1,4 +1,4 @@
-//! The epoll backend: the shared connection code on a per-core tokio current-thread runtime.
+//! The epoll backend: a core's [`Handler`] on a per-core tokio current-thread runtime.
 
 use super::backend::{AcceptFailures, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME};
 use super::handler::Handler;

@@ -16,7 +16,7 @@ pub(super) enum Life {
         idle: bool,
         from: usize,
         end: usize,
-        /// The coarse second of the idle or head timeout ([`Conn::deadline`]).
+        /// The coarse second of the idle or head timeout ([`Handler::deadline`]).
         deadline: u64,
         /// The deadline passed: a cancelled recv means "time out".
         expired: bool,

@@ -4,10 +4,11 @@
 //! kernel may be touched or freed. The contract, kept by every method here:
 //!
 //! - Each connection lives in its own `Box<Slot>`; the kernel only ever holds pointers into
-//!   the [`ConnBuffers`](crate::http::buffers::ConnBuffers) the handler's connection owns (its read buffer and `out`, both heap
-//!   allocations that `ConnBuffers` never reallocates while lending them) or into the driver's
-//!   discard buffer, never into the slab vector itself. The connection is `'static` and
-//!   reached only through its slot, so no other code can touch those buffers meanwhile.
+//!   the [`ConnBuffers`](crate::http::buffers::ConnBuffers) the handler's connection owns (its
+//!   read buffer and `out`, heap allocations that `ConnBuffers` never reallocates while lending
+//!   them) or into the driver's discard buffer, never into the slab vector itself. The
+//!   connection is `'static` and reached only through its slot, so no other code can touch
+//!   those buffers meanwhile.
 //! - At most one buffer operation is in flight per slot (a recv, a send, or a send linked in
 //!   front of a recv, whose recv completes last). While it is in flight, `busy` is set and
 //!   neither [`Driver::conn_mut`] nor [`Driver::remove`] hands the connection out or frees it.

@@ -1,9 +1,9 @@
-//! The io_uring backend: the shared connection code ([`crate::http::conn`]) on one ring per
-//! core, driven directly with the `io-uring` crate.
+//! The io_uring backend: a core's [`Handler`](super::handler::Handler) (glint's is the HTTP
+//! layer, [`crate::http::conn`]) on one ring per core, driven directly with the `io-uring` crate.
 //!
 //! One `submit_and_wait` per loop turn submits everything queued and waits (at most until the
 //! next 100 ms tick) for completions, which are then all handled. Listeners use multishot
-//! accept; each connection receives into its own `Conn` buffer, and its answers go out with
+//! accept; each connection receives into its own read buffer, and its answers go out with
 //! one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request costs one
 //! completion. The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else
 //! `COOP_TASKRUN` (5.19+). All unsafe code is in `driver.rs`.
