@@ -145,8 +145,9 @@ stop_server() {
   server_pid=""
   if [ -n "$compact_pid" ]; then
     # The CPU time of the children this shell reaped, around reaping the compactor alone
-    # (the watchdog that bounds the wait is reaped after).
-    (sleep 30 && kill -KILL "$compact_pid") 2>/dev/null &
+    # (the watchdog that bounds the wait is reaped after). The watchdog is its own `sh`, not
+    # a subshell: a subshell would inherit this script's traps and clean up on its SIGTERM.
+    sh -c 'sleep 30 && kill -KILL "$1"' sh "$compact_pid" 2>/dev/null &
     local watchdog=$!
     times >"$server_dir/times.before"
     # Its SIGTERM ends the loop after the current cycle.
