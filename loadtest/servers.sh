@@ -67,7 +67,8 @@ trap 'exit 130' INT TERM
 
 probes=0
 wait_for_port() {
-  for _ in $(seq 1 100); do
+  # Up to 30 s: on a busy machine creating a 16 Mi-slot ring file can take a while.
+  for _ in $(seq 1 300); do
     probes=$((probes + 1)) # each probe is one more logged request nobody else acknowledged
     curl -s -o /dev/null "http://127.0.0.1:$1/p.gif" && return 0
     kill -0 "$server_pid" 2>/dev/null || return 1
