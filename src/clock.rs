@@ -99,34 +99,22 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Parses a duration such as `250ms`, `1s`, `1.5s`, `5m`, `1h`, `7d` (a bare number is seconds).
+/// Parses a duration in jiff's friendly format: `250ms`, `1s`, `1.5s`, `5m`, `1h30m`, `7d`
+/// (a day is 24 hours here); a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!(
-            "invalid duration {text:?}: expected a number and a unit such as 500ms, 1s, 5m, 1h, 7d"
-        )
-    })?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        other => {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
-            ))
-        }
+    let invalid = |why: &dyn std::fmt::Display| {
+        format!("invalid duration {text:?}: {why} (write a number and a unit such as 500ms, 1s, 5m, 1h, 7d)")
     };
-    std::time::Duration::try_from_secs_f64(value * scale)
-        .map_err(|e| format!("invalid duration {text:?}: {e}"))
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = t.parse().map_err(|e| invalid(&e))?;
+        return std::time::Duration::try_from_secs_f64(secs).map_err(|e| invalid(&e));
+    }
+    let span: jiff::Span = t.parse().map_err(|e| invalid(&e))?;
+    let exact = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| invalid(&e))?;
+    std::time::Duration::try_from(exact).map_err(|e| invalid(&e))
 }
 
 #[cfg(test)]
@@ -143,9 +131,21 @@ mod tests {
         assert!(parse_duration("fast")
             .unwrap_err()
             .contains("invalid duration"));
-        assert!(parse_duration("3 weeks")
+        assert!(parse_duration("3 fortnights")
             .unwrap_err()
-            .contains("unknown unit"));
+            .contains("unit designator"));
+        for (t, want) in [
+            ("7d", 7 * 86_400_000),
+            ("1h30m", 5_400_000),
+            ("500 ms", 500),
+            ("0.25", 250),
+            ("1.5h", 5_400_000),
+        ] {
+            assert_eq!(parse_duration(t), Ok(Duration::from_millis(want)), "{t}");
+        }
+        for bad in ["", "-1s", "1e3", "2 months", "1.5.5s", "inf"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]
