@@ -8,6 +8,7 @@
 //! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV;
 //! [`ship`] delivers the segments' records to Kafka; [`loadgen`] measures it all; [`doctor`]
 //! checks a machine against `tuning.md`.
+//! [`uring_probe`] decides what the kernel's io_uring offers, for `serve` and `doctor` alike.
 //!
 //! Unsafe code lives only in `ring::raw` (the shared mmap), [`sys`] (libc calls) and the
 //! io_uring driver in `server::uring`; every block carries a `// SAFETY:` comment.
@@ -29,6 +30,7 @@ pub mod ring;
 pub mod server;
 pub mod ship;
 pub mod sys;
+pub mod uring_probe;
 
 /// The error type the subcommands return to `main`, which prints it as one line.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -23,7 +23,7 @@ pub fn io_uring_disabled(_ctx: &Context) -> Finding {
 }
 
 pub fn io_uring(ctx: &Context) -> Finding {
-    io_uring_finding(machine::probe_io_uring(), ctx.io)
+    io_uring_finding(crate::uring_probe::probe().map(drop), ctx.io)
 }
 
 /// Judges the io_uring probe against the backend glint was asked for.

@@ -1,5 +1,5 @@
-//! Reads the running machine's values: procfs, sysfs, rlimits, the mount table, an io_uring
-//! probe. Everything here only reads; a value that cannot be read is `None`, never an error.
+//! Reads the running machine's values: procfs, sysfs, rlimits, the mount table.
+//! Everything here only reads; a value that cannot be read is `None`, never an error.
 
 use std::path::{Path, PathBuf};
 
@@ -264,41 +264,6 @@ pub fn governors(cpus: &[usize]) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Creates (and drops) a small io_uring, then one with the setup flags and features glint's
-/// io_uring backend needs (5.19+); the error says why not.
-pub fn probe_io_uring() -> Result<(), String> {
-    let ring = io_uring::IoUring::new(8).map_err(|e| explain_io_uring_error(&e))?;
-    let params = ring.params();
-    if !params.is_feature_ext_arg() || !params.is_feature_nodrop() {
-        return Err(
-            "io_uring lacks the EXT_ARG/NODROP features glint's backend needs (kernel 5.11+)"
-                .into(),
-        );
-    }
-    io_uring::IoUring::<io_uring::squeue::Entry>::builder()
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .setup_submit_all()
-        .build(8)
-        .map(drop)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EINVAL) => format!("{e}: io_uring is too old for glint's backend (COOP_TASKRUN and SUBMIT_ALL need kernel 5.19+)"),
-            _ => explain_io_uring_error(&e),
-        })
-}
-
-/// Maps io_uring_setup's errno to the setting that causes it.
-pub fn explain_io_uring_error(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOSYS) => format!("{e}: this kernel has no io_uring (before 5.1, or built without CONFIG_IO_URING)"),
-        Some(libc::EPERM) | Some(libc::EACCES) => format!(
-            "{e}: io_uring is refused to this process (kernel.io_uring_disabled, a seccomp filter such as a container's or a unit's SystemCallFilter=)"
-        ),
-        Some(libc::ENOMEM) => format!("{e}: RLIMIT_MEMLOCK is too low for the ring (kernels before 5.12 charge rings to it): raise LimitMEMLOCK="),
-        _ => e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,14 +309,6 @@ mod tests {
             Some("madvise")
         );
         assert_eq!(bracketed_choice("always madvise never"), None);
-    }
-
-    #[test]
-    fn io_uring_errors_name_their_cause() {
-        let err = |n| explain_io_uring_error(&std::io::Error::from_raw_os_error(n));
-        assert!(err(libc::ENOSYS).contains("no io_uring"));
-        assert!(err(libc::EPERM).contains("kernel.io_uring_disabled"));
-        assert!(err(libc::ENOMEM).contains("RLIMIT_MEMLOCK"));
     }
 
     #[test]

@@ -336,9 +336,9 @@ fn check_record_room(args: &ServeArgs) -> Result<(), String> {
 }
 
 fn choose_backend(asked: IoBackend) -> Result<IoBackend, String> {
-    match (asked, uring::probe()) {
+    match (asked, crate::uring_probe::probe()) {
         (IoBackend::Epoll, _) => Ok(IoBackend::Epoll),
-        (_, Ok(())) => Ok(IoBackend::Uring),
+        (_, Ok(_)) => Ok(IoBackend::Uring),
         (IoBackend::Uring, Err(why)) => Err(format!("--io uring: {why}")),
         (IoBackend::Auto, Err(why)) => {
             crate::info!("io_uring unavailable ({why}); using epoll");

@@ -20,6 +20,7 @@
 
 use super::op::{decode, user_data, Completion, Op};
 use crate::server::handler::Handler;
+use crate::uring_probe::{build_ring, TaskRun};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -30,15 +31,6 @@ use std::time::Duration;
 const DISCARD_LEN: usize = 16 * 1024;
 /// Completions taken per [`Driver::reap`]; the rest stay in the completion queue.
 pub const REAP_BATCH: usize = 1024;
-
-/// How completions of this ring get run: the kernel feature set it was created with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskRun {
-    /// `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+).
-    Deferred,
-    /// `COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+).
-    Cooperative,
-}
 
 struct Slot<H: Handler, S> {
     conn: H::Conn,
@@ -64,38 +56,6 @@ pub struct Driver<H: Handler, S> {
     /// Never read; written concurrently by every lingering recv. Freed in `Drop` only if idle.
     discard: *mut u8,
     pub task_run: TaskRun,
-}
-
-/// Creates a ring with the best task-running mode this kernel offers.
-fn build_ring(entries: u32) -> io::Result<(IoUring, TaskRun)> {
-    let deferred = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_submit_all()
-        .setup_cqsize(entries * 4)
-        .build(entries);
-    let ring = match deferred {
-        Ok(ring) => (ring, TaskRun::Deferred),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            let ring = IoUring::builder()
-                .setup_coop_taskrun()
-                .setup_taskrun_flag()
-                .setup_submit_all()
-                .setup_cqsize(entries * 4)
-                .build(entries)?;
-            (ring, TaskRun::Cooperative)
-        }
-        Err(e) => return Err(e),
-    };
-    if !ring.0.params().is_feature_ext_arg() || !ring.0.params().is_feature_nodrop() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    Ok(ring)
-}
-
-/// Creates and drops a small ring: the error is `io_uring_setup`'s.
-pub fn probe() -> io::Result<TaskRun> {
-    build_ring(8).map(|(_, mode)| mode)
 }
 
 impl<H: Handler, S> Driver<H, S> {

@@ -2,12 +2,13 @@
 //! Behaves like the epoll backend (`server::epoll`), step for step.
 
 use super::connection::{ConnState, Life};
-use super::driver::{Driver, TaskRun, REAP_BATCH};
+use super::driver::{Driver, REAP_BATCH};
 use super::op::{user_data, Completion, Op};
 use crate::server::backend::{AcceptFailures, ACCEPT_BACKOFF};
 use crate::server::handler::Handler;
 use crate::server::stats::CoreStats;
 use crate::server::{Phase, Worker};
+use crate::uring_probe::TaskRun;
 use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -15,46 +15,9 @@ mod op;
 
 use super::Worker;
 
-/// Checks that this process can create an io_uring; the error names the cause and the errno.
-pub fn probe() -> Result<(), String> {
-    driver::probe()
-        .map(|_| ())
-        .map_err(|e| explain_setup_error(&e))
-}
-
 /// Runs one worker on io_uring until shutdown.
 pub fn run<H: super::handler::Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     event_loop::run(worker)
-}
-
-fn explain_setup_error(err: &std::io::Error) -> String {
-    match err.raw_os_error() {
-        Some(libc::ENOSYS) => "io_uring_setup failed with ENOSYS: this kernel has no io_uring \
-                               (built without CONFIG_IO_URING, or older than 5.1)"
-            .into(),
-        Some(libc::EPERM) => {
-            let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into());
-            format!(
-                "io_uring_setup failed with EPERM: io_uring is not allowed here \
-                 (sysctl kernel.io_uring_disabled = {sysctl}, or a seccomp filter blocks it)"
-            )
-        }
-        Some(libc::ENOMEM) => {
-            let have = crate::sys::get_rlimit(libc::RLIMIT_MEMLOCK)
-                .map(|(soft, _)| soft.to_string())
-                .unwrap_or_else(|_| "unknown".into());
-            format!(
-                "io_uring_setup failed with ENOMEM: RLIMIT_MEMLOCK is too low \
-                 ({have} bytes; raise it with `ulimit -l` or LimitMEMLOCK=)"
-            )
-        }
-        Some(libc::EINVAL) => "io_uring_setup failed with EINVAL: this kernel lacks features \
-                               glint needs (5.19+: multishot accept, COOP_TASKRUN, EXT_ARG)"
-            .into(),
-        _ => format!("io_uring_setup failed: {err}"),
-    }
 }
 
 #[cfg(test)]
@@ -68,21 +31,6 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::{Duration, Instant};
 
-    #[test]
-    fn probe_explains_every_known_errno() {
-        for (errno, name) in [
-            (libc::ENOSYS, "ENOSYS"),
-            (libc::EPERM, "EPERM"),
-            (libc::ENOMEM, "ENOMEM"),
-            (libc::EINVAL, "EINVAL"),
-        ] {
-            let msg = super::explain_setup_error(&std::io::Error::from_raw_os_error(errno));
-            assert!(msg.contains(name), "{msg}");
-        }
-    }
-
-    /// The driver's safety contract, on a real ring and socket: a slot whose buffer the kernel
-    /// holds is neither handed out nor freed until its completion was reaped.
     #[test]
     fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
         let core = Context::new(
