@@ -63,15 +63,17 @@ impl QueryExpander {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            let key = percent_decode_into(&mut self.bytes, k);
-            let value = percent_decode_into(&mut self.bytes, v);
+            let key = form_urlencoded_decode_into(&mut self.bytes, k);
+            let value = form_urlencoded_decode_into(&mut self.bytes, v);
             self.pairs.push((key, value));
         }
     }
 }
 
-/// Appends the decoded form of `s` to `out` and returns where it landed.
-pub fn percent_decode_into(out: &mut Vec<u8>, s: &[u8]) -> std::ops::Range<usize> {
+/// `application/x-www-form-urlencoded` decoding, as browsers encode query strings: `+` is a
+/// space, `%XX` a byte, and a bad escape is kept as written. Appends the decoded form of `s`
+/// to `out` and returns where it landed.
+pub fn form_urlencoded_decode_into(out: &mut Vec<u8>, s: &[u8]) -> std::ops::Range<usize> {
     let start = out.len();
     let mut i = 0;
     while i < s.len() {
@@ -100,6 +102,13 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_decoding_turns_plus_into_space_and_keeps_bad_escapes() {
+        let mut out = b"x".to_vec();
+        let r = form_urlencoded_decode_into(&mut out, b"a+b%20c%2B%G1%2");
+        assert_eq!(&out[r], b"a b c+%G1%2");
+    }
 
     fn expand(q: &str) -> serde_json::Value {
         let mut out = Vec::new();

@@ -114,7 +114,7 @@ pub fn redirect_target<'s>(
         .split(|&b| b == b'&')
         .find_map(|kv| kv.strip_prefix(b"u="))?;
     scratch.clear();
-    percent_decode_into(value, scratch)?;
+    uri_percent_decode_into(value, scratch)?;
     let url: &[u8] = scratch;
     if !url.iter().all(|b| (0x21..0x7f).contains(b)) {
         return None;
@@ -148,8 +148,10 @@ pub fn redirect_target<'s>(
     allowed.then_some(&scratch[..])
 }
 
-/// Decodes `%XX` escapes (and keeps `+` as is: it is a literal in a URL); `None` on a bad escape.
-pub fn percent_decode_into(src: &[u8], out: &mut Vec<u8>) -> Option<()> {
+/// RFC 3986 percent-decoding: `%XX` escapes only; `+` stays `+` (a literal in a URL, so a
+/// redirect target passes through unchanged, where a space would be refused). `None` on a bad
+/// escape.
+pub fn uri_percent_decode_into(src: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let mut i = 0;
     while i < src.len() {
         if src[i] == b'%' {
@@ -245,6 +247,15 @@ impl CorsOrigins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_decoding_keeps_plus_and_refuses_bad_escapes() {
+        let mut out = Vec::new();
+        assert_eq!(uri_percent_decode_into(b"a+b%20c%2B", &mut out), Some(()));
+        assert_eq!(out, b"a+b c+");
+        assert_eq!(uri_percent_decode_into(b"%G1", &mut Vec::new()), None);
+        assert_eq!(uri_percent_decode_into(b"%2", &mut Vec::new()), None);
+    }
 
     #[test]
     fn builtin_and_configured_routes() {
