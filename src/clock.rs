@@ -56,32 +56,16 @@ impl HttpDate {
     }
 }
 
-/// Formats seconds since the epoch as an RFC 9110 IMF-fixdate, without allocating.
+/// Formats seconds since the epoch as an RFC 9110 IMF-fixdate (httpdate), without allocating.
 pub fn format_imf_fixdate(unix_secs: u64) -> [u8; HTTP_DATE_LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = unix_secs / 86_400;
-    let rem = unix_secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
+    use std::io::Write as _;
+    // httpdate panics past year 9999.
+    const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+    let secs = unix_secs.min(LAST_SECOND_OF_9999);
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + std::time::Duration::from_secs(secs));
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    two(&mut out[5..7], d as u64);
-    out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
-    let y = y.clamp(0, 9999) as u64;
-    two(&mut out[12..14], y / 100);
-    two(&mut out[14..16], y % 100);
-    two(&mut out[17..19], rem / 3600);
-    two(&mut out[20..22], rem / 60 % 60);
-    two(&mut out[23..25], rem % 60);
+    let _ = write!(&mut out[..], "{date}");
     out
-}
-
-fn two(dst: &mut [u8], v: u64) {
-    dst[0] = b'0' + (v / 10 % 10) as u8;
-    dst[1] = b'0' + (v % 10) as u8;
 }
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian
@@ -162,6 +146,10 @@ mod tests {
         assert_eq!(
             &format_imf_fixdate(1_798_761_599),
             b"Thu, 31 Dec 2026 23:59:59 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(u64::MAX),
+            b"Fri, 31 Dec 9999 23:59:59 GMT"
         );
     }
 }
