@@ -201,12 +201,11 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Ignored: in 2 of about 6 runs, under CPU contention, ~100 records (one partition, shipped
-/// from the backlog after Tansu came back) had been acknowledged to librdkafka yet were not
-/// on the topic; not yet attributed to the shipper or to Tansu's handling of an idempotent
-/// producer across its restart. Run it with `cargo test --release --test ship -- --ignored`.
+/// Tansu is stopped while batches are in flight; after its restart librdkafka sends them again
+/// and Tansu sometimes answers "duplicate sequence number" for a batch it never stored, which
+/// librdkafka reports as delivered with no offset. The shipper produces such records again
+/// (`kind="unconfirmed"`), so none is lost; the count is printed.
 #[test]
-#[ignore = "open: ~100 acknowledged records missing after the broker restart in some runs"]
 fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     let Some(tools) = Tools::find("ship outage") else {
         return;
@@ -264,6 +263,11 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     stop(compactor);
     let decoded = decoded_by_key(&dir);
     wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
+    let series = prometheus::check_exposition(&get_metrics(admin)).unwrap();
+    eprintln!(
+        "ship outage: {} records delivered without an offset were produced again",
+        series["glint_ship_delivery_errors_total{kind=\"unconfirmed\"}"]
+    );
     let log = ship.log_text();
     assert_eq!(log.matches("lost the brokers").count(), 1, "{log}");
     assert_eq!(log.matches("brokers back after").count(), 1, "{log}");

@@ -15,6 +15,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct DeliveryError {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
     pub timestamp_ms: Option<i64>,
+    /// The brokers called it delivered without an offset (see [`OffsetlessRuns`]): produced
+    /// again, because nothing shows the topic holds it.
+    pub unconfirmed: bool,
 }
 
 impl DeliveryError {
@@ -63,6 +67,46 @@ pub enum BrokerEvent {
 pub struct ShipContext {
     pub reports: Mutex<Vec<Report>>,
     pub events: Mutex<Vec<BrokerEvent>>,
+    offsetless: Mutex<OffsetlessRuns>,
+}
+
+/// Finds the "successful" delivery reports that carry no offset.
+///
+/// When a batch is retried (its first send got no answer, e.g. the broker went down) and the
+/// broker answers `DUPLICATE_SEQUENCE_NUMBER`, librdkafka marks the batch delivered although
+/// the broker gave no offset: the batch's first message reports offset -1 and the next ones
+/// -1 + 1, -1 + 2, … (librdkafka numbers the batch from the missing base offset). A broker
+/// that says so without holding the batch loses it silently: Tansu does after a restart
+/// (issue 12: a retried batch answered as duplicate, and none of its keys on the topic). So
+/// such a record is not counted as confirmed: it is produced again (same key; a duplicate if
+/// the broker did hold it). Reports of one batch arrive one after another per partition, so a
+/// run starting at offset -1 and going on -1 + 1, -1 + 2, … is the offset-less batch; the
+/// first other offset on that partition ends it.
+#[derive(Debug, Default)]
+pub struct OffsetlessRuns {
+    /// Partition -> the offset the next report of the offset-less batch would carry.
+    next: HashMap<i32, i64>,
+}
+
+impl OffsetlessRuns {
+    /// True when a successful report at (`partition`, `offset`) has no real offset.
+    pub fn unconfirmed(&mut self, partition: i32, offset: i64) -> bool {
+        if offset < 0 {
+            self.next.insert(partition, offset.saturating_add(1));
+            return true;
+        }
+        match self.next.get_mut(&partition) {
+            Some(next) if *next == offset => {
+                *next += 1;
+                true
+            }
+            Some(_) => {
+                self.next.remove(&partition);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 impl ClientContext for ShipContext {
@@ -93,7 +137,30 @@ impl ProducerContext for ShipContext {
     type DeliveryOpaque = Box<MessageId>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: Box<MessageId>) {
+        let unconfirmed = match result {
+            Ok(m) => self
+                .offsetless
+                .lock()
+                .map(|mut runs| runs.unconfirmed(m.partition(), m.offset()))
+                .unwrap_or(true),
+            Err(_) => false,
+        };
         let report = match result {
+            Ok(m) if unconfirmed => Report {
+                id: *id,
+                bytes: m.payload_len(),
+                error: Some(DeliveryError {
+                    code: None,
+                    text: format!(
+                        "partition {}: delivered without an offset (a retried batch the broker called a duplicate)",
+                        m.partition()
+                    ),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    unconfirmed: true,
+                }),
+            },
             Ok(m) => Report {
                 id: *id,
                 bytes: m.payload_len() + m.key().map_or(0, <[u8]>::len),
@@ -108,6 +175,7 @@ impl ProducerContext for ShipContext {
                     key: m.key().unwrap_or_default().to_vec(),
                     value: m.payload().unwrap_or_default().to_vec(),
                     timestamp_ms: m.timestamp().to_millis(),
+                    unconfirmed: false,
                 }),
             },
         };
@@ -184,4 +252,33 @@ pub fn connect(cfg: &ClientConfig, topic: &str, timeout: Duration) -> Result<Pro
 
 fn one_line(e: &KafkaError) -> String {
     e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OffsetlessRuns;
+
+    #[test]
+    fn a_batch_delivered_without_an_offset_is_unconfirmed_up_to_the_next_real_offset() {
+        let mut runs = OffsetlessRuns::default();
+        // Partition 0 delivers for real at 500..; partition 1 gets a duplicate answer for a
+        // retried 3-message batch (offsets -1, 0, 1), interleaved with partition 0.
+        assert!(!runs.unconfirmed(0, 500));
+        assert!(runs.unconfirmed(1, -1));
+        assert!(!runs.unconfirmed(0, 501));
+        assert!(runs.unconfirmed(1, 0));
+        assert!(runs.unconfirmed(1, 1));
+        // The next batch of partition 1 has its real offsets again.
+        assert!(!runs.unconfirmed(1, 9744));
+        assert!(!runs.unconfirmed(1, 9745));
+        // A partition whose real offsets start at 0 is not mistaken for a run.
+        assert!(!runs.unconfirmed(2, 0));
+        assert!(!runs.unconfirmed(2, 1));
+        // Two offset-less batches in a row.
+        assert!(runs.unconfirmed(1, -1));
+        assert!(runs.unconfirmed(1, 0));
+        assert!(runs.unconfirmed(1, -1));
+        assert!(runs.unconfirmed(1, 0));
+        assert!(!runs.unconfirmed(1, 20000));
+    }
 }

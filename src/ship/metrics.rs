@@ -23,6 +23,8 @@ pub struct ShipMetrics {
     pub bytes_shipped: AtomicU64,
     /// Delivery failures that were retried (the record was produced again).
     pub errors_retried: AtomicU64,
+    /// Deliveries the brokers called done without an offset; the record was produced again.
+    pub unconfirmed: AtomicU64,
     /// Records larger than the brokers accept, written to the dead-letter file.
     pub dead_letter: AtomicU64,
     /// Records produced and not yet acknowledged.
@@ -62,12 +64,17 @@ impl ShipMetrics {
         );
         let _ = writeln!(
             out,
-            "# HELP glint_ship_delivery_errors_total Messages the brokers did not take, by what was done: retried, or written to the dead-letter file (too large).\n# TYPE glint_ship_delivery_errors_total counter"
+            "# HELP glint_ship_delivery_errors_total Messages the brokers did not take, by what was done: retried, produced again after a delivery without an offset (unconfirmed), or written to the dead-letter file (too large).\n# TYPE glint_ship_delivery_errors_total counter"
         );
         let _ = writeln!(
             out,
             "glint_ship_delivery_errors_total{{kind=\"retried\"}} {}",
             self.errors_retried.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "glint_ship_delivery_errors_total{{kind=\"unconfirmed\"}} {}",
+            self.unconfirmed.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -18,6 +18,11 @@
 //! - Duplicates only after a kill, at most `--max-in-flight` of them: no more than that many
 //!   records are ever produced past the durable cursor, and a restart resumes at the cursor.
 //!   Each carries the same key as its first copy.
+//! - A delivery report without an offset does not move the cursor: librdkafka calls a retried
+//!   batch delivered when the broker answers "duplicate sequence number", with no offset, and a
+//!   broker can say so for a batch it does not hold (Tansu after a restart). Such records are
+//!   produced again (`glint_ship_delivery_errors_total{kind="unconfirmed"}`); if the broker did
+//!   hold them, the topic gets a duplicate with the same key ([`kafka::OffsetlessRuns`]).
 //! - A record larger than the brokers accept is written to `DATA_DIR/ship-dead-letter.jsonl`,
 //!   logged and counted (`glint_ship_delivery_errors_total{kind="too_large"}`), then passed:
 //!   one oversized record does not stop the pipeline, and none vanishes silently.

@@ -303,6 +303,7 @@ impl Shipper {
             key: self.key.as_bytes().to_vec(),
             value: self.value.clone(),
             timestamp_ms: None,
+            unconfirmed: false,
         };
         self.dead_letter(&e)?;
         let s = &mut self.streams[i];
@@ -388,6 +389,17 @@ impl Shipper {
             Some(e) if e.too_large() => {
                 self.dead_letter(&e)?;
                 self.acknowledge(r.id);
+            }
+            Some(e) if e.unconfirmed => {
+                self.metrics.unconfirmed.fetch_add(1, Relaxed);
+                self.broker_back();
+                if self.retry.is_empty() {
+                    crate::warn!(
+                        "ship: {}; producing such records again (a duplicate of the same key if the broker did store them)",
+                        e.text
+                    );
+                }
+                self.retry.push_back((r.id, e));
             }
             Some(e) => {
                 if e.code == Some(RDKafkaErrorCode::Fatal) {
