@@ -392,6 +392,8 @@ impl Shipper {
             }
             Some(e) if e.unconfirmed => {
                 self.metrics.unconfirmed.fetch_add(1, Relaxed);
+                // The brokers answer: not a stall.
+                self.last_delivery = Instant::now();
                 self.broker_back();
                 if self.retry.is_empty() {
                     crate::warn!(
