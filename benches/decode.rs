@@ -1,7 +1,9 @@
-//! Decoding throughput: a ring of browser-like beacons to JSON Lines / CSV into a sink, and to
-//! a Parquet file, one core.
+//! Decoding throughput: a ring of beacons (mostly browsers, some mail proxies and bots) to JSON
+//! Lines / CSV into a sink, and to a Parquet file, one core; the same fields with and without the
+//! `agent` label side by side.
 //!
-//! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second).
+//! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second), and the
+//! records per CPU-second printed after the criterion groups.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use glint::decode::{run_to, DecodeArgs, Format};
@@ -11,11 +13,30 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
 const RECORDS: u64 = 1 << 17;
-const FORMATS: [(&str, Format); 3] = [
-    ("jsonl", Format::Jsonl),
-    ("csv", Format::Csv),
-    ("parquet", Format::Parquet),
+
+/// The User-Agents of the beacons, in turn: browsers, mail proxies, crawlers, a library.
+const USER_AGENTS: [&str; 12] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.81 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "Mozilla/5.0",
+    "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "python-requests/2.32.3",
 ];
+
+/// The default fields without `agent` (classification off) and with it, both as `--fields`.
+const WITHOUT_AGENT: &str = "ts,ts_ns,instance,instance_id,core,seq,ip,ip_source,peer,port,method,\
+http_version,status,path,query,ua,referer,cookie,body,body_kind,truncated,orig_len,dnt,gpc,\
+keep_alive,pipelined,chunked";
+const WITH_AGENT: &str = "ts,ts_ns,instance,instance_id,core,seq,ip,ip_source,peer,port,method,\
+http_version,status,path,query,ua,agent,referer,cookie,body,body_kind,truncated,orig_len,dnt,gpc,\
+keep_alive,pipelined,chunked";
 
 fn ring_of_beacons() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("glint-bench-decode-{}", std::process::id()));
@@ -29,7 +50,6 @@ fn ring_of_beacons() -> PathBuf {
         identity: None,
     };
     let (mut w, _) = RingWriter::open(&path, opts).unwrap();
-    let ua = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
     for n in 0..RECORDS {
         let target = format!(
             "/p.gif?e=pageview&sid={:016x}&url=https%3A%2F%2Fshop.example.com%2Fcat%2F{}&w=1920&h=1080",
@@ -53,7 +73,7 @@ fn ring_of_beacons() -> PathBuf {
             ip_source: IpSource::Peer,
             body_kind: BodyKind::None,
             target: target.as_bytes(),
-            user_agent: ua,
+            user_agent: USER_AGENTS[(n % USER_AGENTS.len() as u64) as usize].as_bytes(),
             referer: referer.as_bytes(),
             cookie: b"",
             body: b"",
@@ -63,20 +83,21 @@ fn ring_of_beacons() -> PathBuf {
     path
 }
 
-fn args(path: &std::path::Path, format: Format) -> DecodeArgs {
+fn args(path: &std::path::Path, format: Format, fields: Option<&str>) -> DecodeArgs {
     DecodeArgs {
         paths: vec![path.to_path_buf()],
         format,
         output: (format == Format::Parquet).then(|| path.with_extension("parquet")),
         from: None,
         to: None,
-        fields: None,
+        fields: fields.map(str::to_string),
         conditions: Vec::new(),
         expand_query: false,
         follow: false,
         verify: false,
         skip_bad: false,
         stats: false,
+        agents: None,
     }
 }
 
@@ -85,15 +106,40 @@ fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(RECORDS));
     group.sample_size(10);
-    for (name, format) in FORMATS {
-        let a = args(&path, format);
+    let cases = [
+        ("jsonl", Format::Jsonl, None),
+        (
+            "jsonl_fields_without_agent",
+            Format::Jsonl,
+            Some(WITHOUT_AGENT),
+        ),
+        ("jsonl_fields_with_agent", Format::Jsonl, Some(WITH_AGENT)),
+        ("csv", Format::Csv, None),
+        ("parquet", Format::Parquet, None),
+    ];
+    for (name, format, fields) in cases {
+        let a = args(&path, format, fields);
         group.bench_function(name, |b| {
             b.iter(|| run_to(&a, &mut std::io::sink()).unwrap())
         });
     }
     group.finish();
-    for (name, format) in FORMATS {
-        cpu_time_figure(&args(&path, format), name);
+    // Classification alone, every UA matched against the patterns (no cache): the cost for
+    // traffic whose User-Agents never repeat.
+    let classifier = glint::agent::Classifier::builtin();
+    let ip = Ipv6Addr::from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7]);
+    let mut group = c.benchmark_group("agent");
+    group.throughput(Throughput::Elements(USER_AGENTS.len() as u64));
+    group.bench_function("label_uncached", |b| {
+        b.iter(|| {
+            for ua in USER_AGENTS {
+                std::hint::black_box(classifier.label(ua.as_bytes(), ip));
+            }
+        })
+    });
+    group.finish();
+    for (name, format, fields) in cases {
+        cpu_time_figure(&args(&path, format, fields), name);
     }
     // GLINT_DECODE_BENCH_KEEP=1 keeps the ring to time `glint decode RING > /dev/null` on it.
     if std::env::var_os("GLINT_DECODE_BENCH_KEEP").is_some() {

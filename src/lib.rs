@@ -5,7 +5,8 @@
 //! request to its core's [`ingest`] sink, which appends it to its own memory-mapped [`ring`]
 //! file, and only then answers with a canned pixel or 204. Each of these modules imports only
 //! the ones after it in that sentence. The [`compact`] process merges the per-core rings into time-ordered,
-//! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV;
+//! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV, labelling
+//! each record's sender with [`agent`] (browser, mail proxy, scanner, bot) as it reads;
 //! [`ship`] delivers the segments' records to Kafka; [`loadgen`] measures it all; [`doctor`]
 //! checks a machine against `tuning.md`.
 //! [`uring_probe`] decides what the kernel's io_uring offers, for `serve` and `doctor` alike.
@@ -13,6 +14,7 @@
 //! Unsafe code lives only in `ring::raw` (the shared mmap), [`sys`] (libc calls) and the
 //! io_uring driver in `server::uring`; every block carries a `// SAFETY:` comment.
 
+pub mod agent;
 pub mod clock;
 pub mod compact;
 pub mod decode;

@@ -39,6 +39,7 @@ columns! {
     Path => "path", "target up to the first '?', without the scheme and authority of an absolute URL";
     Query => "query", "target after the first '?'";
     Ua => "ua", "User-Agent";
+    Agent => "agent", "who sent it: browser, email-proxy:NAME, scanner, bot:NAME, unknown (--agents)";
     Referer => "referer", "Referer";
     Cookie => "cookie", "the configured cookie's value (default output: only when present)";
     Body => "body", "request body (default output: only when present)";
@@ -73,6 +74,8 @@ pub enum Value<'a> {
     OrigLen(u32, [u32; 5]),
     B64(&'a [u8]),
     Query(&'a [u8]),
+    /// The request's User-Agent and client IP, labelled by the writer's [`crate::agent::Classifier`].
+    Agent(&'a [u8], std::net::Ipv6Addr),
 }
 
 impl Column {
@@ -147,6 +150,7 @@ impl Column {
             Column::Path => Value::Str(split_target(rec.target()).0),
             Column::Query => Value::Str(split_target(rec.target()).1),
             Column::Ua => Value::Str(rec.user_agent()),
+            Column::Agent => Value::Agent(rec.user_agent(), rec.client_ip()),
             Column::Referer => Value::Str(rec.referer()),
             Column::Cookie => Value::Str(rec.cookie()),
             Column::Body => Value::Str(rec.body()),
@@ -261,6 +265,7 @@ pub const DEFAULT_COLUMNS: &[Column] = &[
     Column::Path,
     Column::Query,
     Column::Ua,
+    Column::Agent,
     Column::Referer,
     Column::Cookie,
     Column::Body,

@@ -5,7 +5,9 @@ use super::escape::{base64_into, delimited_field, write_ip, write_u64};
 use super::query::QueryExpander;
 use super::source::Origin;
 use super::time::TsFormatter;
+use crate::agent::{Classifier, Labeler};
 use crate::record::RecordView;
+use std::sync::Arc;
 
 /// Writes records as delimited rows; CSV rows end with CRLF as RFC 4180 says, TSV rows with LF.
 pub struct DelimitedWriter {
@@ -14,16 +16,18 @@ pub struct DelimitedWriter {
     ts: TsFormatter,
     query: QueryExpander,
     scratch: Vec<u8>,
+    agents: Labeler,
 }
 
 impl DelimitedWriter {
-    pub fn new(sel: &Selection, delimiter: u8) -> DelimitedWriter {
+    pub fn new(sel: &Selection, delimiter: u8, agents: Arc<Classifier>) -> DelimitedWriter {
         DelimitedWriter {
             columns: sel.columns.clone(),
             delimiter,
             ts: TsFormatter::default(),
             query: QueryExpander::default(),
             scratch: Vec::new(),
+            agents: Labeler::new(agents),
         }
     }
 
@@ -58,6 +62,7 @@ impl DelimitedWriter {
                 &mut self.scratch,
                 &mut self.ts,
                 &mut self.query,
+                &mut self.agents,
             );
             if needs_quoting {
                 delimited_field(out, &self.scratch, self.delimiter);
@@ -77,6 +82,7 @@ pub fn render_text(
     s: &mut Vec<u8>,
     ts: &mut TsFormatter,
     query: &mut QueryExpander,
+    agents: &mut Labeler,
 ) -> bool {
     match column.value(rec, origin) {
         Value::Str(bytes) => {
@@ -111,6 +117,7 @@ pub fn render_text(
             query.write_json(s, q);
             return true;
         }
+        Value::Agent(ua, ip) => s.extend_from_slice(agents.label(ua, ip).as_bytes()),
     }
     false
 }

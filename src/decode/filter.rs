@@ -5,7 +5,9 @@ use super::csv::render_text;
 use super::query::QueryExpander;
 use super::source::Origin;
 use super::time::TsFormatter;
+use crate::agent::{Classifier, Labeler};
 use crate::record::RecordView;
+use std::sync::Arc;
 
 /// How a `--where` value is compared with a field's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +66,16 @@ pub struct Filter {
     scratch: Vec<u8>,
     ts: TsFormatter,
     query: QueryExpander,
+    agents: Labeler,
 }
 
 impl Filter {
-    pub fn new(from_ns: Option<u64>, to_ns: Option<u64>, conditions: Vec<Condition>) -> Filter {
+    pub fn new(
+        from_ns: Option<u64>,
+        to_ns: Option<u64>,
+        conditions: Vec<Condition>,
+        agents: Arc<Classifier>,
+    ) -> Filter {
         Filter {
             from_ns: from_ns.unwrap_or(0),
             to_ns: to_ns.unwrap_or(u64::MAX),
@@ -75,6 +83,7 @@ impl Filter {
             scratch: Vec::new(),
             ts: TsFormatter::default(),
             query: QueryExpander::default(),
+            agents: Labeler::new(agents),
         }
     }
 
@@ -97,6 +106,7 @@ impl Filter {
                 &mut self.scratch,
                 &mut self.ts,
                 &mut self.query,
+                &mut self.agents,
             );
             let hit = match c.op {
                 Op::Equals => self.scratch == c.value,

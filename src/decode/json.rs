@@ -8,7 +8,9 @@ use super::escape::{base64_into, json_string, write_ip, write_u64};
 use super::query::QueryExpander;
 use super::source::Origin;
 use super::time::TsFormatter;
+use crate::agent::{Classifier, Labeler};
 use crate::record::RecordView;
+use std::sync::Arc;
 
 /// Writes records as JSON objects, one per line.
 pub struct JsonWriter {
@@ -16,10 +18,11 @@ pub struct JsonWriter {
     explicit: bool,
     ts: TsFormatter,
     query: QueryExpander,
+    agents: Labeler,
 }
 
 impl JsonWriter {
-    pub fn new(sel: &Selection) -> JsonWriter {
+    pub fn new(sel: &Selection, agents: Arc<Classifier>) -> JsonWriter {
         let columns = sel
             .columns
             .iter()
@@ -30,6 +33,7 @@ impl JsonWriter {
             explicit: sel.explicit,
             ts: TsFormatter::default(),
             query: QueryExpander::default(),
+            agents: Labeler::new(agents),
         }
     }
 
@@ -110,6 +114,10 @@ impl JsonWriter {
                 }
                 Value::Query(q) => {
                     self.query.write_json(out, q);
+                    None
+                }
+                Value::Agent(ua, ip) => {
+                    json_string(out, self.agents.label(ua, ip).as_bytes());
                     None
                 }
             };

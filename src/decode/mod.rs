@@ -23,6 +23,7 @@ pub mod stats;
 pub mod time;
 pub mod verify;
 
+use crate::agent::Classifier;
 use crate::record::RecordView;
 use columns::Selection;
 use filter::{Condition, Filter};
@@ -31,6 +32,7 @@ use output::{Output, OutputError};
 use source::{discover, open_sources, Origin, Origins, Problems};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +106,11 @@ pub struct DecodeArgs {
     /// records, time span.
     #[arg(long)]
     pub stats: bool,
+    /// Label records' `agent` with the rules of this file instead of the built-in ones
+    /// (data/agents.toml in the source: UA patterns and CIDR lists, each with its source and
+    /// date; copy and edit it).
+    #[arg(long, value_name = "FILE")]
+    pub agents: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -125,6 +132,7 @@ fn after_help() -> String {
 pub struct Plan {
     pub filter: Filter,
     pub selection: Selection,
+    pub agents: Arc<Classifier>,
 }
 
 impl Plan {
@@ -156,9 +164,11 @@ impl Plan {
             .iter()
             .map(|c| Condition::parse(c))
             .collect::<Result<Vec<_>, _>>()?;
+        let agents = Arc::new(Classifier::builtin_or(args.agents.as_deref())?);
         Ok(Plan {
-            filter: Filter::new(from, to, conditions),
+            filter: Filter::new(from, to, conditions, agents.clone()),
             selection: Selection::new(args.fields.as_deref(), args.expand_query)?,
+            agents,
         })
     }
 }
@@ -176,14 +186,15 @@ impl Printer {
         format: Format,
         sel: &Selection,
         file: Option<&std::path::Path>,
+        agents: Arc<Classifier>,
     ) -> Result<Printer, String> {
         Ok(match format {
-            Format::Jsonl => Printer::Json(json::JsonWriter::new(sel)),
-            Format::Csv => Printer::Delimited(csv::DelimitedWriter::new(sel, b',')),
-            Format::Tsv => Printer::Delimited(csv::DelimitedWriter::new(sel, b'\t')),
+            Format::Jsonl => Printer::Json(json::JsonWriter::new(sel, agents)),
+            Format::Csv => Printer::Delimited(csv::DelimitedWriter::new(sel, b',', agents)),
+            Format::Tsv => Printer::Delimited(csv::DelimitedWriter::new(sel, b'\t', agents)),
             Format::Parquet => {
                 let file = file.ok_or("--format parquet needs -o FILE")?;
-                Printer::Parquet(Box::new(parquet::ParquetFile::create(file, sel)?))
+                Printer::Parquet(Box::new(parquet::ParquetFile::create(file, sel, agents)?))
             }
         })
     }
@@ -267,7 +278,12 @@ pub fn run_to(
         if args.stats {
             stats::run(&mut merger, &mut plan.filter, &mut out, &mut problems)
         } else {
-            let mut printer = Printer::new(args.format, &plan.selection, args.output.as_deref())?;
+            let mut printer = Printer::new(
+                args.format,
+                &plan.selection,
+                args.output.as_deref(),
+                plan.agents.clone(),
+            )?;
             printer.header(&mut out.buf);
             let printed = print_records(
                 &mut merger,

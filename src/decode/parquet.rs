@@ -25,6 +25,7 @@ use super::output::{OutputError, PartialFile};
 use super::query::QueryExpander;
 use super::source::Origin;
 use super::time::TsFormatter;
+use crate::agent::{Classifier, Labeler};
 use crate::record::{Field, RecordView, FIELD_COUNT};
 use arrow_array::builder::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, ListBuilder, StringBuilder, StructBuilder,
@@ -80,9 +81,12 @@ pub fn kind(c: Column) -> Kind {
         Column::Dnt | Column::Gpc | Column::KeepAlive | Column::Pipelined | Column::Chunked => {
             Kind::Bool
         }
-        Column::Ip | Column::Peer | Column::IpSource | Column::Method | Column::HttpVersion => {
-            Kind::Label
-        }
+        Column::Ip
+        | Column::Peer
+        | Column::IpSource
+        | Column::Method
+        | Column::HttpVersion
+        | Column::Agent => Kind::Label,
         Column::Truncated => Kind::Names,
         Column::OrigLen => Kind::Lengths,
         _ => Kind::Text,
@@ -261,6 +265,7 @@ pub struct ParquetWriter<W: Write + Send> {
     schema: SchemaRef,
     writer: ArrowWriter<W>,
     query: QueryExpander,
+    agents: Labeler,
     ts: TsFormatter,
     scratch: Vec<u8>,
     rows: usize,
@@ -268,7 +273,11 @@ pub struct ParquetWriter<W: Write + Send> {
 }
 
 impl<W: Write + Send> ParquetWriter<W> {
-    pub fn new(sink: W, sel: &Selection) -> Result<ParquetWriter<W>, ParquetError> {
+    pub fn new(
+        sink: W,
+        sel: &Selection,
+        agents: Arc<Classifier>,
+    ) -> Result<ParquetWriter<W>, ParquetError> {
         let schema = schema(sel);
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties(sel)))?;
         Ok(ParquetWriter {
@@ -276,6 +285,7 @@ impl<W: Write + Send> ParquetWriter<W> {
             schema,
             writer,
             query: QueryExpander::default(),
+            agents: Labeler::new(agents),
             ts: TsFormatter::default(),
             scratch: Vec::new(),
             rows: 0,
@@ -309,6 +319,7 @@ impl<W: Write + Send> ParquetWriter<W> {
                 column.value(rec, origin),
                 &mut self.scratch,
                 &mut self.query,
+                &mut self.agents,
             ) {
                 // A column kind() does not know yet: its CSV text (a test keeps this path
                 // for new columns only).
@@ -323,6 +334,7 @@ impl<W: Write + Send> ParquetWriter<W> {
                     &mut self.scratch,
                     &mut self.ts,
                     &mut self.query,
+                    &mut self.agents,
                 );
                 text.append_value(String::from_utf8_lossy(&self.scratch));
                 if let Some(c) = companion {
@@ -366,6 +378,7 @@ fn append(
     value: Value<'_>,
     scratch: &mut Vec<u8>,
     query: &mut QueryExpander,
+    agents: &mut Labeler,
 ) -> bool {
     match (b, value) {
         (Builder::Ts(b), Value::Ts(ns)) => {
@@ -393,6 +406,7 @@ fn append(
             }
         },
         (Builder::Text(b, _) | Builder::Label(b), Value::Text(t)) => b.append_value(t),
+        (Builder::Label(b), Value::Agent(ua, ip)) => b.append_value(agents.label(ua, ip)),
         (Builder::Label(b), Value::Ip(ip)) => {
             scratch.clear();
             write_ip(scratch, ip);
@@ -437,10 +451,14 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    pub fn create(path: &std::path::Path, sel: &Selection) -> Result<ParquetFile, String> {
+    pub fn create(
+        path: &std::path::Path,
+        sel: &Selection,
+        agents: Arc<Classifier>,
+    ) -> Result<ParquetFile, String> {
         let file = PartialFile::create(path)?;
-        let writer =
-            ParquetWriter::new(file, sel).map_err(|e| format!("{}: {e}", path.display()))?;
+        let writer = ParquetWriter::new(file, sel, agents)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(ParquetFile { writer })
     }
 
@@ -512,6 +530,7 @@ mod tests {
             id_hex: "0123456789abcdef0123456789abcdef".into(),
         };
         let (mut scratch, mut query) = (Vec::new(), QueryExpander::default());
+        let mut agents = Labeler::new(Arc::new(Classifier::builtin()));
         for &c in Column::ALL {
             let mut b = Builder::new(c);
             assert!(
@@ -519,7 +538,8 @@ mod tests {
                     &mut b,
                     c.value(&rec, Some(&origin)),
                     &mut scratch,
-                    &mut query
+                    &mut query,
+                    &mut agents
                 ),
                 "column {} has no typed builder for its value",
                 c.name()
@@ -533,7 +553,7 @@ mod tests {
             columns: Column::ALL.to_vec(),
             explicit: true,
         };
-        let mut w = ParquetWriter::new(Vec::new(), &sel).unwrap();
+        let mut w = ParquetWriter::new(Vec::new(), &sel, Arc::new(Classifier::builtin())).unwrap();
         let mut buf = Vec::new();
         for i in 0..BATCH_ROWS + 10 {
             let body = format!("{{\"n\":{i}}}");

@@ -120,7 +120,8 @@ impl Shipper {
         };
         let selection = crate::decode::columns::Selection::new(None, false)?;
         let mut s = Shipper {
-            json: JsonWriter::new(&selection),
+            // The same `agent` labels as `glint decode` prints by default.
+            json: JsonWriter::new(&selection, Arc::new(crate::agent::Classifier::builtin())),
             opts,
             producer,
             metrics,
