@@ -30,6 +30,7 @@
 pub mod cursor;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod lake;
 pub mod metrics;
 pub mod settings;
 #[cfg(feature = "kafka")]
@@ -79,6 +80,27 @@ pub struct ShipArgs {
     /// Data dir whose segments are shipped (the compactor's output, DIR/segments/).
     #[arg(long, value_name = "DIR", default_value = "./glint-data")]
     pub data_dir: PathBuf,
+    /// Ship to object storage instead of Kafka: hourly (--window) Parquet objects under
+    /// s3://BUCKET/PREFIX/dt=YYYY-MM-DD/hour=HH/ (endpoint, region, credentials and
+    /// path-style from the AWS_* environment variables and --s3-opt).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", conflicts_with_all = ["brokers", "topic"])]
+    pub to: Option<String>,
+    /// An S3 client setting over the AWS_* environment, e.g. endpoint=http://127.0.0.1:8333,
+    /// region=eu-west-1, allow_http=true, virtual_hosted_style_request=false,
+    /// access_key_id=K, secret_access_key=S. Repeatable; also the [ship.s3] table.
+    #[arg(long = "s3-opt", value_name = "KEY=VALUE", value_parser = lake::parse_s3_opt)]
+    pub s3_opts: Vec<(String, String)>,
+    /// With --to: the time window of one object; whole seconds dividing an hour.
+    #[arg(long, value_name = "DUR", default_value = "1h", value_parser = crate::clock::parse_duration)]
+    pub window: Duration,
+    /// With --to: how long after a window's end its object is written (records committed
+    /// later still go in, as another object in the same partition).
+    #[arg(long, value_name = "DUR", default_value = "1m", value_parser = crate::clock::parse_duration)]
+    pub window_grace: Duration,
+    /// With --to: objects larger than this go up as a multipart upload in parts of this size
+    /// (at least 5 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub part_size: u64,
     /// Kafka bootstrap brokers, comma-separated.
     #[arg(long, value_name = "HOST:PORT[,..]")]
     pub brokers: Option<String>,
@@ -134,19 +156,89 @@ unknown topic at start (one line on stderr), or a fatal producer error.";
 /// What `glint ship` says when this glint was built without the `kafka` cargo feature.
 pub const NO_KAFKA: &str = "glint ship: this glint was built without Kafka support (cargo feature `kafka` off, e.g. `--no-default-features`); rebuild with the default features to ship records";
 
-/// Runs `glint ship`: built without the `kafka` feature, says so (exit 1).
-#[cfg(not(feature = "kafka"))]
-pub fn run(_args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
-    Err(NO_KAFKA.into())
-}
-
-/// Runs `glint ship`.
-#[cfg(feature = "kafka")]
+/// Runs `glint ship`: to object storage with `--to`, else to Kafka.
 pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     let args = match &args.config {
         Some(path) => with_config_file(path)?,
         None => args,
     };
+    if args.to.is_some() {
+        return run_lake(args);
+    }
+    run_kafka(args)
+}
+
+/// `glint ship --to s3://...`.
+fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+    let target = lake::Target::parse(args.to.as_deref().unwrap_or_default())?;
+    lake::check_window(args.window)?;
+    if args.part_size < lake::MIN_PART_SIZE {
+        return Err(format!(
+            "--part-size {}: at least {} (S3's smallest part)",
+            args.part_size,
+            lake::MIN_PART_SIZE
+        )
+        .into());
+    }
+    if !args.data_dir.is_dir() {
+        return Err(format!("{}: not a directory (--data-dir)", args.data_dir.display()).into());
+    }
+    let _lock = lock_data_dir(&args.data_dir)?;
+    let opts = lake::LakeOptions {
+        data_dir: args.data_dir.clone(),
+        target: target.clone(),
+        s3_opts: args.s3_opts.clone(),
+        window: args.window,
+        grace: args.window_grace,
+        part_size: args.part_size,
+        poll_interval: args.poll_interval,
+        instance: instance_id(&args.data_dir)?,
+    };
+    let store = lake::store(&opts)?;
+    let mut sink = lake::Lake::new(opts, store)?;
+    crate::info!(
+        "ship: {} -> s3://{}/{} every {:?} window (+{:?} grace){}",
+        args.data_dir.display(),
+        target.bucket,
+        target.prefix,
+        args.window,
+        args.window_grace,
+        if args.once { " (once)" } else { "" }
+    );
+    let stop = if args.once {
+        None
+    } else {
+        Some(crate::compact::stop_signal()?)
+    };
+    let stopped = std::cell::Cell::new(false);
+    let should_stop = || {
+        stopped.get()
+            || stop.as_ref().is_some_and(|rx| {
+                let got = rx.try_recv().is_ok();
+                if got {
+                    stopped.set(true);
+                }
+                got
+            })
+    };
+    sink.run(&should_stop, args.once)?;
+    crate::info!(
+        "ship: stopped; {} objects with {} records uploaded this run",
+        sink.uploaded.0,
+        sink.uploaded.1
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Built without the `kafka` feature: says so (exit 1).
+#[cfg(not(feature = "kafka"))]
+fn run_kafka(_args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+    Err(NO_KAFKA.into())
+}
+
+/// `glint ship --brokers ... --topic ...`.
+#[cfg(feature = "kafka")]
+fn run_kafka(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     let (Some(brokers), Some(topic)) = (args.brokers.clone(), args.topic.clone()) else {
         return Err("--brokers and --topic are required (or `brokers` and `topic` in the [ship] table of --config)".into());
     };
@@ -222,7 +314,6 @@ pub fn instance_id(data_dir: &Path) -> Result<String, String> {
 }
 
 /// One shipper per data dir: `DATA_DIR/.ship.lock`, held while it runs.
-#[cfg(feature = "kafka")]
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
     let path = data_dir.join(".ship.lock");
     let file = std::fs::OpenOptions::new()
@@ -286,7 +377,6 @@ fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>
 }
 
 /// Re-reads the command line with the config file's `[ship]` flags in front of it.
-#[cfg(feature = "kafka")]
 fn with_config_file(path: &Path) -> Result<ShipArgs, String> {
     #[derive(clap::Parser)]
     #[command(name = "glint ship", args_override_self = true)]
@@ -301,7 +391,7 @@ fn with_config_file(path: &Path) -> Result<ShipArgs, String> {
         .iter()
         .position(|w| w == "ship")
         .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
-    let words = crate::server::config::merge(&flags, cli, &["--kafka-opt"]);
+    let words = crate::server::config::merge(&flags, cli, &["--kafka-opt", "--s3-opt"]);
     let parsed =
         Ship::try_parse_from(std::iter::once("glint ship".into()).chain(words)).map_err(|e| {
             format!(
@@ -326,6 +416,15 @@ pub fn config_flags(path: &Path) -> Result<Vec<OsString>, String> {
     let mut flags = Vec::new();
     for (key, value) in ship {
         match (key.as_str(), value) {
+            ("s3", toml::Value::Table(s3)) => {
+                for (k, v) in s3 {
+                    let v = match v {
+                        toml::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    flags.extend([OsString::from("--s3-opt"), format!("{k}={v}").into()]);
+                }
+            }
             ("kafka", toml::Value::Table(kafka)) => {
                 for (k, v) in kafka {
                     let v = match v {
