@@ -104,12 +104,12 @@ fn s3_env(weed: &Weed) -> Vec<(String, String)> {
     ]
 }
 
-fn ship(weed: &Weed, dir: &Path, extra: &[&str]) -> Command {
+fn ship(weed: &Weed, dir: &Path, window: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(GLINT);
     c.args(["ship", "--to", "s3://lake/beacons", "--admin-listen", "off"])
         .args([
             "--window",
-            "1m",
+            window,
             "--window-grace",
             "0s",
             "--part-size",
@@ -177,7 +177,7 @@ fn every_acknowledged_record_once_through_kills_and_an_outage() {
     // SIGKILLs while objects (12 MB, 5 MiB parts) go up.
     let mut rng: u64 = 12345;
     for _ in 0..5 {
-        let mut child = ship(&weed, &data, &["--once"])
+        let mut child = ship(&weed, &data, "1m", &["--once"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -192,7 +192,7 @@ fn every_acknowledged_record_once_through_kills_and_an_outage() {
     acked += load(&server, &root, 100);
     compact_once(&data, &[]);
     let log = root.join("ship.log");
-    let mut child = ship(&weed, &data, &["--window", "1s"])
+    let mut child = ship(&weed, &data, "1s", &[])
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -203,7 +203,7 @@ fn every_acknowledged_record_once_through_kills_and_an_outage() {
     assert!(wait_bounded(&mut child, Duration::from_secs(30)).success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("failed"), "the outage was seen: {text}");
-    let out = ship(&weed, &data, &["--once"]).output().unwrap();
+    let out = ship(&weed, &data, "1m", &["--once"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
