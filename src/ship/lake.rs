@@ -156,6 +156,7 @@ pub struct Lake {
     by_ring: HashMap<(u32, u64), usize>,
     position: Option<(String, usize)>,
     selection: Selection,
+    agents: Arc<crate::agent::Classifier>,
     spool: PathBuf,
     failures: u32,
     retry_at: Option<Instant>,
@@ -192,6 +193,7 @@ impl Lake {
             .map_err(|e| format!("ship: cannot start the S3 client's runtime: {e}"))?;
         let mut lake = Lake {
             selection: Selection::new(None, false)?,
+            agents: Arc::new(crate::agent::Classifier::builtin()),
             opts,
             store,
             rt,
@@ -315,6 +317,7 @@ impl Lake {
                     let writer = ParquetWriter::new(
                         BufWriter::with_capacity(1 << 20, file),
                         &self.selection,
+                        self.agents.clone(),
                     )
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                     s.open.insert(
