@@ -198,7 +198,36 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
         (30000, 30000),
         "exactly once without kills"
     );
+    check_stream_order(&broker.consume_as("beacons", decoded.len(), "placed"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each (instance, core) stream is on one partition, in seq order by offset; `placed` is
+/// (key, "PARTITION:OFFSET") from `consume_as(.., "placed")`.
+fn check_stream_order(placed: &[(String, String)]) {
+    let mut streams: HashMap<&str, Vec<(u32, u64, u64)>> = HashMap::new();
+    for (key, at) in placed {
+        let (stream, seq) = key.rsplit_once(':').expect("INSTANCE:CORE:SEQ");
+        let (partition, offset) = at.split_once(':').expect("PARTITION:OFFSET");
+        streams.entry(stream).or_default().push((
+            partition.parse().unwrap(),
+            offset.parse().unwrap(),
+            seq.parse().unwrap(),
+        ));
+    }
+    assert!(!streams.is_empty());
+    for (stream, mut messages) in streams {
+        let partition = messages[0].0;
+        assert!(
+            messages.iter().all(|m| m.0 == partition),
+            "{stream}: on more than one partition"
+        );
+        messages.sort_by_key(|m| m.1);
+        assert!(
+            messages.windows(2).all(|w| w[0].2 < w[1].2),
+            "{stream}: seqs out of order on partition {partition}"
+        );
+    }
 }
 
 /// Tansu is stopped while batches are in flight; after its restart librdkafka sends them again

@@ -14,7 +14,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Partitioner, ProducerContext};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -68,6 +68,7 @@ pub struct ShipContext {
     pub reports: Mutex<Vec<Report>>,
     pub events: Mutex<Vec<BrokerEvent>>,
     offsetless: Mutex<OffsetlessRuns>,
+    streams: StreamPartitioner,
 }
 
 /// Finds the "successful" delivery reports that carry no offset.
@@ -133,8 +134,48 @@ impl ClientContext for ShipContext {
     }
 }
 
-impl ProducerContext for ShipContext {
+/// Puts every record of one (instance, core) stream on the same partition, so the topic holds
+/// each stream in seq order (the idempotent producer keeps order within a partition), while
+/// the key stays the record's whole identity for compaction and deduplication. The partition
+/// is CRC-32C of the key up to its last `:` (`INSTANCE_ID:CORE`), modulo the partition count:
+/// the same after a shipper restart and on every box. Adding partitions to the topic moves
+/// streams, as it does for any keyed producer.
+#[derive(Default)]
+pub struct StreamPartitioner;
+
+impl StreamPartitioner {
+    /// The partition of the stream that `key` belongs to, of `partitions`.
+    pub fn stream_partition(key: &[u8], partitions: i32) -> i32 {
+        let stream = match key.iter().rposition(|&b| b == b':') {
+            Some(at) => &key[..at],
+            None => key,
+        };
+        let n = u32::try_from(partitions).unwrap_or(1).max(1);
+        // The remainder is below `partitions`, an i32, so it fits.
+        i32::try_from(crc32c::crc32c(stream) % n).unwrap_or(0)
+    }
+}
+
+impl Partitioner for StreamPartitioner {
+    fn partition(
+        &self,
+        _topic: &str,
+        key: Option<&[u8]>,
+        partitions: i32,
+        _available: impl Fn(i32) -> bool,
+    ) -> i32 {
+        // Never an unavailable-partition detour: that would break the stream's order; the
+        // message waits for its partition's leader instead.
+        Self::stream_partition(key.unwrap_or_default(), partitions)
+    }
+}
+
+impl ProducerContext<StreamPartitioner> for ShipContext {
     type DeliveryOpaque = Box<MessageId>;
+
+    fn get_custom_partitioner(&self) -> Option<&StreamPartitioner> {
+        Some(&self.streams)
+    }
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: Box<MessageId>) {
         let unconfirmed = match result {
@@ -186,7 +227,7 @@ impl ProducerContext for ShipContext {
 }
 
 /// The producer type the shipper uses.
-pub type Producer = BaseProducer<ShipContext>;
+pub type Producer = BaseProducer<ShipContext, StreamPartitioner>;
 
 /// The client configuration: tuned defaults, then the user's settings, then the fixed ones.
 pub fn client_config(
@@ -256,7 +297,30 @@ fn one_line(e: &KafkaError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::OffsetlessRuns;
+    use super::{OffsetlessRuns, StreamPartitioner};
+
+    #[test]
+    fn a_stream_keeps_one_partition_and_streams_spread_over_all() {
+        let part = StreamPartitioner::stream_partition;
+        for partitions in [1, 3, 12] {
+            let mut used = vec![0u32; partitions as usize];
+            for instance in 0..200u32 {
+                for core in 0..4 {
+                    let first = part(format!("{instance:032x}:{core}:0").as_bytes(), partitions);
+                    assert!((0..partitions).contains(&first));
+                    for seq in [1u64, 17, 1 << 40] {
+                        let key = format!("{instance:032x}:{core}:{seq}");
+                        assert_eq!(part(key.as_bytes(), partitions), first, "{key}");
+                    }
+                    used[first as usize] += 1;
+                }
+            }
+            assert!(used.iter().all(|&n| n > 0), "{partitions}: {used:?}");
+        }
+        // A key without a seq (never produced) still gets a valid partition.
+        assert!((0..3).contains(&part(b"", 3)));
+        assert_eq!(part(b"x", 0), 0);
+    }
 
     #[test]
     fn a_batch_delivered_without_an_offset_is_unconfirmed_up_to_the_next_real_offset() {
