@@ -66,7 +66,7 @@ pub enum Kind {
     Text,
     /// STRING always present: names from a fixed set and IP addresses.
     Label,
-    /// LIST<STRING>: the truncated fields.
+    /// `LIST<STRING>`: the truncated fields.
     Names,
     /// STRUCT of one UINT32 per field: original lengths.
     Lengths,
