@@ -1,8 +1,9 @@
 //! The ship cursor: `DATA_DIR/ship-cursor.json`, per ring stream the first seq not yet
-//! acknowledged by the brokers.
+//! shipped, for both sinks.
 //!
-//! A stream is one ring file: (core, seed). The cursor is written only with values the
-//! delivery reports have confirmed for every record before them, by writing a temporary file,
+//! A stream is one ring file: (core, seed). The cursor is written only with values the sink
+//! has confirmed for every record before them (Kafka: the delivery reports; S3: the completed
+//! upload of every object holding them), by writing a temporary file,
 //! fsyncing it, renaming it over the old one and fsyncing the directory, so after a crash it
 //! is either the old or the new cursor, never a torn one. Its existence means "a shipper is
 //! configured for this data dir": compactor retention then keeps every segment the cursor has
@@ -124,6 +125,30 @@ impl ShipCursor {
         drop(f);
         std::fs::rename(&tmp, &path)?;
         crate::sys::sync_dir(data_dir)
+    }
+
+    /// The cursor of a data dir, created (empty) when there is none: from then on compactor
+    /// retention keeps what is not shipped.
+    pub fn open(data_dir: &Path, instance: &str) -> Result<ShipCursor, String> {
+        if let Some(c) = ShipCursor::load(data_dir)? {
+            return Ok(c);
+        }
+        let c = ShipCursor {
+            instance: instance.to_string(),
+            ..ShipCursor::default()
+        };
+        c.save(data_dir)?;
+        Ok(c)
+    }
+
+    /// [`ShipCursor::store`] with an error naming the file.
+    pub fn save(&self, data_dir: &Path) -> Result<(), String> {
+        self.store(data_dir).map_err(|e| {
+            format!(
+                "{}: cannot store the ship cursor: {e}",
+                cursor_path(data_dir).display()
+            )
+        })
     }
 
     /// First seq of stream (core, seed) not yet acknowledged (0 for a stream never shipped).

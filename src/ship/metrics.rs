@@ -1,6 +1,9 @@
-//! The shipper's counters and gauges, rendered as Prometheus text on its `--admin-listen`.
+//! The shipper's counters and gauges, rendered as Prometheus text on its `--admin-listen`:
+//! [`ShipMetrics`] for the Kafka sink, [`LakeMetrics`] for the S3 sink. Both name shipped
+//! records `glint_ship_records_total` and lag `glint_ship_lag_*`, so one dashboard serves both.
 //!
-//! Labels come from fixed sets only (core index, error kind), so a scrape's size is bounded.
+//! Labels come from fixed sets only (core index, error or upload kind), so a scrape's size is
+//! bounded.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -38,18 +41,48 @@ pub struct ShipMetrics {
     pub lag: Mutex<Vec<CoreLag>>,
 }
 
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// `glint_ship_lag_records` and `glint_ship_lag_seconds` per core; `done` says what the sink
+/// counts as shipped.
+fn render_lag(out: &mut String, lag: &Mutex<Vec<CoreLag>>, done: &str) {
+    let lag = lag.lock().map(|l| l.clone()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP glint_ship_lag_records Records committed to segments and not yet {done}, per core.\n# TYPE glint_ship_lag_records gauge"
+    );
+    for l in &lag {
+        let _ = writeln!(
+            out,
+            "glint_ship_lag_records{{core=\"{}\"}} {}",
+            l.core, l.records
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP glint_ship_lag_seconds Age of the oldest record not yet {done}, per core.\n# TYPE glint_ship_lag_seconds gauge"
+    );
+    for l in &lag {
+        let _ = writeln!(
+            out,
+            "glint_ship_lag_seconds{{core=\"{}\"}} {:.3}",
+            l.core, l.seconds
+        );
+    }
+}
+
 impl ShipMetrics {
     /// Writes the text exposition format 0.0.4.
     pub fn render(&self, out: &mut String) {
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
         counter(
             out,
             "glint_ship_records_total",
@@ -111,28 +144,102 @@ impl ShipMetrics {
             "Times the shipper lost the brokers.",
             self.broker_losses.load(Relaxed),
         );
-        let lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();
+        render_lag(out, &self.lag, "acknowledged");
+    }
+}
+
+/// The S3 sink's counters and gauges; the sink thread writes them.
+#[derive(Debug, Default)]
+pub struct LakeMetrics {
+    /// Objects uploaded in one PUT.
+    pub objects_put: AtomicU64,
+    /// Objects uploaded as a multipart upload.
+    pub objects_multipart: AtomicU64,
+    pub parts: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Rows in the uploaded objects.
+    pub records: AtomicU64,
+    /// Uploads that failed (each retried with back-off).
+    pub upload_errors: AtomicU64,
+    pub store_up: AtomicBool,
+    /// Unix time (ns) of the last completed upload; 0 before the first.
+    pub last_upload_ns: AtomicU64,
+    /// Records read from the segments and waiting in spool files for their upload.
+    pub spooled: AtomicU64,
+    pub cursor_stores: AtomicU64,
+    pub lag: Mutex<Vec<CoreLag>>,
+}
+
+impl LakeMetrics {
+    /// Writes the text exposition format 0.0.4.
+    pub fn render(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "# HELP glint_ship_lag_records Records committed to segments and not yet acknowledged, per core.\n# TYPE glint_ship_lag_records gauge"
+            "# HELP glint_ship_objects_total Parquet objects uploaded, by upload kind.\n# TYPE glint_ship_objects_total counter"
         );
-        for l in &lag {
-            let _ = writeln!(
-                out,
-                "glint_ship_lag_records{{core=\"{}\"}} {}",
-                l.core, l.records
-            );
-        }
         let _ = writeln!(
             out,
-            "# HELP glint_ship_lag_seconds Age of the oldest record not yet acknowledged, per core.\n# TYPE glint_ship_lag_seconds gauge"
+            "glint_ship_objects_total{{upload=\"put\"}} {}",
+            self.objects_put.load(Relaxed)
         );
-        for l in &lag {
-            let _ = writeln!(
-                out,
-                "glint_ship_lag_seconds{{core=\"{}\"}} {:.3}",
-                l.core, l.seconds
-            );
-        }
+        let _ = writeln!(
+            out,
+            "glint_ship_objects_total{{upload=\"multipart\"}} {}",
+            self.objects_multipart.load(Relaxed)
+        );
+        counter(
+            out,
+            "glint_ship_multipart_parts_total",
+            "Parts of completed multipart uploads.",
+            self.parts.load(Relaxed),
+        );
+        counter(
+            out,
+            "glint_ship_bytes_total",
+            "Bytes of the Parquet objects uploaded.",
+            self.bytes.load(Relaxed),
+        );
+        counter(
+            out,
+            "glint_ship_records_total",
+            "Records (rows) in the Parquet objects uploaded.",
+            self.records.load(Relaxed),
+        );
+        counter(
+            out,
+            "glint_ship_upload_errors_total",
+            "Uploads that failed; each is retried with back-off and the cursor waits.",
+            self.upload_errors.load(Relaxed),
+        );
+        gauge(
+            out,
+            "glint_ship_store_up",
+            "1 while the object store takes uploads, 0 after an upload failed.",
+            u64::from(self.store_up.load(Relaxed)),
+        );
+        let last = self.last_upload_ns.load(Relaxed);
+        gauge(
+            out,
+            "glint_ship_last_upload_timestamp_seconds",
+            "Unix time of the last completed upload (0 before the first).",
+            format_args!(
+                "{}.{:03}",
+                last / 1_000_000_000,
+                last % 1_000_000_000 / 1_000_000
+            ),
+        );
+        gauge(
+            out,
+            "glint_ship_spooled_records",
+            "Records read from the segments, waiting in spool files for their window's upload.",
+            self.spooled.load(Relaxed),
+        );
+        counter(
+            out,
+            "glint_ship_cursor_stores_total",
+            "Durable writes of the ship cursor.",
+            self.cursor_stores.load(Relaxed),
+        );
+        render_lag(out, &self.lag, "uploaded");
     }
 }

@@ -32,12 +32,13 @@ pub mod cursor;
 pub mod kafka;
 pub mod lake;
 pub mod metrics;
+pub mod segments;
 pub mod settings;
 #[cfg(feature = "kafka")]
 pub mod shipper;
 
-#[cfg(feature = "kafka")]
 use crate::server::admin::{spawn_admin, AdminPage};
+use metrics::LakeMetrics;
 #[cfg(feature = "kafka")]
 use metrics::ShipMetrics;
 #[cfg(feature = "kafka")]
@@ -45,9 +46,7 @@ use shipper::{ShipOptions, Shipper};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-#[cfg(feature = "kafka")]
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-#[cfg(feature = "kafka")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,15 +186,17 @@ fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     let opts = lake::LakeOptions {
         data_dir: args.data_dir.clone(),
         target: target.clone(),
-        s3_opts: args.s3_opts.clone(),
         window: args.window,
         grace: args.window_grace,
         part_size: args.part_size,
         poll_interval: args.poll_interval,
         instance: instance_id(&args.data_dir)?,
     };
-    let store = lake::store(&opts)?;
-    let mut sink = lake::Lake::new(opts, store)?;
+    let store = lake::store::store(&target, &args.s3_opts)?;
+    let metrics = Arc::new(LakeMetrics::default());
+    let m = metrics.clone();
+    let admin = start_admin(&args.admin_listen, move |out: &mut String| m.render(out))?;
+    let mut sink = lake::Lake::new(opts, store, metrics)?;
     crate::info!(
         "ship: {} -> s3://{}/{} every {:?} window (+{:?} grace){}",
         args.data_dir.display(),
@@ -221,7 +222,9 @@ fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
                 got
             })
     };
-    sink.run(&should_stop, args.once)?;
+    let result = sink.run(&should_stop, args.once);
+    stop_admin(admin);
+    result?;
     crate::info!(
         "ship: stopped; {} objects with {} records uploaded this run",
         sink.uploaded.0,
@@ -257,7 +260,8 @@ fn run_kafka(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     let cfg = kafka::client_config(&brokers, compression, queue, &args.kafka_opts)?;
     let producer = kafka::connect(&cfg, &topic, args.connect_timeout)?;
     let metrics = Arc::new(ShipMetrics::default());
-    let admin = start_admin(&args.admin_listen, &metrics)?;
+    let m = metrics.clone();
+    let admin = start_admin(&args.admin_listen, move |out: &mut String| m.render(out))?;
     let opts = ShipOptions {
         data_dir: args.data_dir.clone(),
         topic: topic.clone(),
@@ -291,10 +295,7 @@ fn run_kafka(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
             })
     };
     let result = shipper.run(&should_stop, args.once, args.drain_timeout);
-    if let Some((page, handle)) = admin {
-        page.stop.store(true, Relaxed);
-        let _ = handle.join();
-    }
+    stop_admin(admin);
     result?;
     crate::info!(
         "ship: stopped; {} records acknowledged this run",
@@ -332,17 +333,15 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
     }
 }
 
-/// The admin page of the shipper.
-#[cfg(feature = "kafka")]
+/// The admin page of the shipper: either sink's metrics.
 struct ShipPage {
-    metrics: Arc<ShipMetrics>,
+    render: Box<dyn Fn(&mut String) + Send + Sync>,
     stop: AtomicBool,
 }
 
-#[cfg(feature = "kafka")]
 impl AdminPage for ShipPage {
     fn render_metrics(&self, out: &mut String) {
-        self.metrics.render(out);
+        (self.render)(out);
     }
     fn draining(&self) -> bool {
         false
@@ -355,11 +354,12 @@ impl AdminPage for ShipPage {
     }
 }
 
-#[cfg(feature = "kafka")]
 type Admin = (Arc<ShipPage>, std::thread::JoinHandle<()>);
 
-#[cfg(feature = "kafka")]
-fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>, String> {
+fn start_admin(
+    listen: &str,
+    render: impl Fn(&mut String) + Send + Sync + 'static,
+) -> Result<Option<Admin>, String> {
     if listen.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
@@ -367,13 +367,20 @@ fn start_admin(listen: &str, metrics: &Arc<ShipMetrics>) -> Result<Option<Admin>
         .parse()
         .map_err(|_| format!("--admin-listen {listen:?}: expected ADDR:PORT or off"))?;
     let page = Arc::new(ShipPage {
-        metrics: metrics.clone(),
+        render: Box::new(render),
         stop: AtomicBool::new(false),
     });
     let (bound, handle) = spawn_admin(addr, page.clone())
         .map_err(|e| format!("{e} (pick another address with --admin-listen, or off)"))?;
     crate::info!("ship: admin listening on {bound} (GET /metrics)");
     Ok(Some((page, handle)))
+}
+
+fn stop_admin(admin: Option<Admin>) {
+    if let Some((page, handle)) = admin {
+        page.stop.store(true, Relaxed);
+        let _ = handle.join();
+    }
 }
 
 /// Re-reads the command line with the config file's `[ship]` flags in front of it.

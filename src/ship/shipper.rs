@@ -11,8 +11,9 @@
 use super::cursor::ShipCursor;
 use super::kafka::{BrokerEvent, DeliveryError, MessageId, Producer, Report};
 use super::metrics::{CoreLag, ShipMetrics};
+use super::segments::{RecordSink, SegmentWalker};
 use super::ValueFormat;
-use crate::compact::segment::{list_segments, SegmentReader, Watermark};
+use crate::compact::segment::Watermark;
 use crate::decode::json::JsonWriter;
 use crate::decode::source::Origin;
 use crate::record::RecordView;
@@ -20,7 +21,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::BaseRecord;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,8 +83,7 @@ pub struct Shipper {
     metrics: Arc<ShipMetrics>,
     streams: Vec<Stream>,
     by_ring: HashMap<(u32, u64), usize>,
-    /// Segment being read (file name without suffix) and the record blocks done in it.
-    position: Option<(String, usize)>,
+    walker: SegmentWalker,
     json: JsonWriter,
     value: Vec<u8>,
     key: String,
@@ -92,7 +92,6 @@ pub struct Shipper {
     last_store: Instant,
     last_delivery: Instant,
     down_since: Option<Instant>,
-    segment_problem: Option<String>,
 }
 
 impl Shipper {
@@ -102,22 +101,7 @@ impl Shipper {
         producer: Producer,
         metrics: Arc<ShipMetrics>,
     ) -> Result<Shipper, ShipError> {
-        let cursor = match ShipCursor::load(&opts.data_dir)? {
-            Some(c) => c,
-            None => {
-                let c = ShipCursor {
-                    instance: opts.instance.clone(),
-                    ..ShipCursor::default()
-                };
-                c.store(&opts.data_dir).map_err(|e| {
-                    format!(
-                        "{}: cannot create the ship cursor: {e}",
-                        super::cursor::cursor_path(&opts.data_dir).display()
-                    )
-                })?;
-                c
-            }
-        };
+        let cursor = ShipCursor::open(&opts.data_dir, &opts.instance)?;
         let selection = crate::decode::columns::Selection::new(None, false)?;
         let mut s = Shipper {
             // The same `agent` labels as `glint decode` prints by default.
@@ -127,7 +111,7 @@ impl Shipper {
             metrics,
             streams: Vec::new(),
             by_ring: HashMap::new(),
-            position: None,
+            walker: SegmentWalker::default(),
             value: Vec::with_capacity(4096),
             key: String::with_capacity(64),
             retry: VecDeque::new(),
@@ -135,7 +119,6 @@ impl Shipper {
             last_store: Instant::now(),
             last_delivery: Instant::now(),
             down_since: None,
-            segment_problem: None,
         };
         for (&(core, seed), &next) in &cursor.streams {
             let i = s.stream(core, seed);
@@ -190,104 +173,10 @@ impl Shipper {
 
     /// Reads every committed record not produced yet and produces it; returns how many.
     fn pass(&mut self, stop: &dyn Fn() -> bool) -> Result<u64, ShipError> {
-        let segments = list_segments(&self.opts.data_dir)
-            .map_err(|e| format!("{}/segments: {e}", self.opts.data_dir.display()))?;
-        let mut produced = 0;
-        for path in segments {
-            let stem = segment_stem(&path);
-            let resume = match &self.position {
-                Some((done, _)) if stem < *done => continue,
-                Some((done, blocks)) if stem == *done => Some(*blocks),
-                _ => None,
-            };
-            let mut reader = match SegmentReader::open(&path) {
-                Ok(r) => r,
-                // Renamed by sealing, or a later pass sees it again.
-                Err(_) if !path.exists() => return Ok(produced),
-                Err(e) => return self.segment_trouble(e.to_string(), produced),
-            };
-            let checkpoint = match reader.checkpoint() {
-                Ok(c) => c,
-                Err(e) => return self.segment_trouble(e.to_string(), produced),
-            };
-            self.note_committed(&checkpoint);
-            if resume.is_none() && self.covered(&checkpoint) {
-                self.position = Some((stem, reader.block_count()));
-                continue;
-            }
-            reader.seek_block(resume.unwrap_or(0));
-            let origin = reader.identity().map(|id| Origin {
-                name: id.name().to_string(),
-                id_hex: id.id_hex(),
-            });
-            let seeds: BTreeMap<u32, u64> = checkpoint.iter().map(|m| (m.core, m.seed)).collect();
-            loop {
-                let rec = match reader.next_record() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    Err(e) => return self.segment_trouble(e.to_string(), produced),
-                };
-                let core = u32::from(rec.core());
-                let seed = seeds.get(&core).copied().unwrap_or(0);
-                let i = match self.by_ring.get(&(core, seed)) {
-                    Some(&i) => i,
-                    None => self.stream(core, seed),
-                };
-                if rec.seq() < self.streams[i].next_produce {
-                    continue;
-                }
-                if self.streams[i].pending.is_empty() && self.streams[i].next_produce == 0 {
-                    // A stream's first record: seqs below it are in no segment.
-                    self.streams[i].next_produce = rec.seq();
-                }
-                let sent = produce_record(
-                    &self.producer,
-                    &self.opts,
-                    &mut self.json,
-                    &mut self.value,
-                    &mut self.key,
-                    (i, origin.as_ref()),
-                    &rec,
-                );
-                match sent {
-                    Ok(()) => {
-                        self.streams[i]
-                            .pending
-                            .push_back((rec.seq(), rec.ts_ns(), false));
-                        self.metrics.in_flight.fetch_add(1, Relaxed);
-                    }
-                    Err(e)
-                        if e.rdkafka_error_code()
-                            == Some(RDKafkaErrorCode::MessageSizeTooLarge) =>
-                    {
-                        self.refused_too_large(e.to_string(), i, &rec)?;
-                    }
-                    Err(e) => return Err(format!("ship: cannot produce: {e}")),
-                }
-                self.streams[i].next_produce = rec.seq() + 1;
-                produced += 1;
-                self.since_poll += 1;
-                if self.since_poll >= POLL_EVERY {
-                    self.service(Duration::ZERO)?;
-                }
-                self.wait_for_window(stop)?;
-                if stop() {
-                    return Ok(produced);
-                }
-            }
-            self.position = Some((stem, reader.block_count()));
-        }
-        self.segment_problem = None;
-        Ok(produced)
-    }
-
-    /// A damaged segment stops shipping at it (reported once); later passes try again.
-    fn segment_trouble(&mut self, what: String, produced: u64) -> Result<u64, ShipError> {
-        if self.segment_problem.as_deref() != Some(what.as_str()) {
-            crate::error!("ship: {what}; nothing after it is shipped until it reads cleanly");
-            self.segment_problem = Some(what);
-        }
-        Ok(produced)
+        let mut walker = std::mem::take(&mut self.walker);
+        let produced = walker.pass(&self.opts.data_dir.clone(), self, stop);
+        self.walker = walker;
+        produced
     }
 
     /// A record librdkafka refused to queue because it is larger than `message.max.bytes`:
@@ -333,22 +222,6 @@ impl Shipper {
             .iter()
             .map(|s| s.next_produce.saturating_sub(s.durable))
             .sum()
-    }
-
-    fn covered(&self, checkpoint: &[Watermark]) -> bool {
-        checkpoint.iter().all(|m| {
-            self.by_ring
-                .get(&(m.core, m.seed))
-                .is_some_and(|&i| self.streams[i].durable >= m.next_seq)
-        })
-    }
-
-    fn note_committed(&mut self, checkpoint: &[Watermark]) {
-        for m in checkpoint {
-            let i = self.stream(m.core, m.seed);
-            let s = &mut self.streams[i];
-            s.committed = s.committed.max(m.next_seq);
-        }
     }
 
     /// Polls delivery reports for up to `timeout`, applies them, retries failures, tracks the
@@ -540,12 +413,7 @@ impl Shipper {
                 cursor.streams.insert((s.core, s.seed), s.acked());
             }
         }
-        cursor.store(&self.opts.data_dir).map_err(|e| {
-            format!(
-                "{}: cannot store the ship cursor: {e}",
-                super::cursor::cursor_path(&self.opts.data_dir).display()
-            )
-        })?;
+        cursor.save(&self.opts.data_dir)?;
         for s in &mut self.streams {
             s.durable = s.acked();
         }
@@ -685,8 +553,65 @@ fn dead_letter_line(e: &DeliveryError, format: ValueFormat) -> Vec<u8> {
     line
 }
 
-/// A segment's file name without `.gls` / `.gls.open`: the same while it is sealed.
-fn segment_stem(path: &Path) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.split(".gls").next().unwrap_or(name).to_string()
+/// The Kafka sink's side of the segment walk: produce each record, with back-pressure at
+/// `--max-in-flight`.
+impl RecordSink for Shipper {
+    fn checkpoint(&mut self, marks: &[Watermark]) -> bool {
+        for m in marks {
+            let i = self.stream(m.core, m.seed);
+            let s = &mut self.streams[i];
+            s.committed = s.committed.max(m.next_seq);
+        }
+        marks.iter().all(|m| {
+            self.by_ring
+                .get(&(m.core, m.seed))
+                .is_some_and(|&i| self.streams[i].durable >= m.next_seq)
+        })
+    }
+
+    fn next_seq(&mut self, core: u32, seed: u64) -> u64 {
+        let i = self.stream(core, seed);
+        self.streams[i].next_produce
+    }
+
+    fn record(
+        &mut self,
+        rec: &RecordView<'_>,
+        seed: u64,
+        origin: Option<&Origin>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), ShipError> {
+        let i = self.stream(u32::from(rec.core()), seed);
+        if self.streams[i].pending.is_empty() && self.streams[i].next_produce == 0 {
+            // A stream's first record: seqs below it are in no segment.
+            self.streams[i].next_produce = rec.seq();
+        }
+        let sent = produce_record(
+            &self.producer,
+            &self.opts,
+            &mut self.json,
+            &mut self.value,
+            &mut self.key,
+            (i, origin),
+            rec,
+        );
+        match sent {
+            Ok(()) => {
+                self.streams[i]
+                    .pending
+                    .push_back((rec.seq(), rec.ts_ns(), false));
+                self.metrics.in_flight.fetch_add(1, Relaxed);
+            }
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                self.refused_too_large(e.to_string(), i, rec)?;
+            }
+            Err(e) => return Err(format!("ship: cannot produce: {e}")),
+        }
+        self.streams[i].next_produce = rec.seq() + 1;
+        self.since_poll += 1;
+        if self.since_poll >= POLL_EVERY {
+            self.service(Duration::ZERO)?;
+        }
+        self.wait_for_window(stop)
+    }
 }
