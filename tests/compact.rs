@@ -1,8 +1,9 @@
 //! `glint compact` on rings written by a RingWriter: merge order, rolls, retention, restart.
 
-mod compact_support;
+mod common;
 
-use compact_support::*;
+use common::compact::*;
+use common::tempdir;
 use glint::compact::segment::{list_segments, SegmentReader};
 use glint::ring::{ring_file_name, RingReader};
 

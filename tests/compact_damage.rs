@@ -1,8 +1,9 @@
 //! Damaged rings and segments: one clear error naming file and offset, nothing deleted.
 
-mod compact_support;
+mod common;
 
-use compact_support::*;
+use common::compact::*;
+use common::tempdir;
 use glint::compact::segment::{list_segments, Codec, SegmentWriter, Watermark};
 use glint::record::RecordView;
 use glint::ring::{ring_file_name, RingReader};

@@ -2,9 +2,10 @@
 //! appends (and is itself killed now and then), then `--once`: no loss, no duplicate, order.
 //! Also: SIGTERM finishes the cycle, seals and exits 0.
 
-mod compact_support;
+mod common;
 
-use compact_support::*;
+use common::compact::*;
+use common::tempdir;
 use glint::compact::segment::list_segments;
 use glint::ring::{ring_file_name, RingReader};
 use std::path::{Path, PathBuf};

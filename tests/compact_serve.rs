@@ -3,10 +3,9 @@
 //! mid-load.
 
 mod common;
-mod compact_support;
 
+use common::compact::read_segments;
 use common::{read_response, signal, tempdir, wait_bounded, Server};
-use compact_support::read_segments;
 use glint::compact::segment::{list_segments, SegmentReader};
 use std::collections::HashMap;
 use std::io::Write;
@@ -154,7 +153,7 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
     let ends: Vec<u64> = (0..cores)
         .map(|c| stored.iter().filter(|s| s.1 as usize == c).count() as u64)
         .collect();
-    compact_support::assert_exactly_once(&stored, &ends);
+    common::compact::assert_exactly_once(&stored, &ends);
     println!(
         "{} acknowledged, {} stored, {} segments",
         acked.len(),

@@ -1,8 +1,9 @@
 //! `glint decode` on rings: every format and filter, compared field by field with what was written.
 
-mod decode_support;
+mod common;
 
-use decode_support::*;
+use common::decode::*;
+use common::tempdir;
 use glint::ring::ring_file_name;
 
 const SEC: u64 = 1_000_000_000;

@@ -2,9 +2,10 @@
 //! IPs in listed ranges get their labels in JSON, CSV and TSV; `--where agent=...` selects by
 //! it; `--agents FILE` replaces the built-in rules (with an IP list in Apple's egress format).
 
-mod decode_support;
+mod common;
 
-use decode_support::*;
+use common::decode::*;
+use common::tempdir;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 

@@ -1,8 +1,9 @@
 //! Bad input: one clear error line naming the file and offset, a non-zero exit, never a panic.
 
-mod decode_support;
+mod common;
 
-use decode_support::*;
+use common::decode::*;
+use common::tempdir;
 use glint::ring::ring_file_name;
 
 /// Runs decode expecting failure; returns stderr, checked to be one line without a panic.

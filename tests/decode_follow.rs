@@ -1,9 +1,10 @@
 //! `glint decode --follow` prints records appended while it runs, including from a ring
 //! created after it started.
 
-mod decode_support;
+mod common;
 
-use decode_support::*;
+use common::decode::*;
+use common::tempdir;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

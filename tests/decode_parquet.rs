@@ -3,14 +3,13 @@
 //! the same filters and field lists, the column types of the table in docs/analytics.md,
 //! zstd pages, dictionaries on low-cardinality columns.
 //!
-//! Needs the venv `target/lake-tools` that `.ci/run` creates (see `fixtures/lake.rs`).
+//! Needs the venv `target/lake-tools` that `.ci/run` creates (see `common/lake.rs`).
 
-mod decode_support;
-#[path = "fixtures/lake.rs"]
-mod lake;
+mod common;
 
-use decode_support::*;
-use lake::Tools;
+use common::decode::*;
+use common::lake::Tools;
+use common::tempdir;
 use serde_json::Value;
 use std::path::Path;
 

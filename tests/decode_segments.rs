@@ -1,8 +1,9 @@
 //! `glint decode` on segments written by `glint compact`, and on a data dir holding both.
 
-mod decode_support;
+mod common;
 
-use decode_support::*;
+use common::decode::*;
+use common::tempdir;
 use glint::compact::segment::list_segments;
 use glint::decode::source::{Problems, SegmentSource};
 

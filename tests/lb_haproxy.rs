@@ -4,13 +4,11 @@
 //! HAProxy's health checks (PROXY v2 LOCAL) see /healthz go 503 while glint drains.
 //!
 //! Needs the Debian package `haproxy` (`.ci/run` installs it); the harness is in
-//! `fixtures/haproxy.rs`.
+//! `common/haproxy.rs`.
 
 mod common;
-#[path = "fixtures/haproxy.rs"]
-mod haproxy;
+use common::haproxy::Haproxy;
 use common::*;
-use haproxy::Haproxy;
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};

@@ -2,10 +2,9 @@
 //! purpose, and against a `glint serve` child whose ring files are read afterwards.
 
 mod common;
-mod loadgen_support;
 
+use common::loadgen::{Action, TestServer};
 use common::{signal, tempdir, wait_bounded, Server, GLINT};
-use loadgen_support::{Action, TestServer};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};

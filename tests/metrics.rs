@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-#[path = "common/prometheus.rs"]
-mod prometheus;
-use prometheus::check_exposition;
+use common::prometheus::check_exposition;
 
 /// One GET on a fresh connection; returns (status, headers lowercased, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {

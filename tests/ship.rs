@@ -4,16 +4,12 @@
 //! SIGKILLs of the shipper; retention never deleting unshipped segments; bad settings as one
 //! line; oversized records dead-lettered and counted; `--value-format record` values.
 //!
-//! Needs the venv `target/ship-tools` that `.ci/run` creates (see `fixtures/kafka.rs`).
+//! Needs the venv `target/ship-tools` that `.ci/run` creates (see `common/kafka.rs`).
 
 mod common;
-#[path = "fixtures/kafka.rs"]
-mod kafka;
-#[path = "common/prometheus.rs"]
-mod prometheus;
 
+use common::kafka::{cursor_total, wait_for_cursor, Broker, Ship, Tools};
 use common::{compact_once, signal, tempdir, wait_bounded, Server, GLINT};
-use kafka::{cursor_total, wait_for_cursor, Broker, Ship, Tools};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -182,7 +178,8 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
     assert_eq!(decoded.len(), 30000);
     wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
     let text = get_metrics(admin);
-    let series = prometheus::check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let series =
+        common::prometheus::check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(series["glint_ship_records_total{}"], 30000.0, "{text}");
     assert_eq!(series["glint_ship_broker_up{}"], 1.0);
     assert_eq!(series["glint_ship_in_flight{}"], 0.0);
@@ -275,7 +272,7 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let text = get_metrics(admin);
-        let series = prometheus::check_exposition(&text).unwrap();
+        let series = common::prometheus::check_exposition(&text).unwrap();
         assert_eq!(series["glint_ship_broker_up{}"], 0.0, "{text}");
         std::thread::sleep(Duration::from_secs(30).saturating_sub(away.elapsed()));
         broker.resume();
@@ -292,7 +289,7 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     stop(compactor);
     let decoded = decoded_by_key(&dir);
     wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
-    let series = prometheus::check_exposition(&get_metrics(admin)).unwrap();
+    let series = common::prometheus::check_exposition(&get_metrics(admin)).unwrap();
     eprintln!(
         "ship outage: {} records delivered without an offset were produced again",
         series["glint_ship_delivery_errors_total{kind=\"unconfirmed\"}"]
@@ -464,7 +461,7 @@ fn bad_settings_are_one_clear_line() {
         "--connect-timeout",
         "2s",
     ];
-    let nobody = format!("127.0.0.1:{}", kafka::free_port());
+    let nobody = format!("127.0.0.1:{}", common::kafka::free_port());
     let with =
         |more: &[&str]| -> Vec<String> { base.iter().chain(more).map(|s| s.to_string()).collect() };
     let run = |more: &[&str], want: &str| {

@@ -3,14 +3,12 @@
 //! are exactly the acknowledged requests, each once, every field equal to `glint decode`'s,
 //! through SIGKILLs of the shipper during multipart uploads and an outage of the store.
 //!
-//! Needs the venv `target/lake-tools` that `.ci/run` creates (see `fixtures/lake.rs`).
+//! Needs the venv `target/lake-tools` that `.ci/run` creates (see `common/lake.rs`).
 
 mod common;
-#[path = "fixtures/lake.rs"]
-mod lake;
 
+use common::lake::Tools;
 use common::{compact_once, decode_jsonl, signal, tempdir, wait_bounded, Server, GLINT};
-use lake::Tools;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -98,11 +98,12 @@ impl AdminPage for AdminState {
     }
 }
 
-type Read64 = fn(&CoreStats) -> u64;
+/// Reads one counter of a core.
+pub type Read64 = fn(&CoreStats) -> u64;
 
 /// Per-core series with only a `core` label: (name, type, help, reader).
 #[rustfmt::skip]
-const PER_CORE: &[(&str, &str, &str, Read64)] = &[
+pub const PER_CORE: &[(&str, &str, &str, Read64)] = &[
     ("glint_records_written_total", "counter", "Records appended to the core's ring.", |s| s.sink.records.load(Relaxed)),
     ("glint_record_bytes_total", "counter", "Ring bytes taken by records (the slots each record took).", |s| s.sink.record_bytes.load(Relaxed)),
     ("glint_records_multi_slot_total", "counter", "Records that took more than one ring slot (see --slot-size).", |s| s.sink.multi_slot.load(Relaxed)),
@@ -390,7 +391,3 @@ fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, body: &[u8], clo
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
 }
-
-#[cfg(test)]
-#[path = "admin_tests.rs"]
-mod tests;

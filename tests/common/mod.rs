@@ -1,6 +1,16 @@
-//! Shared by the integration tests: a `glint serve` child on an ephemeral loopback port, and a
-//! raw HTTP client over a real socket.
+//! The one home of the integration tests' shared helpers (`mod common;` in each test): here a
+//! `glint serve` child on an ephemeral loopback port and a raw HTTP client over a real socket;
+//! one submodule per area (compactor, decoder, load generator, the haproxy/Kafka/lake tools, the
+//! Prometheus checker). Data files (fixtures) live in `tests/fixtures/`.
 #![allow(dead_code)]
+
+pub mod compact;
+pub mod decode;
+pub mod haproxy;
+pub mod kafka;
+pub mod lake;
+pub mod loadgen;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

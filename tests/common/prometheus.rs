@@ -1,7 +1,5 @@
-//! A strict checker of Prometheus text exposition format 0.0.4, shared by the admin listener's
-//! unit tests (`src/server/admin_tests.rs`) and `tests/metrics.rs`, which include this file by
-//! path.
-#![allow(dead_code)]
+//! A strict checker of Prometheus text exposition format 0.0.4, for the admin listener's tests
+//! (`tests/admin.rs`), `tests/metrics.rs` and the shipper's metrics (`tests/ship.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -1,6 +1,5 @@
 //! A tiny HTTP/1.1 test server for the loadgen tests: answers each request with a status
 //! chosen from its `rid` query parameter, and can stall, close mid-response or answer chunked.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};

@@ -1,28 +1,14 @@
 //! Shared helpers of the decoder's integration tests: varied records, rings, running glint.
-#![allow(dead_code)]
 
 use glint::record::{flags, BodyKind, IpSource, Method, RecordFields};
 use glint::ring::{ring_file_name, RingOptions, RingWriter};
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// 2025-11-24T16:00:00Z.
 pub const BASE_TS: u64 = 1_764_000_000_000_000_000;
 pub const SLOT: usize = 512;
-
-pub fn tempdir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "glint-decode-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Everything written for one record, owned.
 #[derive(Debug, Clone)]

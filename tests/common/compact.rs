@@ -1,28 +1,13 @@
 //! Shared helpers of the compactor's integration tests: rings, beacons, segment reading.
-#![allow(dead_code)]
 
 use glint::compact::segment::{list_segments, SegmentReader};
 use glint::record::{BodyKind, IpSource, Method, RecordFields};
 use glint::ring::{ring_file_name, RingOptions, RingWriter};
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 pub const BASE_TS: u64 = 1_764_000_000_000_000_000;
-
-/// A fresh empty directory under the system temp dir.
-pub fn tempdir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "glint-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Opens (or creates) core `core`'s ring in `dir` as `glint serve` does: under the data dir's
 /// instance identity.

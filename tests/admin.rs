@@ -1,8 +1,19 @@
-use super::*;
+//! The admin listener: its Prometheus exposition is valid and complete, its counters move, it
+//! keeps connections alive, answers HEAD and closes idle connections.
 
-#[path = "../../tests/common/prometheus.rs"]
-mod prometheus;
-use prometheus::check_exposition;
+mod common;
+
+use common::prometheus::check_exposition;
+use glint::http::parse::Reject;
+use glint::http::proxy::ProxyError;
+use glint::server::admin::{render, spawn_admin, AdminInfo, AdminState, RingOccupancy, PER_CORE};
+use glint::server::stats::CoreStats;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 #[test]
 fn checker_refuses_broken_expositions() {
@@ -37,7 +48,7 @@ fn render_is_valid_and_complete() {
     stats[0].sink.recorded(3, 3, 512);
     stats[1]
         .http
-        .rejected(crate::http::parse::Reject::UriTooLong);
+        .rejected(glint::http::parse::Reject::UriTooLong);
     stats[0].conns.opened();
     stats[0].http.timed_out(true);
     let info = AdminInfo {
