@@ -97,6 +97,8 @@ fn args(path: &std::path::Path, format: Format, fields: Option<&str>) -> DecodeA
         verify: false,
         skip_bad: false,
         stats: false,
+        by: Vec::new(),
+        top: glint::decode::stats::DEFAULT_TOP,
         agents: None,
     }
 }

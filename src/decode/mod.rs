@@ -101,11 +101,22 @@ pub struct DecodeArgs {
     /// one line on stderr and the exit status is 1.
     #[arg(long)]
     pub skip_bad: bool,
-    /// Print a summary instead of records: total, counts per minute (per hour for spans over
-    /// 3 hours), per core and per instance, top paths, top user agents, share of truncated
-    /// records, time span.
+    /// Print a summary instead of records: total, time span, truncated records, error answers
+    /// (status 400 and up), counts per core, instance, status and agent class, counts per
+    /// minute (per hour for spans over 3 hours, per day over 7 days), top paths, agents,
+    /// referers and user agents.
     #[arg(long)]
     pub stats: bool,
+    /// With --stats: also count records per group of these keys, sorted by count, with a column
+    /// per agent class (people's browsers apart from mail proxies, scanners, bots, unknown).
+    /// A key is a field of the list below (status, path, agent, referer, ...), or any other
+    /// name, or q.NAME, for that query parameter (percent-decoded, its first value when
+    /// repeated; `(none)` when absent). Repeat or use a comma list: --by cid,e --by agent.
+    #[arg(long, value_name = "KEYS", requires = "stats")]
+    pub by: Vec<String>,
+    /// With --stats: entries in each top list and --by groups shown (0: all).
+    #[arg(long, value_name = "N", default_value_t = stats::DEFAULT_TOP, requires = "stats")]
+    pub top: usize,
     /// Label records' `agent` with the rules of this file instead of the built-in ones
     /// (data/agents.toml in the source: UA patterns and CIDR lists, each with its source and
     /// date; copy and edit it).
@@ -133,6 +144,8 @@ pub struct Plan {
     pub filter: Filter,
     pub selection: Selection,
     pub agents: Arc<Classifier>,
+    /// The `--by` keys.
+    pub by: Vec<stats::group::GroupKey>,
 }
 
 impl Plan {
@@ -169,6 +182,7 @@ impl Plan {
             filter: Filter::new(from, to, conditions, agents.clone()),
             selection: Selection::new(args.fields.as_deref(), args.expand_query)?,
             agents,
+            by: stats::group::parse_keys(&args.by)?,
         })
     }
 }
@@ -276,7 +290,15 @@ pub fn run_to(
         let mut merger = Merger::new(sources, origins);
         merger.prime(&mut problems);
         if args.stats {
-            stats::run(&mut merger, &mut plan.filter, &mut out, &mut problems)
+            let mut summary = stats::Summary::new(plan.agents.clone(), plan.by.clone());
+            stats::run(
+                &mut merger,
+                &mut plan.filter,
+                &mut summary,
+                args.top,
+                &mut out,
+                &mut problems,
+            )
         } else {
             let mut printer = Printer::new(
                 args.format,
