@@ -607,7 +607,7 @@ impl RecordSink for Shipper {
             }
             Err(e) => return Err(format!("ship: cannot produce: {e}")),
         }
-        self.streams[i].next_produce = rec.seq() + 1;
+        self.streams[i].next_produce = rec.seqs().end; // a record may take several slots, each a seq
         self.since_poll += 1;
         if self.since_poll >= POLL_EVERY {
             self.service(Duration::ZERO)?;

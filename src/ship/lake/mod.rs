@@ -433,7 +433,7 @@ impl RecordSink for Lake {
             .writer
             .write(rec, origin)
             .map_err(|e| format!("{}: {e}", spool.path.display()))?;
-        s.next_read = rec.seq() + 1;
+        s.next_read = rec.seqs().end; // a record may take several slots, each a seq
         self.metrics.spooled.fetch_add(1, Relaxed);
         Ok(())
     }
