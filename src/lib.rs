@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod clock;
 pub mod compact;
+pub mod config_file;
 pub mod decode;
 pub mod doctor;
 mod enum_table;

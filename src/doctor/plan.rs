@@ -1,9 +1,10 @@
 //! What `glint serve` will run with, as far as doctor cares: doctor's flags over serve's config
-//! file over serve's own defaults (taken from its clap definition, so they cannot drift).
+//! file over serve's own defaults. The file is read by serve's own reader
+//! ([`crate::server::config::serve_args`]), so doctor sees what serve would, refusals included.
 
 use super::DoctorArgs;
 use crate::server::{IoBackend, ServeArgs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The serve settings doctor checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,12 +17,11 @@ pub struct ServePlan {
     pub ring_slots: u64,
 }
 
-/// Resolves doctor's flags, the config file (if given) and serve's defaults.
+/// Resolves doctor's flags over what serve reads from the config file (if given) and its own
+/// defaults.
 pub fn resolve(args: &DoctorArgs) -> Result<ServePlan, String> {
-    let mut plan = serve_defaults();
-    if let Some(path) = &args.config {
-        apply_config(&mut plan, path)?;
-    }
+    let (serve, _routes) = crate::server::config::serve_args(args.config.as_deref(), &[])?;
+    let mut plan = ServePlan::from(&serve);
     if let Some(dir) = &args.data_dir {
         plan.data_dir = dir.clone();
     }
@@ -39,61 +39,21 @@ pub fn resolve(args: &DoctorArgs) -> Result<ServePlan, String> {
 
 /// `glint serve`'s defaults, parsed from an empty serve command line.
 pub fn serve_defaults() -> ServePlan {
-    use clap::{Args, FromArgMatches};
-    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
-    let serve = cmd
-        .try_get_matches_from(["serve"])
-        .map_err(|e| e.to_string())
-        .and_then(|m| ServeArgs::from_arg_matches(&m).map_err(|e| e.to_string()))
-        .expect("glint serve parses with no flags");
-    ServePlan {
-        data_dir: serve.data_dir,
-        io: serve.io,
-        threads: serve.threads,
-        slot_size: serve.slot_size,
-        ring_slots: serve.ring_slots,
-    }
+    let (serve, _) =
+        crate::server::config::serve_args(None, &[]).expect("glint serve parses with no flags");
+    ServePlan::from(&serve)
 }
 
-/// Reads the keys doctor needs from serve's TOML config (`data-dir` or `data_dir`).
-fn apply_config(plan: &mut ServePlan, path: &Path) -> Result<(), String> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("config {shown}: {e}"))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("config {shown}: {}", e.to_string().trim()))?;
-    let get = |key: &str| table.get(key).or_else(|| table.get(&key.replace('-', "_")));
-    let bad = |key: &str, want: &str| format!("config {shown}: key {key:?} must be {want}");
-    if let Some(v) = get("data-dir") {
-        plan.data_dir = v
-            .as_str()
-            .ok_or_else(|| bad("data-dir", "a path string"))?
-            .into();
+impl From<&ServeArgs> for ServePlan {
+    fn from(serve: &ServeArgs) -> Self {
+        ServePlan {
+            data_dir: serve.data_dir.clone(),
+            io: serve.io,
+            threads: serve.threads,
+            slot_size: serve.slot_size,
+            ring_slots: serve.ring_slots,
+        }
     }
-    if let Some(v) = get("io") {
-        use clap::ValueEnum;
-        let name = v.as_str().ok_or_else(|| bad("io", "a string"))?;
-        plan.io = IoBackend::from_str(name, true).map_err(|_| bad("io", "auto, uring or epoll"))?;
-    }
-    let count = |key: &str| -> Result<Option<u64>, String> {
-        get(key)
-            .map(|v| {
-                v.as_integer()
-                    .and_then(|i| u64::try_from(i).ok())
-                    .ok_or_else(|| bad(key, "a non-negative integer"))
-            })
-            .transpose()
-    };
-    if let Some(n) = count("threads")? {
-        plan.threads = Some(n as usize);
-    }
-    if let Some(n) = count("slot-size")? {
-        plan.slot_size = n as usize;
-    }
-    if let Some(n) = count("ring-slots")? {
-        plan.ring_slots = n;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
-//! `--config FILE`: a TOML file whose keys are the long flags of `glint serve` (kebab-case,
-//! `data-dir = "/var/lib/glint"`), plus `[[route]]` tables for per-path behaviour. Flags on the
-//! command line override the file: the file's keys are turned into flags placed before the
-//! command line's, and the command line's last word wins.
+//! `glint serve --config FILE`: the file's top-level keys are serve's long flags
+//! (`data-dir = "/var/lib/glint"`), its `[[route]]` tables per-path behaviour, its `[ship]`
+//! table is `glint ship`'s. Read as every config file is ([`crate::config_file`]): the command
+//! line's flags override the file's.
 
+use super::ServeArgs;
+use crate::config_file::{key_flags, nested_config, parse_args, read_table};
 use crate::http::route::Route;
 use std::ffi::OsString;
 use std::path::Path;
+
+/// Flags that may be given several times: given on the command line, they replace the file's.
+const REPEATABLE: [&str; 3] = ["--listen", "--cors-origin", "--redirect-allow"];
 
 /// What a config file holds: flag words and routes.
 #[derive(Debug, Default)]
@@ -16,11 +21,7 @@ pub struct ConfigFile {
 
 /// Reads and checks a config file; errors name the file and the key.
 pub fn load(path: &Path) -> Result<ConfigFile, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        format!("config {}: {}", path.display(), e.to_string().trim())
-    })?;
+    let table = read_table(path)?;
     let mut out = ConfigFile::default();
     for (key, value) in table {
         if key == "route" {
@@ -34,10 +35,7 @@ pub fn load(path: &Path) -> Result<ConfigFile, String> {
             continue;
         }
         if key == "config" {
-            return Err(format!(
-                "config {}: a config file cannot name another config file",
-                path.display()
-            ));
+            return Err(nested_config(path));
         }
         if key == "ship" {
             // `glint ship`'s section ([`crate::ship`]): one file can configure both.
@@ -48,62 +46,19 @@ pub fn load(path: &Path) -> Result<ConfigFile, String> {
     Ok(out)
 }
 
-/// Turns one TOML key into flag words: `key = "v"` -> `--key v`, `key = true` -> `--key`,
-/// an array repeats the flag. Errors name the file and the key.
-pub fn key_flags(
-    path: &Path,
-    key: &str,
-    value: toml::Value,
-    flags: &mut Vec<OsString>,
-) -> Result<(), String> {
-    let flag = format!("--{}", key.replace('_', "-"));
-    let items = match value {
-        toml::Value::Array(items) => items,
-        single => vec![single],
+/// `glint serve`'s options from the config file (if any) with `cli`, the words after `serve`,
+/// over it, and the file's routes. Serve and doctor both read the file through this.
+pub fn serve_args(
+    config: Option<&Path>,
+    cli: &[OsString],
+) -> Result<(ServeArgs, Vec<Route>), String> {
+    let file = match config {
+        Some(path) => load(path)?,
+        None => ConfigFile::default(),
     };
-    for item in items {
-        match item {
-            toml::Value::Boolean(true) => flags.push(flag.clone().into()),
-            toml::Value::Boolean(false) => {}
-            toml::Value::String(s) => flags.extend([flag.clone().into(), s.into()]),
-            toml::Value::Integer(i) => flags.extend([flag.clone().into(), i.to_string().into()]),
-            toml::Value::Float(f) => flags.extend([flag.clone().into(), f.to_string().into()]),
-            other => {
-                return Err(format!(
-                    "config {}: key {key:?}: unsupported value {other}",
-                    path.display()
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Merges the file's flags with the command line's words after `serve`: repeatable flags given
-/// on the command line replace the file's values instead of adding to them.
-pub fn merge(file_flags: &[OsString], cli: &[OsString], repeatable: &[&str]) -> Vec<OsString> {
-    let on_cli = |flag: &str| {
-        cli.iter().any(|w| {
-            w.to_str()
-                .is_some_and(|w| w == flag || w.starts_with(&format!("{flag}=")))
-        })
-    };
-    let mut merged = Vec::with_capacity(file_flags.len() + cli.len());
-    let mut i = 0;
-    while i < file_flags.len() {
-        let word = file_flags[i].to_str().unwrap_or_default();
-        let takes_value = file_flags
-            .get(i + 1)
-            .and_then(|w| w.to_str())
-            .is_some_and(|w| !w.starts_with("--"));
-        let span = if takes_value { 2 } else { 1 };
-        if !(repeatable.contains(&word) && on_cli(word)) {
-            merged.extend_from_slice(&file_flags[i..i + span]);
-        }
-        i += span;
-    }
-    merged.extend_from_slice(cli);
-    merged
+    let path = config.unwrap_or(Path::new("(none)"));
+    let args = parse_args("glint serve", path, &file.flags, cli, &REPEATABLE)?;
+    Ok((args, file.routes))
 }
 
 #[cfg(test)]
@@ -149,28 +104,5 @@ mod tests {
         assert!(load(&path)
             .unwrap_err()
             .starts_with(&format!("config {}", path.display())));
-    }
-
-    #[test]
-    fn command_line_replaces_repeatable_and_follows_single_flags() {
-        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let file = os(&["--listen", "0.0.0.0:80", "--threads", "4", "--ip-anonymize"]);
-        let merged = merge(
-            &file,
-            &os(&["--listen", "127.0.0.1:9", "--threads", "1"]),
-            &["--listen"],
-        );
-        assert_eq!(
-            merged,
-            os(&[
-                "--threads",
-                "4",
-                "--ip-anonymize",
-                "--listen",
-                "127.0.0.1:9",
-                "--threads",
-                "1"
-            ])
-        );
     }
 }

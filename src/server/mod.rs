@@ -32,7 +32,6 @@ use crate::ingest::{Durability, RingSink};
 use crate::ring::{ring_file_name, RingOptions, RingWriter};
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +64,9 @@ pub struct Worker<H> {
 /// Runs `glint serve` until SIGTERM or SIGINT.
 pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     let (args, routes) = match &args.config {
-        Some(path) => with_config_file(path)?,
+        Some(path) => {
+            config::serve_args(Some(path), &crate::config_file::command_line_after("serve"))?
+        }
         None => (args, Vec::new()),
     };
     let policy = Arc::new(config(&args, routes)?);
@@ -213,34 +214,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, crate::BoxError> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Re-reads the command line with the config file's flags in front of it.
-fn with_config_file(path: &Path) -> Result<(ServeArgs, Vec<crate::http::route::Route>), String> {
-    #[derive(clap::Parser)]
-    #[command(name = "glint serve", args_override_self = true)]
-    struct Serve {
-        #[command(flatten)]
-        args: ServeArgs,
-    }
-    use clap::Parser;
-    let file = config::load(path)?;
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = argv
-        .iter()
-        .position(|w| w == "serve")
-        .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
-    let repeatable = ["--listen", "--cors-origin", "--redirect-allow"];
-    let words = config::merge(&file.flags, cli, &repeatable);
-    let parsed = Serve::try_parse_from(std::iter::once("glint serve".into()).chain(words))
-        .map_err(|e| {
-            format!(
-                "config {}: {}",
-                path.display(),
-                e.to_string().lines().next().unwrap_or("invalid")
-            )
-        })?;
-    Ok((parsed.args, file.routes))
 }
 
 fn config(args: &ServeArgs, routes: Vec<crate::http::route::Route>) -> Result<HttpPolicy, String> {

@@ -385,38 +385,20 @@ fn stop_admin(admin: Option<Admin>) {
 
 /// Re-reads the command line with the config file's `[ship]` flags in front of it.
 fn with_config_file(path: &Path) -> Result<ShipArgs, String> {
-    #[derive(clap::Parser)]
-    #[command(name = "glint ship", args_override_self = true)]
-    struct Ship {
-        #[command(flatten)]
-        args: ShipArgs,
-    }
-    use clap::Parser;
     let flags = config_flags(path)?;
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let cli = argv
-        .iter()
-        .position(|w| w == "ship")
-        .map_or(&argv[argv.len()..], |i| &argv[i + 1..]);
-    let words = crate::server::config::merge(&flags, cli, &["--kafka-opt", "--s3-opt"]);
-    let parsed =
-        Ship::try_parse_from(std::iter::once("glint ship".into()).chain(words)).map_err(|e| {
-            format!(
-                "config {}: {}",
-                path.display(),
-                e.to_string().lines().next().unwrap_or("invalid")
-            )
-        })?;
-    Ok(parsed.args)
+    let cli = crate::config_file::command_line_after("ship");
+    crate::config_file::parse_args(
+        "glint ship",
+        path,
+        &flags,
+        &cli,
+        &["--kafka-opt", "--s3-opt"],
+    )
 }
 
 /// The flag words of a config file's `[ship]` table and `[ship.kafka]` settings.
 pub fn config_flags(path: &Path) -> Result<Vec<OsString>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        format!("config {}: {}", path.display(), e.to_string().trim())
-    })?;
+    let table = crate::config_file::read_table(path)?;
     let Some(toml::Value::Table(ship)) = table.get("ship").cloned() else {
         return Err(format!("config {}: no [ship] table", path.display()));
     };
@@ -441,13 +423,8 @@ pub fn config_flags(path: &Path) -> Result<Vec<OsString>, String> {
                     flags.extend([OsString::from("--kafka-opt"), format!("{k}={v}").into()]);
                 }
             }
-            ("config", _) => {
-                return Err(format!(
-                    "config {}: a config file cannot name another config file",
-                    path.display()
-                ))
-            }
-            (_, value) => crate::server::config::key_flags(path, &key, value, &mut flags)?,
+            ("config", _) => return Err(crate::config_file::nested_config(path)),
+            (_, value) => crate::config_file::key_flags(path, &key, value, &mut flags)?,
         }
     }
     Ok(flags)
