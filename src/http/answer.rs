@@ -2,9 +2,10 @@
 //! privacy applied), and append the canned answer with its varying headers.
 
 use super::context::Context;
+use super::cookie::cookie_value;
 use super::parse::{Framing, RequestHead};
 use super::policy::GpcPolicy;
-use super::realip::{anonymize, cookie_value, ForwardingHeaders};
+use super::realip::{anonymize, ForwardingHeaders};
 use super::response::{self, Canned, ConnHeader};
 use super::route::{self, RouteAction};
 use crate::ingest::Sink;

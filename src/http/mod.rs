@@ -9,6 +9,7 @@ pub mod buffers;
 pub mod chunked;
 pub mod conn;
 pub mod context;
+pub mod cookie;
 pub mod parse;
 pub mod policy;
 pub mod proxy;

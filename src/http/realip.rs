@@ -1,4 +1,4 @@
-//! The client's real IP behind trusted proxies, IP truncation, and one-cookie extraction.
+//! The client's real IP behind trusted proxies, and IP truncation.
 //!
 //! The nginx realip model (`set_real_ip_from` + `real_ip_recursive on`): forwarding headers are
 //! believed only when the connection comes from a trusted proxy, and the one header the proxies
@@ -343,26 +343,6 @@ pub fn anonymize(ip: Ipv6Addr, v4_prefix: u8, v6_prefix: u8) -> Ipv6Addr {
             .to_ipv6_mapped(),
         None => Ipv6Net::new(ip, v6_prefix.min(128)).map_or(ip, |n| n.network()),
     }
-}
-
-/// The value of the first cookie called `name` in a Cookie header (RFC 6265 5.4 cookie-string:
-/// `name=value` pairs separated by `;`), without surrounding double quotes. Names match
-/// case-sensitively; pairs without `=` are skipped.
-pub fn cookie_value<'a>(cookie_header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    if name.is_empty() {
-        return None;
-    }
-    cookie_header.split(|&b| b == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        if pair[..eq].trim_ascii() != name {
-            return None;
-        }
-        let value = pair[eq + 1..].trim_ascii();
-        Some(match value {
-            [b'"', inner @ .., b'"'] => inner,
-            _ => value,
-        })
-    })
 }
 
 #[cfg(test)]

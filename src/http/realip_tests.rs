@@ -385,22 +385,3 @@ fn anonymize_truncates_to_prefixes() {
     // The IPv4 result stays IPv4-mapped, so it decodes as IPv4.
     assert!(a("198.51.100.77", 24, 48).to_ipv4_mapped().is_some());
 }
-
-#[test]
-fn cookie_values() {
-    let h: &[u8] = b"theme=dark; vid=abc123; empty=; quoted=\"q v\";noeq; vid=second;  sp = x ";
-    assert_eq!(cookie_value(h, b"vid"), Some(&b"abc123"[..]));
-    assert_eq!(cookie_value(h, b"theme"), Some(&b"dark"[..]));
-    assert_eq!(cookie_value(h, b"empty"), Some(&b""[..]));
-    assert_eq!(cookie_value(h, b"quoted"), Some(&b"q v"[..]));
-    assert_eq!(cookie_value(h, b"sp"), Some(&b"x"[..]));
-    assert_eq!(cookie_value(h, b"VID"), None);
-    assert_eq!(cookie_value(h, b"noeq"), None);
-    assert_eq!(cookie_value(h, b"missing"), None);
-    assert_eq!(cookie_value(h, b""), None);
-    assert_eq!(cookie_value(b"", b"vid"), None);
-    assert_eq!(cookie_value(b"a=b=c", b"a"), Some(&b"b=c"[..]));
-    assert_eq!(cookie_value(b"a=\"", b"a"), Some(&b"\""[..]));
-    // A name that is a suffix of another does not match it.
-    assert_eq!(cookie_value(b"xvid=1; vid=2", b"vid"), Some(&b"2"[..]));
-}
