@@ -5,6 +5,7 @@
 //! [`crate::record`] for the slot layout.
 
 pub mod format;
+mod mapped;
 mod raw;
 pub mod reader;
 pub mod recover;

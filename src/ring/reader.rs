@@ -1,50 +1,12 @@
 //! Reading a ring file that may be live (another process writing) or left by a crash.
 
-use super::format::{file_len, RingError, RingHeader, HEADER_PAGE};
+use super::format::{RingError, RingHeader};
 use super::raw::RawRing;
 use super::slot::{check_slot, locate, max_span, SlotState};
 use crate::record::{self, RecordView};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-
-/// Opens and maps an existing ring file and validates its header (magic, versions, CRC,
-/// geometry, length); the map's slot geometry is set from the header.
-pub(super) fn open_mapped(
-    path: &Path,
-    writable: bool,
-) -> Result<(File, RawRing, RingHeader), RingError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .open(path)
-        .map_err(|e| RingError::io(path, e))?;
-    let len = file.metadata().map_err(|e| RingError::io(path, e))?.len();
-    if len < HEADER_PAGE as u64 {
-        return Err(RingError::format(
-            path,
-            len,
-            format!("file is {len} bytes, shorter than the {HEADER_PAGE}-byte ring header"),
-        ));
-    }
-    let mut page = [0u8; HEADER_PAGE];
-    file.read_exact_at(&mut page, 0)
-        .map_err(|e| RingError::io(path, e))?;
-    let header = RingHeader::decode(path, &page, len)?;
-    // Only the bytes the validated geometry needs are mapped (at most MAX_FILE_LEN).
-    let want = file_len(header.slot_size as usize, header.capacity).expect("decode checked it");
-    let map_len = usize::try_from(want).map_err(|_| {
-        RingError::format(
-            path,
-            24,
-            format!("ring of {want} bytes cannot be mapped here"),
-        )
-    })?;
-    let mut raw = RawRing::map(&file, map_len, writable).map_err(|e| RingError::io(path, e))?;
-    raw.set_geometry(header.slot_size as usize, header.capacity);
-    Ok((file, raw, header))
-}
 
 /// Reads committed records of one ring file; never writes unless opened as the consumer.
 pub struct RingReader {
@@ -68,7 +30,7 @@ impl RingReader {
     }
 
     fn open_mode(path: &Path, writable: bool) -> Result<RingReader, RingError> {
-        let (file, raw, header) = open_mapped(path, writable)?;
+        let (file, raw, header) = super::mapped::open_mapped(path, writable)?;
         Ok(RingReader {
             raw,
             path: path.to_path_buf(),

@@ -80,7 +80,7 @@ impl RingWriter {
             .and_then(|()| self.file.sync_data())
             .map_err(|e| RingError::io(&path, e))?;
         drop(self);
-        let (file, raw, header) = super::reader::open_mapped(&path, true)?;
+        let (file, raw, header) = super::mapped::open_mapped(&path, true)?;
         debug_assert_eq!(header.capacity, opts.capacity);
         Ok(RingWriter {
             raw,

@@ -70,7 +70,7 @@ impl RingWriter {
         if created {
             create(path, opts)?;
         }
-        let (file, raw, header) = super::reader::open_mapped(path, true)?;
+        let (file, raw, header) = super::mapped::open_mapped(path, true)?;
         for (what, have, want) in [
             (
                 "slot size",
@@ -246,7 +246,7 @@ impl RingWriter {
 /// Records a clean stop at `head` in the ring at `path`, whose writer has stopped and whose
 /// records are synced (the server calls this after its final sync, for each core's ring).
 pub fn record_clean_stop(path: &Path, head: u64) -> Result<(), RingError> {
-    let (_file, raw, _) = super::reader::open_mapped(path, true)?;
+    let (_file, raw, _) = super::mapped::open_mapped(path, true)?;
     mark_clean_stop(&raw, path, head)
 }
 
