@@ -33,6 +33,7 @@ pub mod ring;
 pub mod server;
 pub mod ship;
 pub mod sys;
+pub mod units;
 pub mod uring_probe;
 
 /// The error type the subcommands return to `main`, which prints it as one line.

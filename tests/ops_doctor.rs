@@ -378,7 +378,7 @@ fn limits_are_read_from_the_glint_serving_the_data_dir() {
     // preallocate per core, and the second thread's ring still to come.
     let defaults = glint::doctor::plan::serve_defaults();
     let per_core = glint::ring::format::file_len(defaults.slot_size, defaults.ring_slots).unwrap();
-    let human = glint::doctor::host::human_bytes;
+    let human = glint::units::format_bytes;
     let want = format!(
         "rings {}/core x 2 threads = {} (existing 2.0 MiB, new need {})",
         human(per_core),

@@ -382,7 +382,7 @@ fn path_check_sees_a_dangling_reference() {
 fn install_section_states_the_default_ring_size_per_core() {
     let defaults = glint::doctor::plan::serve_defaults();
     let per_core = glint::ring::format::file_len(defaults.slot_size, defaults.ring_slots).unwrap();
-    let human = glint::doctor::host::human_bytes;
+    let human = glint::units::format_bytes;
     let readme = read("README.md");
     for figure in [
         format!("which is {} per core with the defaults", human(per_core)),

@@ -34,7 +34,6 @@
 //! Memory is bounded by the number of rings (one held record each) and the block size (64 KiB
 //! gathered, plus its compressed copy), plus a 32-byte index entry per block of the open segment.
 
-pub mod byte_size;
 pub mod cycle;
 pub mod merge;
 mod recover;
@@ -72,14 +71,14 @@ pub struct CompactArgs {
     pub segment_span: Duration,
     /// Seal a segment before it would grow past this size, index and trailer included
     /// (KiB, MiB, GiB; a segment holds at least one record).
-    #[arg(long, value_name = "N", default_value = "1GiB", value_parser = byte_size::parse_bytes)]
+    #[arg(long, value_name = "N", default_value = "1GiB", value_parser = crate::units::parse_bytes)]
     pub segment_max_bytes: u64,
     /// Delete sealed segments whose newest record is older than this (never the newest sealed
     /// segment, never a record still only in a ring).
     #[arg(long, value_name = "DUR", value_parser = crate::clock::parse_duration)]
     pub retain: Option<Duration>,
     /// Delete the oldest sealed segments while all segments together are larger than this.
-    #[arg(long, value_name = "N", value_parser = byte_size::parse_bytes)]
+    #[arg(long, value_name = "N", value_parser = crate::units::parse_bytes)]
     pub retain_bytes: Option<u64>,
     /// Block compression: zstd (level 1, a block is stored raw when zstd does not shrink it) or none.
     #[arg(long, value_enum, default_value = "zstd")]

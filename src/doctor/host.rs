@@ -44,22 +44,13 @@ pub fn io_uring_finding(probe: Result<(), String>, io: IoBackend) -> Finding {
     }
 }
 
-/// Bytes as "8.0 MiB", or "infinity".
-pub fn human_bytes(n: u64) -> String {
-    if n == u64::MAX {
-        return "infinity".into();
-    }
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
+/// An rlimit as systemd writes it: `infinity` for RLIM_INFINITY, else the number, or with
+/// `bytes` the size for people ("8.0 MiB").
+pub fn limit_text(v: u64, bytes: bool) -> String {
+    match v {
+        u64::MAX => "infinity".into(),
+        v if bytes => crate::units::format_bytes(v),
+        v => v.to_string(),
     }
 }
 
@@ -84,7 +75,7 @@ pub fn memlock(ctx: &Context) -> Finding {
 }
 
 pub fn memlock_finding(soft: u64, kernel: Option<(u32, u32)>) -> Finding {
-    let current = human_bytes(soft);
+    let current = limit_text(soft, true);
     if kernel.is_some_and(|k| k >= (5, 12)) {
         return Finding::ok(format!("{current} (unused for rings on 5.12+)"));
     }
@@ -135,17 +126,13 @@ pub fn below_unit(
     if soft >= asked {
         return f;
     }
-    let asked = if asked == u64::MAX {
-        "infinity".to_string()
-    } else {
-        asked.to_string()
-    };
+    let asked = limit_text(asked, false);
     let why = format!(
         "glint PID {} runs with a soft limit of {}, below the unit's {name}={asked}: systemd lowers it \
          silently when it lacks CAP_SYS_RESOURCE (a container or a user manager); raise the limit \
          where systemd runs, or run glint under the shipped unit as the system manager",
         serving.pid,
-        human_or_count(soft, name),
+        limit_text(soft, name == "LimitMEMLOCK"),
     );
     match f.verdict {
         Verdict::Ok if kernel.is_some_and(|k| k >= (5, 12)) => Finding::new(
@@ -160,26 +147,13 @@ pub fn below_unit(
     }
 }
 
-fn human_or_count(v: u64, name: &str) -> String {
-    if name == "LimitMEMLOCK" {
-        human_bytes(v)
-    } else if v == u64::MAX {
-        "infinity".into()
-    } else {
-        v.to_string()
-    }
-}
-
 /// glint holds one descriptor per connection; below 1024 it cannot serve a balancer's pool.
 pub fn nofile_finding(soft: u64, hard: u64) -> Finding {
-    let show = |v: u64| {
-        if v == u64::MAX {
-            "infinity".to_string()
-        } else {
-            v.to_string()
-        }
-    };
-    let current = format!("soft {} / hard {}", show(soft), show(hard));
+    let current = format!(
+        "soft {} / hard {}",
+        limit_text(soft, false),
+        limit_text(hard, false)
+    );
     let fix = format!("LimitNOFILE=1048576 ({UNIT_HINT}); in a shell: ulimit -n 1048576");
     if soft < 1024 {
         Finding::new(

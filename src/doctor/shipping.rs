@@ -2,9 +2,9 @@
 //! cursor is behind the segments on disk.
 
 use super::checks::{Context, Finding, Verdict};
-use super::host::human_bytes;
 use crate::compact::segment::{list_segments, SegmentReader};
 use crate::ship::cursor::ShipCursor;
+use crate::units::format_bytes;
 use std::path::Path;
 
 pub fn shipper(ctx: &Context) -> Finding {
@@ -84,7 +84,7 @@ pub fn shipper_finding(
             let what = s.unwrap_or_else(|| "cursor present".into());
             Finding::ok(format!(
                 "{what}; {count} segments ({}) not shipped",
-                human_bytes(bytes)
+                format_bytes(bytes)
             ))
         }
     }

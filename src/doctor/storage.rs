@@ -2,8 +2,8 @@
 //! options, and the page cache writeback that flushes the rings.
 
 use super::checks::{sysctl_fix, Context, Finding, Verdict};
-use super::host::human_bytes;
 use super::machine::{self, Mount};
+use crate::units::format_bytes;
 use std::path::{Path, PathBuf};
 
 pub fn data_dir(ctx: &Context) -> Finding {
@@ -114,12 +114,12 @@ pub struct RingDisk {
 pub fn free_space_finding(free: u64, rings: &RingDisk) -> Finding {
     let current = format!(
         "{} free; rings {}/core x {} threads = {} (existing {}, new need {})",
-        human_bytes(free),
-        human_bytes(rings.per_core),
+        format_bytes(free),
+        format_bytes(rings.per_core),
         rings.threads,
-        human_bytes(rings.per_core.saturating_mul(rings.threads)),
-        human_bytes(rings.existing),
-        human_bytes(rings.new)
+        format_bytes(rings.per_core.saturating_mul(rings.threads)),
+        format_bytes(rings.existing),
+        format_bytes(rings.new)
     );
     if free < rings.new {
         Finding::new(
@@ -206,7 +206,7 @@ mod tests {
             Verdict::Change,
             "existing rings need no room"
         );
-        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::args::Plan;
 use super::stats::{ErrorCounts, ThreadStats};
+use crate::units::{format_bytes_wrk, format_micros_wrk};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -168,7 +169,7 @@ impl Summary {
             for v in [
                 l.mean, l.stdev, l.p50, l.p90, l.p99, l.p99_9, l.p99_99, l.max,
             ] {
-                let _ = write!(o, "{:>10}", fmt_us(v));
+                let _ = write!(o, "{:>10}", format_micros_wrk(v));
             }
             o.push('\n');
         }
@@ -190,9 +191,9 @@ impl Summary {
             }
         );
         for &(p, c, u) in &self.spectrum {
-            let _ = write!(o, "  {:>9}%{:>12}", p, fmt_us(c));
+            let _ = write!(o, "  {:>9}%{:>12}", p, format_micros_wrk(c));
             if open {
-                let _ = write!(o, "{:>12}", fmt_us(u));
+                let _ = write!(o, "{:>12}", format_micros_wrk(u));
             }
             o.push('\n');
         }
@@ -205,7 +206,7 @@ impl Summary {
             "  {} requests in {:.2}s, {} read ({} sent, {} in flight at end)",
             r.completed,
             self.duration_s,
-            fmt_bytes(self.bytes_read as f64),
+            format_bytes_wrk(self.bytes_read as f64),
             r.sent,
             r.in_flight_at_end
         );
@@ -230,43 +231,7 @@ impl Summary {
         let _ = writeln!(
             o,
             "Transfer/sec: {:>12}",
-            fmt_bytes(self.read_bytes_per_sec)
+            format_bytes_wrk(self.read_bytes_per_sec)
         );
-    }
-}
-
-/// Microseconds the way wrk prints them: us below 1 ms, then ms, then s.
-fn fmt_us(us: f64) -> String {
-    if us < 1000.0 {
-        format!("{us:.2}us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1000.0)
-    } else {
-        format!("{:.2}s", us / 1_000_000.0)
-    }
-}
-
-fn fmt_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.2}{}", UNITS[i])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_read_like_wrk() {
-        assert_eq!(fmt_us(312.0), "312.00us");
-        assert_eq!(fmt_us(1020.0), "1.02ms");
-        assert_eq!(fmt_us(2_500_000.0), "2.50s");
-        assert_eq!(fmt_bytes(512.0), "512.00B");
-        assert_eq!(fmt_bytes(3.0 * 1024.0 * 1024.0), "3.00MB");
     }
 }
