@@ -145,36 +145,9 @@ pub fn base64_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-const fn digit_pairs() -> [u8; 200] {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-}
-static DIGIT_PAIRS: [u8; 200] = digit_pairs();
-
-/// Decimal digits of an unsigned integer, two at a time.
-pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if v >= 10 {
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[v as usize * 2..v as usize * 2 + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    out.extend_from_slice(&buf[i..]);
+/// Decimal digits of an unsigned integer (`itoa`: no allocation, no formatting machinery).
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// An IP address as text; IPv4 (and IPv4-mapped IPv6) formatted by hand, it is the common case.
