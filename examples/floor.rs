@@ -97,6 +97,7 @@ impl Handler for Floor {
 
     /// Answers every complete head received, as long as `out` has room for another answer.
     fn process(&mut self, io: &mut ConnBuffers) -> Next {
+        io.reserve_out();
         while let Some(at) = self.finder.find(io.received()) {
             if io.out.len() + response::max_len(0) > io.out.capacity() {
                 return Next::Write;

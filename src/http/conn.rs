@@ -42,7 +42,8 @@ enum State {
     Closed,
 }
 
-/// Per-connection buffers and state. Allocated once at accept; nothing per request.
+/// Per-connection buffers and state. Small at accept (the buffers are lent by the backend's
+/// pool only while there are bytes to work on); nothing is allocated per request.
 pub struct Conn {
     /// What the backend reads into and writes from.
     pub io: ConnBuffers,
@@ -64,7 +65,6 @@ impl Conn {
     /// refused at once (see [`Conn::is_closed`]) and counted.
     pub fn new<S: Sink>(peer: SocketAddr, core: &Context<S>) -> Conn {
         let cfg = &*core.policy;
-        let body_room = core.sink.slot_size() - HEADER_LEN;
         let peer_ip = crate::record::ip_to_v6(peer.ip());
         let state = match cfg.proxy_protocol {
             false => State::Head,
@@ -81,7 +81,7 @@ impl Conn {
             ),
             state,
             head_copy: Vec::new(),
-            body: Vec::with_capacity(body_room),
+            body: Vec::new(),
             body_len: 0,
             side: Side {
                 extra: Vec::new(),
@@ -151,6 +151,7 @@ impl Conn {
 
     /// Answers every complete request in the buffer (see module docs).
     pub fn process<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
+        self.io.reserve_out();
         let next = self.process_batch(core);
         if core.sink.commit().is_err() {
             // The batch's records are not as durable as promised: their 2xx must not be sent.
@@ -287,6 +288,8 @@ impl Conn {
         self.head_copy.clear();
         self.head_copy.extend_from_slice(&avail[..head_len]);
         self.body.clear();
+        // Room for one slot's worth at the first body that spans reads (kept for the next).
+        self.body.reserve(core.sink.slot_size() - HEADER_LEN);
         self.body_len = 0;
         let expect = head.expect_continue;
         self.state = match head.framing {
@@ -347,7 +350,8 @@ impl Conn {
 
 /// Keeps a body that arrives over several reads, whole: its length is bounded by `--max-body`
 /// (a larger Content-Length or chunk size is refused with 413 before any of it is kept). The
-/// buffer starts at one slot's room and grows only for a larger body.
+/// buffer gets one slot's room at the connection's first such body and grows only for a larger
+/// one.
 fn capture(body: &mut Vec<u8>, data: &[u8]) {
     body.extend_from_slice(data);
 }

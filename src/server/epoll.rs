@@ -1,9 +1,14 @@
 //! The epoll backend: a core's [`Handler`] on a per-core tokio current-thread runtime.
+//!
+//! A connection waits for readability holding no buffer; its read buffer and `out` come from
+//! the core's [`BufferPool`] only once bytes are there to read, and go back when the batch is
+//! answered (a partial request keeps its read buffer).
 
 use super::backend::{AcceptFailures, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME};
 use super::handler::Handler;
 use super::stats::CoreStats;
 use super::{Phase, Worker};
+use crate::http::buffers::BufferPool;
 use crate::http::conn::Next;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -37,6 +42,7 @@ async fn serve<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     let now = Rc::new(Cell::new(crate::clock::now_secs()));
     let open = Rc::new(Cell::new(0usize));
     let timers: Timers = Rc::default();
+    let pool = Rc::new(RefCell::new(BufferPool::new(POOL_LIMIT)));
     let mut accepts = Vec::new();
     for listener in listeners {
         let listener = TcpListener::from_std(listener)?;
@@ -48,6 +54,7 @@ async fn serve<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
             open: open.clone(),
             drain_timeout,
             timers: timers.clone(),
+            pool: pool.clone(),
         };
         accepts.push(tokio::task::spawn_local(accept_loop(
             listener, ctx, max_conns,
@@ -91,7 +98,11 @@ struct ConnCtx<H> {
     open: Rc<Cell<usize>>,
     drain_timeout: Duration,
     timers: Timers,
+    pool: Rc<RefCell<BufferPool>>,
 }
+
+/// Spare buffers a core keeps of each kind (read buffers, `out`s); more are freed.
+const POOL_LIMIT: usize = 1024;
 
 impl<H> Clone for ConnCtx<H> {
     fn clone(&self) -> Self {
@@ -103,6 +114,7 @@ impl<H> Clone for ConnCtx<H> {
             open: self.open.clone(),
             drain_timeout: self.drain_timeout,
             timers: self.timers.clone(),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -162,63 +174,93 @@ async fn accept_loop<H: Handler>(listener: TcpListener, ctx: ConnCtx<H>, max_con
 }
 
 async fn serve_conn<H: Handler>(mut stream: TcpStream, peer: SocketAddr, ctx: &ConnCtx<H>) {
-    let mut phase = ctx.phase.clone();
     let Some(mut conn) = ctx.core.borrow_mut().open(peer) else {
         return;
     };
+    let end = serve_open(&mut stream, &mut conn, ctx).await;
+    H::buffers(&mut conn).out.clear();
+    H::buffers(&mut conn).release(&mut ctx.pool.borrow_mut());
+    drop(conn);
+    if end == End::Linger {
+        linger_close(stream).await;
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum End {
+    Close,
+    Linger,
+}
+
+/// Serves `conn` until it ends; says whether to close at once or linger.
+async fn serve_open<H: Handler>(
+    stream: &mut TcpStream,
+    conn: &mut H::Conn,
+    ctx: &ConnCtx<H>,
+) -> End {
+    let mut phase = ctx.phase.clone();
     let deadline = Rc::new(Deadline::default());
     ctx.timers.borrow_mut().push(Rc::downgrade(&deadline));
     loop {
         let closing = *phase.borrow() == Phase::Closing;
-        if closing && !H::mid_request(&conn) {
-            return;
+        if closing && !H::mid_request(conn) {
+            return End::Close;
         }
-        let at = ctx
-            .core
-            .borrow()
-            .deadline(&mut conn, crate::clock::now_secs());
+        let at = ctx.core.borrow().deadline(conn, crate::clock::now_secs());
         deadline.at_secs.set(at);
-        let read = tokio::select! {
-            r = stream.read(H::buffers(&mut conn).read_buf()) => r,
+        let ready = tokio::select! {
+            r = stream.readable() => r,
             _ = deadline.expired.notified() => {
                 // A wake-up from before the deadline moved is stale.
                 if deadline.at_secs.get() > ctx.now.get() {
                     continue;
                 }
-                ctx.core.borrow_mut().timed_out(&mut conn);
-                let out = &H::buffers(&mut conn).out;
+                H::buffers(conn).equip(&mut ctx.pool.borrow_mut());
+                ctx.core.borrow_mut().timed_out(conn);
+                let out = &H::buffers(conn).out;
                 if !out.is_empty() && stream.write_all(out).await.is_err() {
-                    return;
+                    return End::Close;
                 }
-                return linger_close(stream).await;
+                return End::Linger;
             }
             r = phase.changed(), if !closing => {
                 if r.is_err() {
-                    return;
+                    return End::Close;
                 }
                 continue;
             }
-            _ = tokio::time::sleep(ctx.drain_timeout), if closing => return,
+            _ = tokio::time::sleep(ctx.drain_timeout), if closing => return End::Close,
         };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => H::buffers(&mut conn).filled(n),
+        if ready.is_err() {
+            return End::Close;
+        }
+        let io = H::buffers(conn);
+        io.equip(&mut ctx.pool.borrow_mut());
+        match stream.try_read(io.read_buf()) {
+            Ok(0) => return End::Close,
+            Ok(n) => io.filled(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                io.release(&mut ctx.pool.borrow_mut());
+                continue;
+            }
+            Err(_) => return End::Close,
         }
         loop {
-            let next = ctx.core.borrow_mut().process(&mut conn);
-            let out = &mut H::buffers(&mut conn).out;
+            let next = ctx.core.borrow_mut().process(conn);
+            let out = &mut H::buffers(conn).out;
             if !out.is_empty() {
                 if stream.write_all(out).await.is_err() {
-                    return;
+                    return End::Close;
                 }
                 out.clear();
             }
             match next {
                 Next::Read => break,
                 Next::Write => continue,
-                Next::Close => return linger_close(stream).await,
+                Next::Close => return End::Linger,
             }
         }
+        H::buffers(conn).release(&mut ctx.pool.borrow_mut());
     }
 }
 

@@ -70,6 +70,13 @@ impl<H: Handler> EventLoop<H> {
         if result == -libc::ECANCELED && expired {
             return self.time_out(index);
         }
+        if result == -libc::ENOBUFS {
+            // More recvs completed in one turn than the ring has buffers; spares are back now.
+            if self.driver.recv(index).is_err() {
+                self.close(index);
+            }
+            return;
+        }
         if result <= 0 {
             return self.close(index);
         }
@@ -134,6 +141,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// Past its deadline: 408 if a request was partly read, then a lingering close.
     fn time_out(&mut self, index: u32) {
+        self.driver.equip(index);
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
@@ -149,6 +157,7 @@ impl<H: Handler> EventLoop<H> {
     /// Answers what the connection has buffered and starts its next operation.
     pub(super) fn run_conn(&mut self, index: u32) {
         let closing = self.deadline.is_some();
+        self.driver.equip(index);
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
         };
@@ -171,6 +180,9 @@ impl<H: Handler> EventLoop<H> {
                         cancel_sent: false,
                     },
                 );
+                // Waiting for the next request: the read buffer (unless it holds a partial
+                // one) and an empty `out` go back to the pool.
+                self.driver.release(index);
                 if out > 0 {
                     self.driver.send_then_recv(index, 0)
                 } else {

@@ -6,12 +6,19 @@
 //! - Each connection lives in its own `Box<Slot>`; the kernel only ever holds pointers into
 //!   the [`ConnBuffers`](crate::http::buffers::ConnBuffers) the handler's connection owns (its
 //!   read buffer and `out`, heap allocations that `ConnBuffers` never reallocates while lending
-//!   them) or into the driver's discard buffer, never into the slab vector itself. The
-//!   connection is `'static` and reached only through its slot, so no other code can touch
-//!   those buffers meanwhile.
+//!   them), into the buffers of the provided buffer ring, or into the driver's discard buffer,
+//!   never into the slab vector itself. The connection is `'static` and reached only through
+//!   its slot, so no other code can touch those buffers meanwhile.
 //! - At most one buffer operation is in flight per slot (a recv, a send, or a send linked in
 //!   front of a recv, whose recv completes last). While it is in flight, `busy` is set and
 //!   neither [`Driver::conn_mut`] nor [`Driver::remove`] hands the connection out or frees it.
+//! - A connection between requests holds no read buffer: its recv selects one of the provided
+//!   buffer ring's ([`BufRing`]) when bytes arrive. A buffer in the ring belongs to the kernel
+//!   (the driver keeps only its raw pointer); a completion naming its id hands it back, and
+//!   the driver then owns it again as a `Box` (given to the connection) and puts a spare in the
+//!   ring in its place. A connection with a partial request keeps its buffer and receives into
+//!   its free tail. Only while the linked recv is a buffer-select one does the driver take
+//!   `out` back at the send's completion (the recv then points into no memory of the slot).
 //! - `user_data` is (op, slot index, generation); a completion for an older generation of a
 //!   slot is ignored.
 //! - If the driver is dropped while operations are still in flight, their memory is leaked,
@@ -19,25 +26,102 @@
 #![allow(unsafe_code)]
 
 use super::op::{decode, user_data, Completion, Op};
+use crate::http::buffers::BufferPool;
 use crate::server::handler::Handler;
 use crate::uring_probe::{build_ring, TaskRun};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 /// Bytes of the shared buffer that lingering closes read into and nobody reads.
 const DISCARD_LEN: usize = 16 * 1024;
 /// Completions taken per [`Driver::reap`]; the rest stay in the completion queue.
 pub const REAP_BATCH: usize = 1024;
+/// Buffers in the provided buffer ring (a power of two): more recvs completing in one loop turn
+/// than this get `ENOBUFS` and are re-armed.
+pub const BUF_RING_ENTRIES: u16 = 1024;
+/// The buffer group id of the ring (one ring per io_uring instance).
+const BUF_GROUP: u16 = 0;
+/// Spare buffers of each kind the driver keeps; more are freed.
+const POOL_LIMIT: usize = BUF_RING_ENTRIES as usize;
 
 struct Slot<H: Handler, S> {
     conn: H::Conn,
     stream: TcpStream,
     /// A buffer operation is in flight: `conn` must not be touched nor freed.
     busy: bool,
+    /// The recv in flight selects a provided buffer: it points into no memory of this slot.
+    selecting: bool,
+    /// Bytes of the linked send in flight (what its success reports).
+    sending: u32,
     state: S,
+}
+
+/// One entry of a provided buffer ring, as the kernel reads it (`struct io_uring_buf`); the
+/// `resv` field of entry 0 is the ring's tail.
+#[repr(C)]
+struct RingEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+/// The provided buffer ring: `BUF_RING_ENTRIES` entries the kernel picks receive buffers from.
+struct BufRing {
+    /// Page-aligned, `BUF_RING_ENTRIES` entries, registered as group `BUF_GROUP`.
+    base: *mut RingEntry,
+    tail: u16,
+    /// By buffer id: the buffer the kernel may pick (from `Box::into_raw`), null once a
+    /// completion handed it back.
+    bufs: Vec<*mut u8>,
+    buf_len: usize,
+}
+
+impl BufRing {
+    fn layout() -> std::alloc::Layout {
+        let size = usize::from(BUF_RING_ENTRIES) * std::mem::size_of::<RingEntry>();
+        std::alloc::Layout::from_size_align(size, 4096).expect("a valid constant layout")
+    }
+
+    /// Hands `buf` (`buf_len` bytes) to the kernel under id `bid`, whose buffer is not in the
+    /// ring.
+    fn provide(&mut self, bid: u16, buf: Box<[u8]>) {
+        debug_assert!(self.bufs[usize::from(bid)].is_null() && buf.len() == self.buf_len);
+        let ptr = Box::into_raw(buf).cast::<u8>();
+        self.bufs[usize::from(bid)] = ptr;
+        let at = usize::from(self.tail & (BUF_RING_ENTRIES - 1));
+        // SAFETY: `at` < BUF_RING_ENTRIES, the entries `base` was allocated with; the entry at
+        // the unpublished tail is not read by the kernel until the tail store below publishes
+        // it, and the fields written here (not `resv`, which is the tail on entry 0) are
+        // written through raw pointers, so no reference covers memory the kernel reads.
+        unsafe {
+            let entry = self.base.add(at);
+            std::ptr::addr_of_mut!((*entry).addr).write(ptr as u64);
+            std::ptr::addr_of_mut!((*entry).len).write(self.buf_len as u32);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail is the `resv` field of entry 0, a 2-aligned u16 inside the
+        // allocation; the kernel only reads it, so an atomic store is the one access from here.
+        let tail = unsafe { AtomicU16::from_ptr(std::ptr::addr_of_mut!((*self.base).resv)) };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// The buffer with id `bid`, which a completion says the kernel filled and let go of.
+    fn take(&mut self, bid: u16) -> Option<Box<[u8]>> {
+        let ptr = std::mem::replace(self.bufs.get_mut(usize::from(bid))?, std::ptr::null_mut());
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `ptr` came from `Box::into_raw` of a `buf_len` slice in `provide`, and the
+        // completion naming `bid` means the kernel no longer uses it; the slot was nulled, so
+        // it is reconstructed exactly once.
+        Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, self.buf_len)) })
+    }
 }
 
 struct Entry<H: Handler, S> {
@@ -56,6 +140,11 @@ pub struct Driver<H: Handler, S> {
     /// Never read; written concurrently by every lingering recv. Freed in `Drop` only if idle.
     discard: *mut u8,
     pub task_run: TaskRun,
+    /// Set up at the first connection (its read buffer length); `None` if the kernel refused.
+    buf_ring: Option<BufRing>,
+    buf_ring_tried: bool,
+    /// Spare read buffers and `out`s for connections and for the ring.
+    pool: BufferPool,
 }
 
 impl<H: Handler, S> Driver<H, S> {
@@ -70,7 +159,52 @@ impl<H: Handler, S> Driver<H, S> {
             live: 0,
             discard,
             task_run,
+            buf_ring: None,
+            buf_ring_tried: false,
+            pool: BufferPool::new(POOL_LIMIT),
         })
+    }
+
+    /// Registers the provided buffer ring with buffers of `buf_len` bytes (Linux 5.19+); on a
+    /// kernel that refuses, connections receive into buffers of their own, taken from the pool.
+    fn set_up_buf_ring(&mut self, buf_len: usize) {
+        self.buf_ring_tried = true;
+        // SAFETY: a non-zero size with a valid power-of-two alignment.
+        let base = unsafe { std::alloc::alloc_zeroed(BufRing::layout()) }.cast::<RingEntry>();
+        if base.is_null() {
+            return;
+        }
+        // SAFETY: `base` holds BUF_RING_ENTRIES zeroed entries, page-aligned, and stays
+        // allocated until `Drop` unregisters it (or leaks it while operations are in flight).
+        let registered = unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                base as u64,
+                BUF_RING_ENTRIES,
+                BUF_GROUP,
+                0,
+            )
+        };
+        if registered.is_err() {
+            // SAFETY: allocated above with this layout; the kernel never saw it.
+            unsafe { std::alloc::dealloc(base.cast(), BufRing::layout()) };
+            return;
+        }
+        let mut ring = BufRing {
+            base,
+            tail: 0,
+            bufs: vec![std::ptr::null_mut(); usize::from(BUF_RING_ENTRIES)],
+            buf_len,
+        };
+        for bid in 0..BUF_RING_ENTRIES {
+            ring.provide(bid, vec![0u8; buf_len].into_boxed_slice());
+        }
+        self.buf_ring = Some(ring);
+    }
+
+    /// Whether receives select provided buffers (the kernel accepted the ring).
+    #[cfg(test)]
+    pub fn has_buf_ring(&self) -> bool {
+        self.buf_ring.is_some()
     }
 
     /// Open connections (lingering ones included).
@@ -79,11 +213,16 @@ impl<H: Handler, S> Driver<H, S> {
     }
 
     /// Adds a connection; returns its index and generation.
-    pub fn insert(&mut self, stream: TcpStream, conn: H::Conn, state: S) -> (u32, u32) {
+    pub fn insert(&mut self, stream: TcpStream, mut conn: H::Conn, state: S) -> (u32, u32) {
+        if !self.buf_ring_tried {
+            self.set_up_buf_ring(H::buffers(&mut conn).read_len());
+        }
         let slot = Some(Box::new(Slot {
             conn,
             stream,
             busy: false,
+            selecting: false,
+            sending: 0,
             state,
         }));
         self.live += 1;
@@ -125,14 +264,44 @@ impl<H: Handler, S> Driver<H, S> {
             .map(|s| &mut s.conn)
     }
 
+    /// Gives the connection's buffers back to the pool unless they hold a partial request or
+    /// answers (see [`ConnBuffers::release`](crate::http::buffers::ConnBuffers::release)).
+    pub fn release(&mut self, index: u32) {
+        if let Some(slot) = self
+            .entries
+            .get_mut(index as usize)
+            .and_then(|e| e.slot.as_deref_mut())
+        {
+            if !slot.busy {
+                H::buffers(&mut slot.conn).release(&mut self.pool);
+            }
+        }
+    }
+
+    /// Lends the connection a read buffer and `out` from the pool, where it holds none.
+    pub fn equip(&mut self, index: u32) {
+        if let Some(slot) = self
+            .entries
+            .get_mut(index as usize)
+            .and_then(|e| e.slot.as_deref_mut())
+        {
+            if !slot.busy {
+                H::buffers(&mut slot.conn).equip(&mut self.pool);
+            }
+        }
+    }
+
     /// Closes and frees a connection; refused (false) while the kernel holds one of its buffers.
     pub fn remove(&mut self, index: u32) -> bool {
         let Some(entry) = self.entries.get_mut(index as usize) else {
             return false;
         };
-        if entry.slot.as_ref().is_none_or(|s| s.busy) {
+        let Some(slot) = entry.slot.as_deref_mut().filter(|s| !s.busy) else {
             return false;
-        }
+        };
+        let io = H::buffers(&mut slot.conn);
+        io.out.clear();
+        io.release(&mut self.pool);
         entry.slot = None;
         self.free.push(index);
         self.live -= 1;
@@ -203,41 +372,87 @@ impl<H: Handler, S> Driver<H, S> {
 
     /// Receives into the connection's read buffer
     /// ([`ConnBuffers::read_buf`](crate::http::buffers::ConnBuffers::read_buf)).
+    /// Without a partial request (and with the ring), the recv selects a provided buffer.
     pub fn recv(&mut self, index: u32) -> io::Result<()> {
-        let (slot, gen) = self.claim(index)?;
-        let fd = types::Fd(slot.stream.as_raw_fd());
-        let buf = H::buffers(&mut slot.conn).read_buf();
-        let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
-            .build()
-            .user_data(user_data(Op::Recv, index, gen));
-        // SAFETY: the read buffer is a heap allocation owned by the boxed slot; `claim` set
-        // `busy`, so the slot is neither freed nor its connection touched until this recv completes
-        // (`reap` clears `busy`), and `Drop` leaks busy slots.
+        let recv = self.recv_entry(index)?;
+        // SAFETY: see `recv_entry`: the read buffer is a heap allocation owned by the boxed
+        // slot (or a ring buffer, owned by the kernel until a completion returns it); `claim`
+        // set `busy`, so the slot is neither freed nor its connection touched until this recv
+        // completes (`reap` clears `busy`), and `Drop` leaks busy slots.
         let pushed = unsafe { self.push_raw(&[recv]) };
         self.unclaim_on_error(index, pushed)
     }
 
+    /// Claims the slot and builds its recv: a buffer-select one if the connection holds no
+    /// read buffer and the ring's buffers have its length, else into its read buffer's tail
+    /// (taken from the pool if it holds none).
+    fn recv_entry(&mut self, index: u32) -> io::Result<squeue::Entry> {
+        let gen = self.gen(index).unwrap_or(0);
+        let slot = match self
+            .entries
+            .get_mut(index as usize)
+            .and_then(|e| e.slot.as_deref_mut())
+        {
+            Some(slot) if !slot.busy => slot,
+            _ => return Err(io::Error::other("uring driver: slot missing or busy")),
+        };
+        slot.busy = true;
+        let fd = types::Fd(slot.stream.as_raw_fd());
+        let data = user_data(Op::Recv, index, gen);
+        let io = H::buffers(&mut slot.conn);
+        if !io.holds_read_buf() {
+            if let Some(ring) = self
+                .buf_ring
+                .as_ref()
+                .filter(|r| r.buf_len == io.read_len())
+            {
+                slot.selecting = true;
+                return Ok(
+                    opcode::Recv::new(fd, std::ptr::null_mut(), ring.buf_len as u32)
+                        .buf_group(BUF_GROUP)
+                        .build()
+                        .flags(squeue::Flags::BUFFER_SELECT)
+                        .user_data(data),
+                );
+            }
+            io.install_read_buf(self.pool.take_read(io.read_len()));
+        }
+        slot.selecting = false;
+        let buf = io.read_buf();
+        Ok(opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
+            .build()
+            .user_data(data))
+    }
+
     /// Sends `out[from..]` with `MSG_WAITALL`, then receives, as one linked pair: a single
     /// completion (the recv's) on success.
+    /// With a buffer-select recv, the send's success posts a completion that `reap` consumes
+    /// to give `out` back to the pool at once.
     pub fn send_then_recv(&mut self, index: u32, from: usize) -> io::Result<()> {
-        let (slot, gen) = self.claim(index)?;
+        let recv = self.recv_entry(index)?;
+        let gen = self.gen(index).unwrap_or(0);
+        let Some(slot) = self.slot_mut(index) else {
+            return Err(io::Error::other("uring driver: slot missing"));
+        };
         let fd = types::Fd(slot.stream.as_raw_fd());
-        let io = H::buffers(&mut slot.conn);
-        let out = &io.out[from..];
+        let out = &H::buffers(&mut slot.conn).out[from..];
+        slot.sending = out.len() as u32;
+        let link = if slot.selecting {
+            squeue::Flags::IO_LINK
+        } else {
+            squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS
+        };
         let send = opcode::Send::new(fd, out.as_ptr(), out.len() as u32)
             .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL)
             .build()
-            .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
+            .flags(link)
             .user_data(user_data(Op::LinkedSend, index, gen));
-        let buf = io.read_buf();
-        let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
-            .build()
-            .user_data(user_data(Op::Recv, index, gen));
         // SAFETY: `out` and the read buffer are distinct heap allocations owned by the boxed
-        // slot, marked busy by `claim`; the recv is linked behind the send, so its completion
-        // (which clears `busy`) comes after the send finished or failed. `read_buf` may move
-        // bytes inside the read buffer but never reallocates it, and `out` is not touched
-        // until then.
+        // slot (or the recv selects a ring buffer, owned by the kernel), marked busy by
+        // `recv_entry`; the recv is linked behind the send, so its completion (which clears
+        // `busy`) comes after the send finished or failed. `read_buf` may move bytes inside the
+        // read buffer but never reallocates it, and `out` is not touched until the send's
+        // completion (`reap` takes it back then only behind a buffer-select recv).
         let pushed = unsafe { self.push_raw(&[send, recv]) };
         self.unclaim_on_error(index, pushed)
     }
@@ -323,12 +538,45 @@ impl<H: Handler, S> Driver<H, S> {
                 // nothing else owns; it is wrapped exactly once, here.
                 unsafe { TcpStream::from_raw_fd(result) }
             });
-            // A recv (plain or linked) or a lone send ends the slot's only buffer operation.
-            if matches!(op, Op::Recv | Op::Send | Op::Linger) {
-                if let Some(entry) = self.entries.get_mut(index as usize) {
-                    if let (true, Some(slot)) = (entry.gen == gen, entry.slot.as_deref_mut()) {
-                        slot.busy = false;
+            let slot = self
+                .entries
+                .get_mut(index as usize)
+                .filter(|e| e.gen == gen)
+                .and_then(|e| e.slot.as_deref_mut());
+            // A buffer the kernel selected is ours again: to the connection, a spare in its place.
+            let selected = match (op, cqueue::buffer_select(cqe.flags()), &mut self.buf_ring) {
+                (Op::Recv, Some(bid), Some(ring)) => ring.take(bid).inspect(|_| {
+                    ring.provide(bid, self.pool.take_read(ring.buf_len));
+                }),
+                _ => None,
+            };
+            if op == Op::LinkedSend {
+                if let Some(slot) = slot {
+                    if slot.selecting && result >= 0 && result as u32 == slot.sending {
+                        // Sent whole; the buffer-select recv behind it points into no memory
+                        // of the slot, so `out` can go back to the pool at once.
+                        let io = H::buffers(&mut slot.conn);
+                        io.out.clear();
+                        if let Some(out) = io.take_out() {
+                            self.pool.put_out(out);
+                        }
+                        continue;
                     }
+                }
+            } else if matches!(op, Op::Recv | Op::Send | Op::Linger) {
+                // A recv (plain or linked) or a lone send ends the slot's only buffer operation.
+                if let Some(slot) = slot {
+                    slot.busy = false;
+                    if let Some(buf) = selected {
+                        let io = H::buffers(&mut slot.conn);
+                        if io.holds_read_buf() {
+                            self.pool.put_read(buf);
+                        } else {
+                            io.install_read_buf(buf);
+                        }
+                    }
+                } else if let Some(buf) = selected {
+                    self.pool.put_read(buf);
                 }
             }
             out.push(Completion {
@@ -353,7 +601,8 @@ impl<H: Handler, S> Driver<H, S> {
 impl<H: Handler, S> Drop for Driver<H, S> {
     fn drop(&mut self) {
         if self.any_busy() {
-            // The kernel may still write into these buffers: leak them rather than free them.
+            // The kernel may still write into these buffers: leak them rather than free them
+            // (the ring's buffers and entries too, which `buf_ring` only points to).
             for entry in &mut self.entries {
                 if let Some(slot) = entry.slot.take() {
                     if slot.busy {
@@ -362,6 +611,16 @@ impl<H: Handler, S> Drop for Driver<H, S> {
                 }
             }
             return;
+        }
+        if let Some(mut ring) = self.buf_ring.take() {
+            if self.ring.submitter().unregister_buf_ring(BUF_GROUP).is_ok() {
+                for bid in 0..BUF_RING_ENTRIES {
+                    drop(ring.take(bid));
+                }
+                // SAFETY: allocated in `set_up_buf_ring` with this layout; unregistered just
+                // above, so the kernel no longer reads it.
+                unsafe { std::alloc::dealloc(ring.base.cast(), BufRing::layout()) };
+            }
         }
         // SAFETY: `discard` came from `Box::into_raw` of a DISCARD_LEN slice in `new`, and no
         // operation is in flight (no slot is busy), so nothing references it any more.

@@ -3,10 +3,13 @@
 //!
 //! One `submit_and_wait` per loop turn submits everything queued and waits (at most until the
 //! next 100 ms tick) for completions, which are then all handled. Listeners use multishot
-//! accept; each connection receives into its own read buffer, and its answers go out with
-//! one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request costs one
-//! completion. The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else
-//! `COOP_TASKRUN` (5.19+). All unsafe code is in `driver.rs`.
+//! accept. A connection waiting for a request holds no buffer: its recv selects one from the
+//! core's provided buffer ring (Linux 5.19+) when bytes arrive, and that buffer goes back once
+//! the batch is answered (a partial request keeps it and receives into its tail). Answers go
+//! out with one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request
+//! costs one submission and two completions (the send's gives `out` back to the pool). The
+//! ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else `COOP_TASKRUN`
+//! (5.19+). All unsafe code is in `driver.rs`.
 
 mod connection;
 mod driver;
@@ -43,6 +46,15 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
         let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        let idle = driver.conn_mut(index).unwrap();
+        assert!(
+            !idle.io.holds_read_buf() && idle.io.out.capacity() == 0,
+            "an open connection owns no buffer before bytes arrive"
+        );
+        assert!(
+            driver.has_buf_ring(),
+            "the kernel (5.19+) takes a provided buffer ring"
+        );
         driver.recv(index).unwrap();
         assert!(
             driver.conn_mut(index).is_none(),
@@ -71,7 +83,11 @@ mod tests {
         );
         let conn = driver.conn_mut(index).expect("released by its completion");
         conn.io.filled(request.len());
-        assert_eq!(conn.io.buffered(), request.len());
+        assert_eq!(
+            conn.io.received(),
+            request,
+            "the ring buffer the kernel selected is the connection's read buffer now"
+        );
         assert!(driver.remove(index));
         assert_eq!(driver.len(), 0);
         let _client2 = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
