@@ -6,9 +6,9 @@
 
 mod cpu_time;
 
+use cpu_time::ThreadCpuTime;
 use criterion::measurement::Measurement;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use cpu_time::ThreadCpuTime;
 use glint::http::parse::HEADERS_CAP;
 use glint::http::parse::{parse_request_head, Limits, Parsed};
 use glint::record::{self, BodyKind, IpSource, Method, RecordFields};
