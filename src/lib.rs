@@ -7,6 +7,7 @@
 //! the ones after it in that sentence. The [`compact`] process merges the per-core rings into time-ordered,
 //! indexed segment files; [`decode`] turns rings and segments into JSON Lines or CSV, labelling
 //! each record's sender with [`agent`] (browser, mail proxy, scanner, bot) as it reads;
+//! [`report`] summarises them as one self-contained HTML page;
 //! [`ship`] delivers the segments' records to Kafka; [`loadgen`] measures it all; [`doctor`]
 //! checks a machine against `tuning.md`.
 //! [`uring_probe`] decides what the kernel's io_uring offers, for `serve` and `doctor` alike.
@@ -29,6 +30,7 @@ pub mod notify;
 #[macro_use]
 pub mod log;
 pub mod record;
+pub mod report;
 pub mod ring;
 pub mod server;
 pub mod ship;

@@ -26,6 +26,8 @@ enum Command {
     Ship(glint::ship::ShipArgs),
     /// Print rings and segments as JSON Lines, CSV or TSV; verify them; summarise them.
     Decode(glint::decode::DecodeArgs),
+    /// Summarise rings and segments as one self-contained HTML page (charts, top lists, groups).
+    Report(glint::report::ReportArgs),
     /// Generate HTTP load and report throughput and latency (wrk/wrk2 style).
     Loadgen(glint::loadgen::LoadgenArgs),
     /// Check this machine's settings against tuning.md (reads only).
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Compact(a) => ("compact", glint::compact::run(a)),
         Command::Ship(a) => ("ship", glint::ship::run(a)),
         Command::Decode(a) => ("decode", glint::decode::run(a)),
+        Command::Report(a) => ("report", glint::report::run(a)),
         Command::Loadgen(a) => ("loadgen", glint::loadgen::run(a)),
         Command::Doctor(a) => ("doctor", glint::doctor::run(a)),
     };

@@ -3,29 +3,24 @@
 //! tests/fixtures/user-agents.tsv, labelled there), and the HTML page loaded in a real headless
 //! Chromium: no console errors, no network requests, its numbers equal `decode --stats`.
 
+mod common;
+
+use common::chromium::Cdp;
+use common::tempdir;
 use glint::agent::{class_of, AgentClass};
 use glint::record::{BodyKind, IpSource, Method, RecordFields};
 use glint::ring::{ring_file_name, RingOptions, RingWriter};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const GLINT: &str = env!("CARGO_BIN_EXE_glint");
-/// 2025-11-24T16:00:00Z.
-const BASE_TS: u64 = 1_764_000_000_000_000_000;
+use common::decode::{glint, BASE_TS};
 const SEC: u64 = 1_000_000_000;
 const CAMPAIGNS: [&str; 3] = ["spring sale", "summer", "<b>winter</b>"];
 const EVENTS: [&str; 2] = ["open", "click"];
 /// A User-Agent that would run if the page put it into its HTML unescaped.
 const EVIL_UA: &str = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>";
-
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("glint-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// (label, UA) of the real User-Agent fixture, plus one hostile UA (no rule: `unknown`).
 fn real_uas() -> Vec<(String, String)> {
@@ -48,7 +43,6 @@ fn real_uas() -> Vec<(String, String)> {
 struct Hit {
     ts_ns: u64,
     status: u16,
-    #[allow(dead_code)] // read by the report test
     path: String,
     /// (cid, e) as sent (decoded); `None` when the parameter is absent.
     cid: Option<&'static str>,
@@ -135,10 +129,6 @@ fn write_traffic(dir: &Path, count: u64, step_ns: u64) -> Vec<Hit> {
         hits.push(hit);
     }
     hits
-}
-
-fn glint(args: &[&str]) -> Output {
-    Command::new(GLINT).args(args).output().unwrap()
 }
 
 fn glint_ok(args: &[&str]) -> String {
@@ -296,4 +286,271 @@ fn stats_by_field_and_agent_label() {
     let out = glint(&["decode", "--by", "cid", d]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--stats"));
+}
+
+/// Lines of a `decode --stats` section (`top paths:` ...) as (key text, count).
+fn text_list(text: &str, title: &str) -> Vec<(String, u64)> {
+    let start = text.find(&format!("\n{title}:\n")).expect(title) + title.len() + 3;
+    text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let (n, key) = l[2..].split_at(10);
+            (key[2..].to_string(), n.trim().parse().unwrap())
+        })
+        .collect()
+}
+
+/// `name=count` pairs of a `decode --stats` line (`per status: 200=4 404=1`).
+fn text_pairs(text: &str, prefix: &str) -> Vec<(String, u64)> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .expect(prefix);
+    line.split(' ')
+        .map(|p| {
+            let (k, n) = p.rsplit_once('=').unwrap();
+            (k.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Reads the page's facts and tables: each table as rows of cells, a number for a cell with
+/// `data-n`, its text otherwise.
+const READ_PAGE: &str = r#"(() => {
+  const rows = id => [...document.querySelectorAll('#' + id + ' tbody tr')].map(tr =>
+    [...tr.cells].map(td => td.dataset.n !== undefined ? Number(td.dataset.n) : td.textContent));
+  const n = id => Number(document.getElementById(id).dataset.n);
+  const tables = {};
+  for (const t of document.querySelectorAll('table[id]')) tables[t.id] = rows(t.id);
+  return {
+    records: n('records'), errors: n('errors'), truncated: n('truncated'), people: n('people'),
+    problems: n('problems'), tables,
+    charts: [...document.querySelectorAll('svg[id]')].map(s => [s.id, s.querySelectorAll('rect').length]),
+    width: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    active: document.querySelectorAll('script,img,iframe,object,embed,link,base,form').length,
+    title: document.title, heading: document.querySelector('h1').textContent,
+  };
+})()"#;
+
+/// Rows of a page table as (key text, count) pairs: the first cell and the last.
+fn page_list(page: &Value, table: &str) -> Vec<(String, u64)> {
+    page["tables"][table]
+        .as_array()
+        .unwrap_or_else(|| panic!("no table {table}"))
+        .iter()
+        .map(|r| {
+            let r = r.as_array().unwrap();
+            let key = r[0].as_str().map_or(r[0].to_string(), str::to_string);
+            (key, r[r.len() - 1].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// The page's problems seen by Chromium: console messages, exceptions, log entries, and every
+/// network request but the page itself.
+fn page_problems(cdp: &Cdp, url: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for e in &cdp.events {
+        let method = e["method"].as_str().unwrap_or("");
+        match method {
+            "Runtime.consoleAPICalled" | "Runtime.exceptionThrown" | "Log.entryAdded" => {
+                found.push(format!("{method}: {}", e["params"]))
+            }
+            "Network.requestWillBeSent" if e["params"]["request"]["url"] != url => {
+                found.push(format!("request: {}", e["params"]["request"]["url"]))
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+#[test]
+fn report_in_chromium_fetches_nothing_and_shows_the_numbers_of_decode_stats() {
+    let dir = tempdir("report-page");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // 900 hits 10 s apart: 2.5 hours, so per minute.
+    let hits = write_traffic(&data, 900, 10 * SEC);
+    let d = data.to_str().unwrap();
+    let html = dir.join("report.html");
+    let h = html.to_str().unwrap();
+    glint_ok(&[
+        "report", d, "--by", "cid,e", "--top", "0", "-o", h, "--title", "<i>t</i>",
+    ]);
+    let text = glint_ok(&["decode", "--stats", "--by", "cid,e", "--top", "0", d]);
+    let source = std::fs::read_to_string(&html).unwrap();
+    assert!(!source.contains("<script"), "a record's UA is escaped");
+    assert!(source.contains("&lt;script&gt;document.title="));
+
+    let mut cdp = Cdp::launch(&dir);
+    for domain in ["Network", "Runtime", "Log", "Page"] {
+        cdp.call(&format!("{domain}.enable"), serde_json::json!({}));
+    }
+    let url = format!("file://{}", html.display());
+    cdp.viewport(390, 844, true);
+    cdp.navigate(&url);
+    let page = cdp.evaluate(READ_PAGE);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(shots.join("report-phone.png"), cdp.screenshot()).unwrap();
+    cdp.viewport(1280, 900, false);
+    let wide = cdp.evaluate(READ_PAGE);
+    std::fs::write(shots.join("report-desktop.png"), cdp.screenshot()).unwrap();
+    let problems = page_problems(&cdp, &url);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let requests = cdp.events_named("Network.requestWillBeSent");
+    assert_eq!(requests.len(), 1, "only the page itself was loaded");
+
+    // Phone width: nothing wider than the screen (wide tables scroll inside their box).
+    assert_eq!(page["viewport"], 390);
+    assert!(page["width"].as_u64().unwrap() <= 390, "{}", page["width"]);
+    assert!(wide["width"].as_u64().unwrap() <= 1280);
+    // Nothing that runs or loads: the hostile UA and title are text.
+    assert_eq!(page["active"], 0);
+    assert_eq!(page["title"], "<i>t</i>");
+    assert_eq!(page["heading"], "<i>t</i>");
+    assert!(page["tables"]["user-agents"]
+        .to_string()
+        .contains(&serde_json::to_string(&EVIL_UA.escape_debug().to_string()).unwrap()));
+
+    // The numbers are those of decode --stats.
+    assert_eq!(page["records"], hits.len());
+    assert!(text.contains(&format!("records: {}\n", hits.len())));
+    let errors = hits.iter().filter(|h| h.status >= 400).count();
+    assert_eq!(page["errors"], errors);
+    assert!(text.contains(&format!("errors: {errors} (")));
+    assert_eq!(page["truncated"], 0);
+    assert_eq!(page["problems"], 0);
+    let browsers = hits.iter().filter(|h| h.label == "browser").count();
+    assert_eq!(page["people"], browsers);
+    for (table, title) in [
+        ("paths", "top paths"),
+        ("agents", "top agents"),
+        ("referers", "top referers"),
+        ("user-agents", "top user agents"),
+    ] {
+        assert_eq!(page_list(&page, table), text_list(&text, title), "{table}");
+    }
+    assert_eq!(
+        page_list(&page, "statuses"),
+        text_pairs(&text, "per status: ")
+    );
+    assert_eq!(page_list(&page, "cores"), text_pairs(&text, "per core: "));
+    let classes: Vec<(String, u64)> = page["tables"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(classes, text_pairs(&text, "per agent class: "));
+    // Per minute: the page's table (time, hits, ...) against the text's lines.
+    let per_minute: Vec<(String, u64)> = page["tables"]["per-unit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap()))
+        .collect();
+    let start = text.find("\nper minute:\n").unwrap() + 13;
+    let text_minutes: Vec<(String, u64)> = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let (t, n) = l.trim().split_once("  ").unwrap();
+            (t.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(per_minute, text_minutes);
+    assert_eq!(per_minute.len(), 150);
+    // Each bar part of both charts is a drawn rect: one chart per split, every minute drawn.
+    let charts = page["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 2);
+    assert!(charts.iter().all(|c| c[1].as_u64().unwrap() >= 150));
+    // The --by groups: key cells, total, one count per agent class.
+    let groups: Vec<(u64, Classes, String)> = page["tables"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let key = |v: &Value| match v.as_str().unwrap() {
+                "(none)" => "(none)".to_string(),
+                s => format!("\"{s}\""),
+            };
+            let n: Vec<u64> = r.as_array().unwrap()[2..]
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            (
+                n[0],
+                n[1..].try_into().unwrap(),
+                format!("cid={} e={}", key(&r[0]), key(&r[1])),
+            )
+        })
+        .collect();
+    assert_eq!(groups, group_rows(&text));
+    let all: Vec<&Hit> = hits.iter().collect();
+    assert_eq!(groups.len(), expected_groups(&all).len());
+    assert!(hits
+        .iter()
+        .all(|h| ["/o.gif", "/c.gif", "/p.gif"].contains(&h.path.as_str())));
+
+    // The checks above see what the page fetches: a copy with an image from the network is
+    // refused by the page's policy, and that shows.
+    let bad = dir.join("bad.html");
+    let injected = source.replacen("<body>", "<body><img src=\"http://127.0.0.1:9/x.gif\">", 1);
+    std::fs::write(&bad, injected).unwrap();
+    let bad_url = format!("file://{}", bad.display());
+    cdp.events.clear();
+    cdp.navigate(&bad_url);
+    let seen = page_problems(&cdp, &bad_url);
+    assert!(
+        seen.iter().any(|p| p.contains("Content Security Policy")),
+        "{seen:#?}"
+    );
+}
+
+#[test]
+fn help_explains_every_flag_and_bad_input_is_one_line() {
+    let help = glint_ok(&["report", "--help"]);
+    for flag in [
+        "--output",
+        "--from",
+        "--to",
+        "--where",
+        "--by",
+        "q.NAME",
+        "--top",
+        "--agents",
+        "--skip-bad",
+        "--title",
+        "Content-Security-Policy",
+        "phone",
+        "Exit status",
+    ] {
+        assert!(help.contains(flag), "report --help lacks {flag}");
+    }
+    let help = glint_ok(&["decode", "--help"]);
+    for flag in ["--by", "q.NAME", "--top", "agent class"] {
+        assert!(help.contains(flag), "decode --help lacks {flag}");
+    }
+    let dir = tempdir("report-bad");
+    let missing = dir.join("missing");
+    let out = glint(&["report", missing.to_str().unwrap(), "-o", "x.html"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("glint report") && err.contains("missing"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A selection without records is a page that says so.
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_traffic(&data, 10, SEC);
+    let page = glint_ok(&["report", data.to_str().unwrap(), "--from", "2030-01-01"]);
+    assert!(
+        page.contains("<p class=\"sub\" id=\"span\">no records</p>"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"records\" data-n=\"0\""), "{page}");
 }

@@ -278,17 +278,7 @@ pub fn run_to(
     let result = if args.verify {
         verify::run(&inputs, args.skip_bad, &mut out, &mut problems)
     } else {
-        let mut origins = Origins::default();
-        let sources = open_sources(
-            &inputs,
-            plan.filter.from_ns,
-            plan.filter.to_ns,
-            args.skip_bad,
-            &mut origins,
-            &mut problems,
-        );
-        let mut merger = Merger::new(sources, origins);
-        merger.prime(&mut problems);
+        let mut merger = open_merger(&inputs, &plan, args.skip_bad, &mut problems);
         if args.stats {
             let mut summary = stats::Summary::new(plan.agents.clone(), plan.by.clone());
             stats::run(
@@ -338,6 +328,27 @@ pub fn run_to(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Opens `inputs` (skipping segments outside the plan's time range) and merges them.
+pub fn open_merger(
+    inputs: &[source::Input],
+    plan: &Plan,
+    skip_bad: bool,
+    problems: &mut Problems,
+) -> Merger {
+    let mut origins = Origins::default();
+    let sources = open_sources(
+        inputs,
+        plan.filter.from_ns,
+        plan.filter.to_ns,
+        skip_bad,
+        &mut origins,
+        problems,
+    );
+    let mut merger = Merger::new(sources, origins);
+    merger.prime(problems);
+    merger
 }
 
 /// Prints every record the merger has that passes the filter.

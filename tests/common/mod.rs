@@ -1,9 +1,11 @@
 //! The one home of the integration tests' shared helpers (`mod common;` in each test): here a
 //! `glint serve` child on an ephemeral loopback port and a raw HTTP client over a real socket;
-//! one submodule per area (compactor, decoder, load generator, the haproxy/Kafka/lake tools, the
-//! Prometheus checker). Data files (fixtures) live in `tests/fixtures/`.
+//! one submodule per area (headless Chromium over CDP, compactor, decoder, load generator, the
+//! haproxy/Kafka/lake tools, the Prometheus checker). Data files (fixtures) live in
+//! `tests/fixtures/`.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod compact;
 pub mod decode;
 pub mod haproxy;

@@ -101,6 +101,13 @@ pub fn unit_for_span(span_ns: u64) -> Unit {
     }
 }
 
+/// A bucket's start as shown: `2025-11-24T16:05` (a day: `2025-11-24`).
+pub fn bucket_name(start_ns: u64, unit: Unit) -> String {
+    let mut t = super::time::format_rfc3339(start_ns);
+    t.truncate(if unit.ns == DAY_NS { 10 } else { 16 });
+    t
+}
+
 /// Counts gathered over the records.
 pub struct Summary {
     pub total: u64,
@@ -286,6 +293,18 @@ pub fn top_entries<K: Ord>(map: &HashMap<K, u64>, top: usize) -> Vec<(&K, u64)> 
 /// quotes and backslashes escaped as in Rust strings (`\n`, `\u{1b}`), so one value is one line.
 pub fn shown(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).escape_debug().to_string()
+}
+
+/// How an empty value (no User-Agent, no Referer) shows in a top list.
+pub const EMPTY: &str = "(empty)";
+
+/// A top-list entry as shown: [`shown`], or [`EMPTY`].
+pub fn shown_entry(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        EMPTY.to_string()
+    } else {
+        shown(bytes)
+    }
 }
 
 /// Summarises the records passing `filter` and prints the summary.

@@ -1,14 +1,12 @@
 //! `decode --stats` as text lines.
 
 use super::group::key_values;
-use super::{shown, top_entries, Summary};
+use super::{bucket_name, shown, shown_entry, top_entries, Summary};
 use crate::agent::AgentClass;
 use crate::decode::time::format_rfc3339;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-/// How an empty value (no User-Agent, no Referer) shows in a top list.
-pub const EMPTY: &str = "(empty)";
 /// Width of a count column.
 const COUNT_WIDTH: usize = 10;
 
@@ -66,14 +64,8 @@ pub fn render(s: &Summary, top: usize) -> String {
     let _ = writeln!(out, "per agent class: {}", pairs(classes));
     let unit = s.unit();
     let _ = writeln!(out, "per {}:", unit.name);
-    let shown_len = if unit.name == "day" { 10 } else { 16 };
     for (start, tally) in s.buckets() {
-        let _ = writeln!(
-            out,
-            "  {}  {}",
-            &format_rfc3339(start)[..shown_len],
-            tally.total
-        );
+        let _ = writeln!(out, "  {}  {}", bucket_name(start, unit), tally.total);
     }
     top_list(&mut out, "top paths", &s.paths, top);
     top_list(&mut out, "top agents", &s.labels, top);
@@ -93,13 +85,7 @@ fn top_list<K: AsRef<[u8]> + Ord>(
 ) {
     let _ = writeln!(out, "{title}:");
     for (key, n) in top_entries(map, top) {
-        let key = key.as_ref();
-        let key = if key.is_empty() {
-            EMPTY.to_string()
-        } else {
-            shown(key)
-        };
-        let _ = writeln!(out, "  {n:>COUNT_WIDTH$}  {key}");
+        let _ = writeln!(out, "  {n:>COUNT_WIDTH$}  {}", shown_entry(key.as_ref()));
     }
 }
 
