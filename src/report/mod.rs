@@ -40,7 +40,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Only records where FIELD=VALUE, FIELD!=VALUE or FIELD~TEXT holds, as in
-    /// `glint decode --where` (e.g. path=/open.gif, status=200). Repeat to require several.
+    /// decode's --where (e.g. path=/open.gif, status=200). Repeat to require several.
     #[arg(long = "where", value_name = "COND")]
     pub conditions: Vec<String>,
     /// Also count hits per group of these keys, with a column per agent class (people's
