@@ -367,13 +367,6 @@ pub fn default_name() -> String {
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("glint-instance-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn block_round_trips_and_rejects_damage() {
         let id = Identity::new([7; ID_LEN], "web-ä1").unwrap();
@@ -408,43 +401,43 @@ mod tests {
 
     #[test]
     fn file_is_created_once_kept_and_renamed() {
-        let dir = temp_dir("file");
-        assert_eq!(load(&dir).unwrap(), None);
-        let first = open_or_create(&dir, None).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(load(dir).unwrap(), None);
+        let first = open_or_create(dir, None).unwrap();
         assert_eq!(first.name(), default_name());
-        let again = open_or_create(&dir, None).unwrap();
+        let again = open_or_create(dir, None).unwrap();
         assert_eq!(again, first);
-        let renamed = open_or_create(&dir, Some("edge \"b\" \\ 2")).unwrap();
+        let renamed = open_or_create(dir, Some("edge \"b\" \\ 2")).unwrap();
         assert_eq!(renamed.id(), first.id());
-        assert_eq!(load(&dir).unwrap(), Some(renamed));
+        assert_eq!(load(dir).unwrap(), Some(renamed));
         assert_eq!(renamed.name(), "edge \"b\" \\ 2");
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, [FILE_NAME], "no temporary file is left");
-        let other = temp_dir("file-other");
-        assert_ne!(open_or_create(&other, None).unwrap().id(), first.id());
-        std::fs::write(file_path(&dir), "id = \"zz\"\nname = \"a\"\n").unwrap();
-        let e = open_or_create(&dir, None).unwrap_err().to_string();
+        let other_tmp = tempfile::tempdir().unwrap();
+        let other = other_tmp.path();
+        assert_ne!(open_or_create(other, None).unwrap().id(), first.id());
+        std::fs::write(file_path(dir), "id = \"zz\"\nname = \"a\"\n").unwrap();
+        let e = open_or_create(dir, None).unwrap_err().to_string();
         assert!(
             e.contains("instance.toml") && e.contains("hex digits"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::remove_dir_all(&other).unwrap();
     }
 
     #[test]
     fn concurrent_creators_agree_on_one_id() {
-        let dir = temp_dir("race");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let ids: Vec<Identity> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| open_or_create(&dir, None).unwrap()))
+                .map(|_| s.spawn(|| open_or_create(dir, None).unwrap()))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

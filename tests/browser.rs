@@ -231,7 +231,8 @@ fn records_written(admin: SocketAddr) -> u64 {
 #[test]
 fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
     let started = Instant::now();
-    let dir = tempdir("browser");
+    let tmp = tempdir("browser");
+    let dir = tmp.path();
     // The page's origin must be known before glint starts (--cors-origin names it).
     let page_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", page_listener.local_addr().unwrap());
@@ -245,7 +246,7 @@ fn chromium_pixel_send_beacon_and_preflighted_fetch_reach_glint() {
         vec![("/page.html", "text/html", page(glint.addr))],
     );
     let url = format!("{origin}/page.html?campaign=spring");
-    let (dom, log) = dump_dom(&url, &dir);
+    let (dom, log) = dump_dom(&url, dir);
     let done = marker(&dom, &log);
     assert_eq!(done["img"], "load", "{done}");
     assert_eq!(done["beacon"], true, "sendBeacon refused to queue: {done}");
@@ -420,7 +421,8 @@ fn snowplow_browser_tracker_get_and_batched_post_are_stored_whole() {
         );
         return;
     }
-    let dir = tempdir("snowplow");
+    let tmp = tempdir("snowplow");
+    let dir = tmp.path();
     let page_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", page_listener.local_addr().unwrap());
     // Default slot size and limits: what a new user runs.
@@ -433,7 +435,7 @@ fn snowplow_browser_tracker_get_and_batched_post_are_stored_whole() {
         ],
     );
     let url = format!("{origin}/page.html?utm_source=test");
-    let (dom, log) = dump_dom(&url, &dir);
+    let (dom, log) = dump_dom(&url, dir);
     let done = marker(&dom, &log);
     assert_eq!(done["failed"], serde_json::json!([]), "{done}");
     let ua = done["ua"].as_str().unwrap().to_string();

@@ -25,7 +25,8 @@ fn reference_merge(rings: &[Vec<u64>]) -> Vec<(u16, u64, u64)> {
 
 #[test]
 fn merge_orders_interleaved_rings_and_keeps_a_clock_step_back() {
-    let dir = tempdir("merge");
+    let tmp = tempdir("merge");
+    let dir = tmp.path();
     let mut ts: Vec<Vec<u64>> = (0..3u64)
         .map(|c| (0..400u64).map(|i| BASE_TS + i * 1000 + c * 7).collect())
         .collect();
@@ -34,22 +35,22 @@ fn merge_orders_interleaved_rings_and_keeps_a_clock_step_back() {
         *t -= 5 * MIN;
     }
     for (c, times) in ts.iter().enumerate() {
-        let mut w = open_ring(&dir, c as u32, 1024);
+        let mut w = open_ring(dir, c as u32, 1024);
         for (i, &t) in times.iter().enumerate() {
             append_beacon(&mut w, c as u16, t, i as u64);
         }
     }
-    let out = compact(&dir, &["--once"]);
+    let out = compact(dir, &["--once"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("moved 1200 records"),
         "{}",
         stderr(&out)
     );
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     let got: Vec<(u16, u64, u64)> = stored.iter().map(|s| (s.1, s.2, s.3)).collect();
     assert_eq!(got, reference_merge(&ts));
-    let segs = list_segments(&dir).unwrap();
+    let segs = list_segments(dir).unwrap();
     assert_eq!(segs.len(), 1, "{segs:?}");
     let r = SegmentReader::open(&segs[0]).unwrap();
     assert_eq!(
@@ -74,14 +75,15 @@ fn merge_orders_interleaved_rings_and_keeps_a_clock_step_back() {
 
 #[test]
 fn segments_roll_by_span_and_names_sort_by_time() {
-    let dir = tempdir("span");
-    let mut w = open_ring(&dir, 0, 64);
+    let tmp = tempdir("span");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 64);
     for k in 0..10 {
         append_beacon(&mut w, 0, BASE_TS + k * 20 * MIN, k);
     }
-    let out = compact(&dir, &["--once", "--segment-span", "1h"]);
+    let out = compact(dir, &["--once", "--segment-span", "1h"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let segs = list_segments(&dir).unwrap();
+    let segs = list_segments(dir).unwrap();
     let names: Vec<String> = segs
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
@@ -92,23 +94,24 @@ fn segments_roll_by_span_and_names_sort_by_time() {
     assert_eq!(names, sorted);
     assert!(names[0].starts_with("20251124T160000."), "{names:?}");
     let per_segment: Vec<u64> = (0..4)
-        .map(|i| read_segments(&dir).iter().filter(|s| s.0 == i).count() as u64)
+        .map(|i| read_segments(dir).iter().filter(|s| s.0 == i).count() as u64)
         .collect();
     assert_eq!(per_segment, [3, 3, 3, 1]);
-    assert_exactly_once(&read_segments(&dir), &[10]);
+    assert_exactly_once(&read_segments(dir), &[10]);
 }
 
 #[test]
 fn segments_roll_by_size_and_stay_under_the_limit() {
-    let dir = tempdir("size");
+    let tmp = tempdir("size");
+    let dir = tmp.path();
     for c in 0..2u32 {
-        let mut w = open_ring(&dir, c, 4096);
+        let mut w = open_ring(dir, c, 4096);
         for i in 0..1500 {
             append_beacon(&mut w, c as u16, BASE_TS + i * 1000, i);
         }
     }
     let out = compact(
-        &dir,
+        dir,
         &[
             "--once",
             "--segment-max-bytes",
@@ -118,7 +121,7 @@ fn segments_roll_by_size_and_stay_under_the_limit() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let segs = list_segments(&dir).unwrap();
+    let segs = list_segments(dir).unwrap();
     assert!(segs.len() >= 8, "{} segments", segs.len());
     for (i, s) in segs.iter().enumerate() {
         let len = std::fs::metadata(s).unwrap().len();
@@ -130,42 +133,44 @@ fn segments_roll_by_size_and_stay_under_the_limit() {
             s.display()
         );
     }
-    assert_exactly_once(&read_segments(&dir), &[1500, 1500]);
+    assert_exactly_once(&read_segments(dir), &[1500, 1500]);
 }
 
 #[test]
 fn retention_deletes_old_segments_but_never_the_newest() {
-    let dir = tempdir("retain");
+    let tmp = tempdir("retain");
+    let dir = tmp.path();
     let now = glint::clock::now_ns();
-    let mut w = open_ring(&dir, 0, 64);
+    let mut w = open_ring(dir, 0, 64);
     for k in 0..3 {
         append_beacon(&mut w, 0, now - 3 * 24 * 60 * MIN + k * 60 * MIN, k);
     }
     append_beacon(&mut w, 0, now, 3);
-    let out = compact(&dir, &["--once", "--retain", "1d"]);
+    let out = compact(dir, &["--once", "--retain", "1d"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("deleted 3"), "{}", stderr(&out));
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     assert_eq!(stored.iter().map(|s| s.2).collect::<Vec<_>>(), [3]);
     // By size: everything but the newest sealed segment goes; the rest stays readable.
-    let mut w = open_ring(&dir, 0, 64);
+    let mut w = open_ring(dir, 0, 64);
     for k in 4..8 {
         append_beacon(&mut w, 0, now + k * 60 * MIN, k);
     }
-    let out = compact(&dir, &["--once", "--retain-bytes", "1"]);
+    let out = compact(dir, &["--once", "--retain-bytes", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     assert_eq!(stored.iter().map(|s| s.2).collect::<Vec<_>>(), [7]);
 }
 
 #[test]
 fn restart_after_a_lost_cursor_store_duplicates_nothing() {
-    let dir = tempdir("cursor");
-    let mut w = open_ring(&dir, 0, 256);
+    let tmp = tempdir("cursor");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 256);
     for i in 0..100 {
         append_beacon(&mut w, 0, BASE_TS + i, i);
     }
-    let out = compact(&dir, &["--once"]);
+    let out = compact(dir, &["--once"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The crash window: segment durable, cursor store lost. Put the cursor back to 0.
     let ring = dir.join(ring_file_name(0));
@@ -176,14 +181,14 @@ fn restart_after_a_lost_cursor_store_duplicates_nothing() {
     for i in 100..150 {
         append_beacon(&mut w, 0, BASE_TS + i, i);
     }
-    let out = compact(&dir, &["--once"]);
+    let out = compact(dir, &["--once"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("behind the last checkpoint"),
         "{}",
         stderr(&out)
     );
-    assert_exactly_once(&read_segments(&dir), &[150]);
+    assert_exactly_once(&read_segments(dir), &[150]);
     assert_eq!(RingReader::open(&ring).unwrap().cursor(), 150);
 }
 
@@ -191,13 +196,14 @@ fn restart_after_a_lost_cursor_store_duplicates_nothing() {
 fn a_recreated_ring_file_is_compacted_from_its_start() {
     use glint::compact::segment::Codec;
     use glint::compact::{CompactOptions, Compactor};
-    let dir = tempdir("recreate");
-    let mut w = open_ring(&dir, 0, 64);
+    let tmp = tempdir("recreate");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 64);
     for i in 0..20 {
         append_beacon(&mut w, 0, BASE_TS + i, i);
     }
     let opts = CompactOptions {
-        data_dir: dir.clone(),
+        data_dir: dir.to_path_buf(),
         span_ns: u64::MAX,
         max_bytes: u64::MAX,
         codec: Codec::Zstd,
@@ -210,7 +216,7 @@ fn a_recreated_ring_file_is_compacted_from_its_start() {
     // The server's ring is moved away and a fresh one (new seed, seqs from 0) takes its name.
     drop(w);
     std::fs::rename(dir.join(ring_file_name(0)), dir.join("old.glr.bak")).unwrap();
-    let mut w = open_ring(&dir, 0, 64);
+    let mut w = open_ring(dir, 0, 64);
     for i in 0..5 {
         append_beacon(&mut w, 0, BASE_TS + 100 + i, i);
     }
@@ -224,7 +230,7 @@ fn a_recreated_ring_file_is_compacted_from_its_start() {
     let mut report = c.cycle().unwrap();
     assert_eq!(report.moved, 3);
     c.commit_and_seal(&mut report).unwrap();
-    let seqs: Vec<u64> = read_segments(&dir).iter().map(|s| s.2).collect();
+    let seqs: Vec<u64> = read_segments(dir).iter().map(|s| s.2).collect();
     let want: Vec<u64> = (0..20).chain(0..8).collect();
     assert_eq!(seqs, want);
 }

@@ -91,20 +91,21 @@ impl Rng {
 
 #[test]
 fn sigkill_at_random_points_loses_and_duplicates_nothing() {
-    let dir = tempdir("kill");
+    let tmp = tempdir("kill");
+    let dir = tmp.path();
     let seed = glint::clock::now_ns() | 1;
     println!("kill test seed {seed}");
     let mut rng = Rng(seed);
     // Create the rings before the first compactor looks for them.
     drop(
         (0..CORES)
-            .map(|c| open_ring(&dir, c, CAPACITY))
+            .map(|c| open_ring(dir, c, CAPACITY))
             .collect::<Vec<_>>(),
     );
-    let mut writer = spawn_writer(&dir);
+    let mut writer = spawn_writer(dir);
     let (mut cut, mut resumed, mut writer_kills) = (0, 0, 0);
     for round in 0..50 {
-        let mut c = spawn_compactor(&dir, if round % 2 == 0 { "zstd" } else { "none" });
+        let mut c = spawn_compactor(dir, if round % 2 == 0 { "zstd" } else { "none" });
         std::thread::sleep(Duration::from_millis(20 + rng.below(230)));
         c.kill().unwrap();
         let out = c.wait_with_output().unwrap();
@@ -116,12 +117,12 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             writer.kill().unwrap();
             writer.wait().unwrap();
             writer_kills += 1;
-            writer = spawn_writer(&dir);
+            writer = spawn_writer(dir);
         }
     }
     writer.kill().unwrap();
     writer.wait().unwrap();
-    let out = compact(&dir, &["--once"]);
+    let out = compact(dir, &["--once"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ends: Vec<u64> = (0..CORES as usize)
         .map(|c| {
@@ -131,11 +132,11 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             end
         })
         .collect();
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     println!(
         "{} records in {} segments; recoveries: {cut} cut tails, {resumed} cursors behind a checkpoint; writer killed {writer_kills} times",
         stored.len(),
-        list_segments(&dir).unwrap().len()
+        list_segments(dir).unwrap().len()
     );
     assert!(
         ends.iter().all(|&e| e > 500),
@@ -143,7 +144,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     );
     assert_exactly_once(&stored, &ends);
     assert!(
-        list_segments(&dir)
+        list_segments(dir)
             .unwrap()
             .iter()
             .all(|p| p.extension().unwrap() == "gls"),
@@ -153,13 +154,14 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
 #[test]
 fn sigterm_finishes_the_cycle_seals_and_exits_0() {
-    let dir = tempdir("term");
-    let mut w = open_ring(&dir, 0, 1024);
+    let tmp = tempdir("term");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 1024);
     let now = glint::clock::now_ns();
     for i in 0..300 {
         append_beacon(&mut w, 0, now + i, i);
     }
-    let mut c = spawn_compactor(&dir, "zstd");
+    let mut c = spawn_compactor(dir, "zstd");
     let deadline = Instant::now() + Duration::from_secs(20);
     while RingReader::open(&dir.join(ring_file_name(0)))
         .unwrap()
@@ -169,9 +171,9 @@ fn sigterm_finishes_the_cycle_seals_and_exits_0() {
         assert!(Instant::now() < deadline, "compactor made no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let open = list_segments(&dir).unwrap();
+    let open = list_segments(dir).unwrap();
     assert!(open[0].to_str().unwrap().ends_with(".gls.open"), "{open:?}");
-    let second = compact(&dir, &["--once"]);
+    let second = compact(dir, &["--once"]);
     assert_eq!(second.status.code(), Some(1));
     assert!(
         stderr(&second).contains(".compact.lock: another glint compact is running"),
@@ -198,8 +200,8 @@ fn sigterm_finishes_the_cycle_seals_and_exits_0() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
-    let segs = list_segments(&dir).unwrap();
+    let segs = list_segments(dir).unwrap();
     assert_eq!(segs.len(), 1);
     assert!(segs[0].to_str().unwrap().ends_with(".gls"), "{segs:?}");
-    assert_exactly_once(&read_segments(&dir), &[310]);
+    assert_exactly_once(&read_segments(dir), &[310]);
 }

@@ -105,21 +105,22 @@ const SERVE: [&str; 6] = [
 
 #[test]
 fn every_acknowledged_request_lands_in_exactly_one_segment() {
-    let dir = tempdir("compact-serve");
+    let tmp = tempdir("compact-serve");
+    let dir = tmp.path();
     let ids = Arc::new(AtomicU64::new(0));
-    let server = Server::start(&dir, &SERVE);
-    let mut compactor = spawn_compactor(&dir);
+    let server = Server::start(dir, &SERVE);
+    let mut compactor = spawn_compactor(dir);
     // Under load: SIGKILL the compactor and start a new one on the same data dir.
     let mut acked = load(server.addr, &ids, Duration::from_millis(400), || {
         compactor.kill().unwrap();
         compactor.wait().unwrap();
     });
-    let mut compactor = spawn_compactor(&dir);
+    let mut compactor = spawn_compactor(dir);
     // Under load: SIGKILL the server (in-flight requests are not acknowledged), restart it.
     acked.extend(load(server.addr, &ids, Duration::from_millis(300), || {
         server.kill()
     }));
-    let server = Server::start(&dir, &SERVE);
+    let server = Server::start(dir, &SERVE);
     acked.extend(load(server.addr, &ids, Duration::from_millis(300), || {}));
     assert!(server.stop().success());
     // The server is down: SIGTERM makes the compactor run one last cycle and seal.
@@ -127,7 +128,7 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
     let status = wait_bounded(&mut compactor, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
     let mut seen: HashMap<u64, u32> = HashMap::new();
-    for path in list_segments(&dir).unwrap() {
+    for path in list_segments(dir).unwrap() {
         assert!(
             path.to_str().unwrap().ends_with(".gls"),
             "sealed: {}",
@@ -148,7 +149,7 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
     assert!(lost.is_empty(), "acknowledged but in no segment: {lost:?}");
     assert!(acked.len() >= 10_000, "only {} acknowledged", acked.len());
     // Per core, seqs are contiguous from 0 and in order across segments.
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     let cores = stored.iter().map(|s| s.1).max().unwrap() as usize + 1;
     let ends: Vec<u64> = (0..cores)
         .map(|c| stored.iter().filter(|s| s.1 as usize == c).count() as u64)
@@ -158,7 +159,7 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
         "{} acknowledged, {} stored, {} segments",
         acked.len(),
         stored.len(),
-        list_segments(&dir).unwrap().len()
+        list_segments(dir).unwrap().len()
     );
 }
 
@@ -169,9 +170,10 @@ fn every_acknowledged_request_lands_in_exactly_one_segment() {
 /// was a 503 for the rest of the hour.
 #[test]
 fn a_long_interval_does_not_hold_back_a_busy_ring() {
-    let dir = tempdir("compact-drain");
+    let tmp = tempdir("compact-drain");
+    let dir = tmp.path();
     let server = Server::start(
-        &dir,
+        dir,
         &[
             "--threads",
             "1",
@@ -184,7 +186,7 @@ fn a_long_interval_does_not_hold_back_a_busy_ring() {
     let mut compactor = Command::new(env!("CARGO_BIN_EXE_glint"))
         .args(["compact", "--interval", "1h"])
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -227,7 +229,7 @@ fn a_long_interval_does_not_hold_back_a_busy_ring() {
         wait_bounded(&mut compactor, Duration::from_secs(30)).code(),
         Some(0)
     );
-    let stored = read_segments(&dir);
+    let stored = read_segments(dir);
     assert_eq!(stored.len() as u64, TOTAL);
     println!("{TOTAL} acknowledged and stored; {refused} answers were 503 on the way");
 }

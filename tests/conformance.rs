@@ -735,10 +735,8 @@ fn verdict(case: &Case, obs: &Observed) -> Option<String> {
 }
 
 fn run_suite(io: &str) {
-    let server = Server::start(
-        &tempdir("conformance"),
-        &["--io", io, "--admin-listen", "off"],
-    );
+    let tmp = tempdir("conformance");
+    let server = Server::start(tmp.path(), &["--io", io, "--admin-listen", "off"]);
     let cases = all_cases();
     let results: Vec<Option<String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = cases
@@ -827,10 +825,8 @@ fn verdict_detects_hidden_second_answer_and_missing_close() {
 /// Chunked bodies are decoded, not just accepted: the ring holds the exact decoded bytes.
 #[test]
 fn chunked_bodies_are_decoded_into_the_ring() {
-    let server = Server::start(
-        &tempdir("conformance-chunked"),
-        &["--io", "epoll", "--admin-listen", "off"],
-    );
+    let tmp = tempdir("conformance-chunked");
+    let server = Server::start(tmp.path(), &["--io", "epoll", "--admin-listen", "off"]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let bodies: &[(&[u8], &[u8])] = &[

@@ -55,11 +55,12 @@ fn drive(addr: std::net::SocketAddr, next_id: Arc<AtomicU64>, stop: Arc<AtomicBo
 }
 
 fn run_cycles(io: &str, cycles: usize) {
-    let dir = tempdir("crash");
+    let tmp = tempdir("crash");
+    let dir = tmp.path();
     let next_id = Arc::new(AtomicU64::new(0));
     let acked_all = Arc::new(Mutex::new(Vec::new()));
     for cycle in 0..cycles {
-        let server = Server::start(&dir, &["--io", io, "--ring-slots", "65536"]);
+        let server = Server::start(dir, &["--io", io, "--ring-slots", "65536"]);
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..3)
             .map(|_| {
@@ -76,7 +77,7 @@ fn run_cycles(io: &str, cycles: usize) {
         }
     }
     // One clean run at the end: recovery, then a graceful stop.
-    let server = Server::start(&dir, &["--io", io, "--ring-slots", "65536"]);
+    let server = Server::start(dir, &["--io", io, "--ring-slots", "65536"]);
     let started = Instant::now();
     assert!(server.stop().success());
     assert!(started.elapsed() < Duration::from_secs(15));
@@ -87,7 +88,7 @@ fn run_cycles(io: &str, cycles: usize) {
         acked.len()
     );
     let mut logged: HashMap<u64, usize> = HashMap::new();
-    let recs = ring_records(&dir);
+    let recs = ring_records(dir);
     for r in &recs {
         let target = String::from_utf8(r.target.clone()).unwrap();
         let id: u64 = target.strip_prefix("/p.gif?rid=").unwrap().parse().unwrap();

@@ -10,8 +10,9 @@ const SEC: u64 = 1_000_000_000;
 
 #[test]
 fn ring_jsonl_matches_every_field_written() {
-    let dir = tempdir("jsonl");
-    let sent = write_ring(&dir, 0, 256, BASE_TS + 123_456_789, 1_000_001, 120);
+    let tmp = tempdir("jsonl");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 256, BASE_TS + 123_456_789, 1_000_001, 120);
     let ring = dir.join(ring_file_name(0));
     let objs = jsonl(&decode_ok(&[ring.to_str().unwrap()]));
     assert_eq!(objs.len(), sent.len());
@@ -34,11 +35,12 @@ fn ring_jsonl_matches_every_field_written() {
 
 #[test]
 fn data_dir_merges_cores_in_time_order() {
-    let dir = tempdir("cores");
+    let tmp = tempdir("cores");
+    let dir = tmp.path();
     let mut sent = Vec::new();
     for core in 0..3u16 {
         sent.extend(write_ring(
-            &dir,
+            dir,
             core,
             128,
             BASE_TS + u64::from(core) * 333,
@@ -56,8 +58,9 @@ fn data_dir_merges_cores_in_time_order() {
 
 #[test]
 fn csv_round_trips_with_quoting_and_b64_columns() {
-    let dir = tempdir("csv");
-    let sent = write_ring(&dir, 1, 64, BASE_TS, SEC, 40);
+    let tmp = tempdir("csv");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 1, 64, BASE_TS, SEC, 40);
     let fields = "seq,ts,status,method,target,target_b64,ua,ua_b64,referer,truncated,dnt";
     let text = decode_ok(&["--format", "csv", "--fields", fields, dir.to_str().unwrap()]);
     let rows = parse_csv(&text);
@@ -84,8 +87,9 @@ fn csv_round_trips_with_quoting_and_b64_columns() {
 
 #[test]
 fn tsv_escapes_tabs_and_newlines() {
-    let dir = tempdir("tsv");
-    let sent = write_ring(&dir, 0, 64, BASE_TS, SEC, 12);
+    let tmp = tempdir("tsv");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 64, BASE_TS, SEC, 12);
     let text = decode_ok(&[
         "--format",
         "tsv",
@@ -121,8 +125,9 @@ fn tsv_escapes_tabs_and_newlines() {
 
 #[test]
 fn from_to_where_and_fields_select_exactly_the_matching_records() {
-    let dir = tempdir("filter");
-    let sent = write_ring(&dir, 0, 256, BASE_TS, 60 * SEC, 200);
+    let tmp = tempdir("filter");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 256, BASE_TS, 60 * SEC, 200);
     let d = dir.to_str().unwrap();
     let from = glint::decode::time::format_rfc3339(BASE_TS + 30 * 60 * SEC);
     let to = "2025-11-24T17:30:00+00:00";
@@ -192,8 +197,9 @@ fn from_to_where_and_fields_select_exactly_the_matching_records() {
 
 #[test]
 fn expand_query_decodes_and_keeps_repeated_keys() {
-    let dir = tempdir("query");
-    write_ring(&dir, 0, 64, BASE_TS, SEC, 6);
+    let tmp = tempdir("query");
+    let dir = tmp.path();
+    write_ring(dir, 0, 64, BASE_TS, SEC, 6);
     let got = jsonl(&decode_ok(&[
         "--expand-query",
         "--fields",
@@ -210,8 +216,9 @@ fn expand_query_decodes_and_keeps_repeated_keys() {
 
 #[test]
 fn stats_summarise_counts_paths_and_truncation() {
-    let dir = tempdir("stats");
-    let sent = write_ring(&dir, 0, 256, BASE_TS, 10 * SEC, 180);
+    let tmp = tempdir("stats");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 256, BASE_TS, 10 * SEC, 180);
     let text = decode_ok(&["--stats", dir.to_str().unwrap()]);
     assert!(text.contains("records: 180\n"), "{text}");
     assert!(sent.iter().any(|s| s.target.len() > SLOT));
@@ -231,8 +238,9 @@ fn stats_summarise_counts_paths_and_truncation() {
 fn broken_pipe_ends_quietly_with_exit_zero() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let dir = tempdir("pipe");
-    write_ring(&dir, 0, 1 << 15, BASE_TS, 1000, 1 << 14);
+    let tmp = tempdir("pipe");
+    let dir = tmp.path();
+    write_ring(dir, 0, 1 << 15, BASE_TS, 1000, 1 << 14);
     let mut child = Command::new(env!("CARGO_BIN_EXE_glint"))
         .args(["decode", dir.to_str().unwrap()])
         .stdout(Stdio::piped())

@@ -66,8 +66,9 @@ fn ring_of_agents(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_record_gets_its_label_in_json_csv_and_tsv() {
-    let dir = tempdir("agents");
-    let want = ring_of_agents(&dir);
+    let tmp = tempdir("agents");
+    let dir = tmp.path();
+    let want = ring_of_agents(dir);
     let d = dir.to_str().unwrap();
     let objs = jsonl(&decode_ok(&[d]));
     let got: Vec<&str> = objs.iter().map(|o| o["agent"].as_str().unwrap()).collect();
@@ -86,13 +87,13 @@ fn every_record_gets_its_label_in_json_csv_and_tsv() {
     let tsv = decode_ok(&["--format", "tsv", "--fields", "agent", d]);
     let tsv: Vec<&str> = tsv.lines().skip(1).collect();
     assert_eq!(tsv, want);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn where_selects_by_agent() {
-    let dir = tempdir("agents-where");
-    let want = ring_of_agents(&dir);
+    let tmp = tempdir("agents-where");
+    let dir = tmp.path();
+    let want = ring_of_agents(dir);
     let d = dir.to_str().unwrap();
     let count = |cond: &str| {
         let out = decode_ok(&["--fields", "agent", "--where", cond, d]);
@@ -121,13 +122,13 @@ fn where_selects_by_agent() {
     let humans = count("agent!=browser");
     assert_eq!(humans.len() + browsers.len(), want.len());
     assert_eq!(count("agent=bot:googlebot").len(), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_agents_file_replaces_the_built_in_rules() {
-    let dir = tempdir("agents-file");
-    let want = ring_of_agents(&dir);
+    let tmp = tempdir("agents-file");
+    let dir = tmp.path();
+    let want = ring_of_agents(dir);
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     // Apple's egress-ip-ranges.csv format: CIDR,country,region,city,
@@ -193,5 +194,4 @@ date = "2026-12-03"
     let out = decode(&["--agents", "/nonexistent/agents.toml", d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/agents.toml"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

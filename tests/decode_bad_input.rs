@@ -18,8 +18,9 @@ fn fails(args: &[&str]) -> String {
 
 #[test]
 fn damaged_ring_files_name_file_and_offset() {
-    let dir = tempdir("badring");
-    write_ring(&dir, 0, 64, BASE_TS, 1000, 10);
+    let tmp = tempdir("badring");
+    let dir = tmp.path();
+    write_ring(dir, 0, 64, BASE_TS, 1000, 10);
     let good = std::fs::read(dir.join(ring_file_name(0))).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
@@ -59,11 +60,12 @@ fn damaged_ring_files_name_file_and_offset() {
 
 #[test]
 fn damaged_segments_and_empty_dirs() {
-    let dir = tempdir("badseg");
-    write_ring(&dir, 0, 64, BASE_TS, 1000, 20);
+    let tmp = tempdir("badseg");
+    let dir = tmp.path();
+    write_ring(dir, 0, 64, BASE_TS, 1000, 20);
     let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
     assert!(out.status.success());
-    let seg = glint::compact::segment::list_segments(&dir)
+    let seg = glint::compact::segment::list_segments(dir)
         .unwrap()
         .remove(0);
     let bytes = std::fs::read(&seg).unwrap();
@@ -77,7 +79,8 @@ fn damaged_segments_and_empty_dirs() {
     std::fs::write(&p, &future).unwrap();
     let e = fails(&[p.to_str().unwrap()]);
     assert!(e.contains(&format!("{}: offset 8", p.display())), "{e}");
-    let empty = tempdir("emptydir");
+    let empty_tmp = tempdir("emptydir");
+    let empty = empty_tmp.path();
     let e = fails(&[empty.to_str().unwrap()]);
     assert!(
         e.contains(&format!("{}: no ring files", empty.display())),
@@ -91,8 +94,9 @@ fn damaged_segments_and_empty_dirs() {
 
 #[test]
 fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
-    let dir = tempdir("corrupt");
-    let sent = write_ring(&dir, 0, 64, BASE_TS, 1000, 10);
+    let tmp = tempdir("corrupt");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 64, BASE_TS, 1000, 10);
     let path = dir.join(ring_file_name(0));
     let mut bytes = std::fs::read(&path).unwrap();
     let offset = 4096 + 3 * SLOT;
@@ -142,7 +146,8 @@ fn a_corrupt_ring_record_is_reported_and_the_rest_printed() {
 /// u64 to exactly the 4096-byte file. Every reader refuses it by name and offset, no signal.
 #[test]
 fn a_header_whose_geometry_wraps_is_refused_by_every_reader() {
-    let dir = tempdir("wrapring");
+    let tmp = tempdir("wrapring");
+    let dir = tmp.path();
     let header = glint::ring::RingHeader {
         version: glint::ring::format::RING_VERSION,
         slot_size: 4096,
@@ -225,16 +230,17 @@ fn same_keys(got: &[(u64, u64)], want: &[(u64, u64)]) {
 /// (or rebuilds a lost index from the blocks) and goes on; the exit status is 1 either way.
 #[test]
 fn skip_bad_reads_on_past_a_damaged_block_index_or_file() {
-    let dir = tempdir("skipbad");
-    let first = write_ring(&dir, 0, 4096, BASE_TS, 1000, 3000);
+    let tmp = tempdir("skipbad");
+    let dir = tmp.path();
+    let first = write_ring(dir, 0, 4096, BASE_TS, 1000, 3000);
     let compact = || {
         let out = glint(&["compact", "--once", "--data-dir", dir.to_str().unwrap()]);
         assert!(out.status.success());
     };
     compact();
-    let second = write_ring(&dir, 1, 4096, BASE_TS + 10_000_000_000, 1000, 500);
+    let second = write_ring(dir, 1, 4096, BASE_TS + 10_000_000_000, 1000, 500);
     compact();
-    let segs = glint::compact::segment::list_segments(&dir).unwrap();
+    let segs = glint::compact::segment::list_segments(dir).unwrap();
     assert_eq!(segs.len(), 2);
     let bad = &segs[0];
     let seg_dir = dir.join("segments");

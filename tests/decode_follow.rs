@@ -28,8 +28,9 @@ fn next_line(rx: &mpsc::Receiver<String>) -> serde_json::Value {
 
 #[test]
 fn follow_prints_new_records_as_they_are_appended() {
-    let dir = tempdir("follow");
-    let first = write_ring(&dir, 0, 256, BASE_TS, 1000, 5);
+    let tmp = tempdir("follow");
+    let dir = tmp.path();
+    let first = write_ring(dir, 0, 256, BASE_TS, 1000, 5);
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_glint"))
             .args(["decode", "--follow", dir.to_str().unwrap()])
@@ -51,7 +52,7 @@ fn follow_prints_new_records_as_they_are_appended() {
         check_json(&next_line(&rx), s);
     }
     // Reopening the ring as its writer resumes at seq 5.
-    let mut w = open_ring(&dir, 0, 256);
+    let mut w = open_ring(dir, 0, 256);
     for round in 0..3u64 {
         let recs = (0..4)
             .map(|i| Sent::varied(0, BASE_TS + (10 + round * 4 + i) * 1000, 10 + round * 4 + i))
@@ -61,7 +62,7 @@ fn follow_prints_new_records_as_they_are_appended() {
         }
     }
     // A second core's ring appears while following.
-    let late = write_ring(&dir, 1, 64, BASE_TS + 1_000_000, 1000, 3);
+    let late = write_ring(dir, 1, 64, BASE_TS + 1_000_000, 1000, 3);
     for s in &late {
         check_json(&next_line(&rx), s);
     }
@@ -73,7 +74,7 @@ fn follow_prints_new_records_as_they_are_appended() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!glint::compact::segment::list_segments(&dir)
+    assert!(!glint::compact::segment::list_segments(dir)
         .unwrap()
         .is_empty());
     let after = append_all(&mut w, vec![Sent::varied(0, BASE_TS + 90_000, 90)]);

@@ -14,11 +14,11 @@ use serde_json::Value;
 use std::path::Path;
 
 /// A data dir with two cores of varied records (odd bytes, multi-slot fields, cookies, bodies).
-fn varied_dir(tag: &str) -> std::path::PathBuf {
-    let dir = tempdir(tag);
-    write_ring(&dir, 0, 256, BASE_TS + 123_456_789, 1_000_001, 150);
-    write_ring(&dir, 1, 256, BASE_TS + 333, 777_777, 150);
-    dir
+fn varied_dir(tag: &str) -> tempfile::TempDir {
+    let tmp = tempdir(tag);
+    write_ring(tmp.path(), 0, 256, BASE_TS + 123_456_789, 1_000_001, 150);
+    write_ring(tmp.path(), 1, 256, BASE_TS + 333, 777_777, 150);
+    tmp
 }
 
 fn parquet(args: &[&str], file: &Path) {
@@ -46,7 +46,8 @@ fn every_field_of_every_record_reads_back_as_decode_prints_it() {
     let Some(tools) = Tools::find("parquet_every_field") else {
         return;
     };
-    let dir = varied_dir("pq-all");
+    let tmp = varied_dir("pq-all");
+    let dir = tmp.path();
     let file = dir.join("all.parquet");
     parquet(&[dir.to_str().unwrap()], &file);
     let json = jsonl(&decode_ok(&[dir.to_str().unwrap()]));
@@ -68,7 +69,8 @@ fn filters_and_field_lists_select_the_same_records_as_json() {
     let Some(tools) = Tools::find("parquet_filters") else {
         return;
     };
-    let dir = varied_dir("pq-filter");
+    let tmp = varied_dir("pq-filter");
+    let dir = tmp.path();
     let d = dir.to_str().unwrap();
     let args = [
         d,
@@ -99,7 +101,8 @@ fn first_release_records_keep_truncation_and_original_lengths() {
         return;
     };
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1/data");
-    let dir = tempdir("pq-v1");
+    let tmp = tempdir("pq-v1");
+    let dir = tmp.path();
     let file = dir.join("v1.parquet");
     parquet(&[fixture], &file);
     let json = jsonl(&decode_ok(&[fixture]));
@@ -130,7 +133,8 @@ fn types_are_as_documented_with_zstd_and_dictionaries() {
     let Some(tools) = Tools::find("parquet_types") else {
         return;
     };
-    let dir = varied_dir("pq-types");
+    let tmp = varied_dir("pq-types");
+    let dir = tmp.path();
     let names = glint::decode::columns::Column::names().replace(' ', "");
     let file = dir.join("types.parquet");
     parquet(
@@ -171,7 +175,8 @@ fn types_are_as_documented_with_zstd_and_dictionaries() {
 
 #[test]
 fn bad_arguments_are_one_line_and_leave_no_file() {
-    let dir = varied_dir("pq-args");
+    let tmp = varied_dir("pq-args");
+    let dir = tmp.path();
     let d = dir.to_str().unwrap();
     let out = decode(&[d, "--format", "parquet"]);
     assert_eq!(out.status.code(), Some(1));

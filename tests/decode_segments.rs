@@ -27,17 +27,18 @@ fn compact_once(dir: &std::path::Path) {
 
 #[test]
 fn mixed_dir_prints_each_record_once_in_time_order() {
-    let dir = tempdir("mixed");
+    let tmp = tempdir("mixed");
+    let dir = tmp.path();
     let mut sent = Vec::new();
-    let mut writers: Vec<_> = (0..2u32).map(|c| open_ring(&dir, c, 1024)).collect();
+    let mut writers: Vec<_> = (0..2u32).map(|c| open_ring(dir, c, 1024)).collect();
     for (c, w) in writers.iter_mut().enumerate() {
         let recs = (0..150)
             .map(|i| Sent::varied(c as u16, BASE_TS + i * 1_000_000 + c as u64, i))
             .collect();
         sent.extend(append_all(w, recs));
     }
-    compact_once(&dir);
-    assert!(!list_segments(&dir).unwrap().is_empty());
+    compact_once(dir);
+    assert!(!list_segments(dir).unwrap().is_empty());
     // Newer records only in the rings; the compacted ones are still in the rings too.
     for (c, w) in writers.iter_mut().enumerate() {
         let recs = (150..200)
@@ -78,15 +79,16 @@ fn mixed_dir_prints_each_record_once_in_time_order() {
 /// Filters and TSV over the mixed dir agree with what was written, record by record.
 #[test]
 fn mixed_dir_filters_and_tsv_match_the_records_written() {
-    let dir = tempdir("mixedfilter");
-    let mut w = open_ring(&dir, 0, 512);
+    let tmp = tempdir("mixedfilter");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 512);
     let mut sent = append_all(
         &mut w,
         (0..120)
             .map(|i| Sent::varied(0, BASE_TS + i * 1_000_000, i))
             .collect(),
     );
-    compact_once(&dir);
+    compact_once(dir);
     sent.extend(append_all(
         &mut w,
         (120..200)
@@ -130,11 +132,12 @@ fn mixed_dir_filters_and_tsv_match_the_records_written() {
 
 #[test]
 fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
-    let dir = tempdir("seek");
+    let tmp = tempdir("seek");
+    let dir = tmp.path();
     let per_hour = 400u64;
-    let sent = write_ring(&dir, 0, 16_384, BASE_TS, HOUR / per_hour, 24 * per_hour);
-    compact_once(&dir);
-    let segments = list_segments(&dir).unwrap();
+    let sent = write_ring(dir, 0, 16_384, BASE_TS, HOUR / per_hour, 24 * per_hour);
+    compact_once(dir);
+    let segments = list_segments(dir).unwrap();
     assert!(segments.len() >= 24, "hourly segments: {}", segments.len());
     let total_bytes: u64 = segments
         .iter()
@@ -183,9 +186,10 @@ fn one_hour_out_of_a_day_reads_about_a_twentyfourth_of_the_bytes() {
 
 #[test]
 fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
-    let dir = tempdir("verify");
-    let sent = write_ring(&dir, 0, 2048, BASE_TS, HOUR / 100, 300);
-    compact_once(&dir);
+    let tmp = tempdir("verify");
+    let dir = tmp.path();
+    let sent = write_ring(dir, 0, 2048, BASE_TS, HOUR / 100, 300);
+    compact_once(dir);
     let out = decode(&["--verify", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -197,7 +201,7 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
         text.contains("300 ring records, 300 segment records; 0 gap(s)") && text.ends_with("OK\n"),
         "{text}"
     );
-    let segs = list_segments(&dir).unwrap();
+    let segs = list_segments(dir).unwrap();
     assert_eq!(segs.len(), 3);
     std::fs::remove_file(&segs[1]).unwrap();
     let out = decode(&["--verify", dir.join("segments").to_str().unwrap()]);
@@ -234,15 +238,16 @@ fn verify_reports_a_missing_segment_as_a_gap_and_corruption_with_offsets() {
 
 #[test]
 fn a_lapped_ring_starts_at_its_oldest_record_and_the_dir_fills_in_from_segments() {
-    let dir = tempdir("lapped");
-    let mut w = open_ring(&dir, 0, 64);
+    let tmp = tempdir("lapped");
+    let dir = tmp.path();
+    let mut w = open_ring(dir, 0, 64);
     let mut sent = append_all(
         &mut w,
         (0..48)
             .map(|i| Sent::varied(0, BASE_TS + i * 1000, i))
             .collect(),
     );
-    compact_once(&dir);
+    compact_once(dir);
     sent.extend(append_all(
         &mut w,
         (48..80)

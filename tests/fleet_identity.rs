@@ -52,9 +52,10 @@ fn check_sum_of_both(rows: &[Value], a: (&str, &str, usize), b: (&str, &str, usi
 }
 
 fn two_boxes_decode_to_the_sum_of_both(io: &str) {
-    let root = tempdir("fleet");
-    let a = run_box(&root, "box-a", 7, io);
-    let b = run_box(&root, "box-b", 5, io);
+    let root_tmp = tempdir("fleet");
+    let root = root_tmp.path();
+    let a = run_box(root, "box-a", 7, io);
+    let b = run_box(root, "box-b", 5, io);
     let (ida, idb) = (instance_id(&a), instance_id(&b));
     assert_ne!(ida, idb);
     let want = (("box-a", ida.as_str(), 7), ("box-b", idb.as_str(), 5));
@@ -140,15 +141,15 @@ fn two_boxes_decode_to_the_sum_of_both(io: &str) {
         summary.contains("instance box-b core 0: seqs 0..5"),
         "{summary}"
     );
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 for_each_backend!(two_boxes_decode_to_the_sum_of_both);
 
 #[test]
 fn identity_is_kept_across_restarts_and_renamed_by_the_flag() {
-    let root = tempdir("fleet-rename");
-    let dir = run_box(&root, "old-name", 2, "epoll");
+    let root_tmp = tempdir("fleet-rename");
+    let root = root_tmp.path();
+    let dir = run_box(root, "old-name", 2, "epoll");
     let id = instance_id(&dir);
     // A restart without the flag keeps the name; with another name, every record shows it.
     let server = Server::start(&dir, &["--io", "epoll", "--threads", "1"]);
@@ -168,14 +169,14 @@ fn identity_is_kept_across_restarts_and_renamed_by_the_flag() {
     assert!(rows
         .iter()
         .all(|r| r["instance"] == "new" && r["instance_id"] == id.as_str()));
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn a_ring_of_another_instance_is_refused_by_serve_and_compact() {
-    let root = tempdir("fleet-foreign");
-    let a = run_box(&root, "a", 1, "epoll");
-    let b = run_box(&root, "b", 1, "epoll");
+    let root_tmp = tempdir("fleet-foreign");
+    let root = root_tmp.path();
+    let a = run_box(root, "a", 1, "epoll");
+    let b = run_box(root, "b", 1, "epoll");
     let ring = glint::ring::ring_file_name(0);
     std::fs::copy(b.join(&ring), a.join(&ring)).unwrap();
     let out = Command::new(GLINT)
@@ -203,12 +204,12 @@ fn a_ring_of_another_instance_is_refused_by_serve_and_compact() {
         err.contains("not compacted: give it its own data dir"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn instance_name_is_checked_and_read_from_the_config_file() {
-    let root = tempdir("fleet-config");
+    let root_tmp = tempdir("fleet-config");
+    let root = root_tmp.path();
     let out = Command::new(GLINT)
         .args(["serve", "--instance-name", "bad\tname", "--data-dir"])
         .arg(root.join("x"))
@@ -226,7 +227,6 @@ fn instance_name_is_checked_and_read_from_the_config_file() {
         glint::instance::load(&dir).unwrap().unwrap().name(),
         "from-config"
     );
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

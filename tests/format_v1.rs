@@ -17,8 +17,9 @@ const V1_FIELDS: &str =
     "ts,ts_ns,core,seq,ip,ip_source,peer,port,method,http_version,status,target,\
 path,query,ua,referer,cookie,body,body_kind,truncated,dnt,gpc,keep_alive,pipelined,chunked";
 
-/// A copy of the fixture's data dir: serve and compact may upgrade files in place.
-fn copy_fixture(tag: &str) -> PathBuf {
+/// A copy of the fixture's data dir (in a temp dir removed on drop): serve and compact may
+/// upgrade files in place.
+fn copy_fixture(tag: &str) -> (tempfile::TempDir, PathBuf) {
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
@@ -31,9 +32,10 @@ fn copy_fixture(tag: &str) -> PathBuf {
             }
         }
     }
-    let dir = tempdir(tag).join("data");
+    let tmp = tempdir(tag);
+    let dir = tmp.path().join("data");
     copy_dir(&Path::new(FIXTURE).join("data"), &dir);
-    dir
+    (tmp, dir)
 }
 
 /// The first release's output, keyed by (core, seq).
@@ -75,12 +77,13 @@ fn assert_decodes_as_v1(dir: &Path) {
 
 #[test]
 fn v1_data_dir_decodes_as_the_first_release_printed_it() {
-    assert_decodes_as_v1(&copy_fixture("v1-decode"));
+    let (_tmp, dir) = copy_fixture("v1-decode");
+    assert_decodes_as_v1(&dir);
 }
 
 #[test]
 fn v1_data_dir_verifies_clean() {
-    let dir = copy_fixture("v1-verify");
+    let (_tmp, dir) = copy_fixture("v1-verify");
     let out = Command::new(GLINT)
         .args(["decode", "--verify"])
         .arg(&dir)
@@ -96,7 +99,7 @@ fn v1_data_dir_verifies_clean() {
 
 #[test]
 fn v1_rings_compact_into_current_segments_without_loss() {
-    let dir = copy_fixture("v1-compact");
+    let (_tmp, dir) = copy_fixture("v1-compact");
     common::compact_once(&dir, &[]);
     assert_decodes_as_v1(&dir);
 }
@@ -106,7 +109,7 @@ const LONG_UA_LEN: u64 = 102 + 200;
 
 #[test]
 fn v1_truncated_fields_show_their_original_length() {
-    let dir = copy_fixture("v1-origlen");
+    let (_tmp, dir) = copy_fixture("v1-origlen");
     let rows = common::decode_jsonl(&dir, &[]);
     let mut cut = 0;
     for row in &rows {

@@ -66,15 +66,16 @@ fn behind_haproxy(
     flags: &[&str],
     option: &str,
     server_opts: &str,
-) -> (Server, Haproxy, SocketAddr, SocketAddr) {
-    let dir = tempdir("lb");
+) -> (tempfile::TempDir, Server, Haproxy, SocketAddr, SocketAddr) {
+    let tmp = tempdir("lb");
+    let dir = tmp.path();
     let glint = Server::start(&dir.join("data"), flags);
     let proxy = Haproxy::start(&format!(
         "{option}\n  server glint {} {server_opts}",
         glint.addr
     ));
     let (v4, v6) = (proxy.v4, proxy.v6);
-    (glint, proxy, v4, v6)
+    (tmp, glint, proxy, v4, v6)
 }
 
 const PP_TRUST: [&str; 5] = [
@@ -87,7 +88,7 @@ const PP_TRUST: [&str; 5] = [
 
 #[test]
 fn proxy_v2_and_v1_from_haproxy_give_the_ipv4_and_ipv6_client() {
-    let (glint, proxy, v4, v6) = behind_haproxy(&PP_TRUST, "", "send-proxy-v2");
+    let (_tmp, glint, proxy, v4, v6) = behind_haproxy(&PP_TRUST, "", "send-proxy-v2");
     assert_eq!(hit("127.0.0.2", v4, "pp4", ""), 200);
     assert_eq!(hit("::1", v6, "pp6", ""), 200);
     // A second HAProxy speaking PROXY v1 (text) to the same glint.
@@ -117,7 +118,7 @@ fn proxy_v2_and_v1_from_haproxy_give_the_ipv4_and_ipv6_client() {
 #[test]
 fn forwardfor_from_haproxy_walks_right_to_left_past_forged_entries() {
     let flags = ["--trusted-proxy", "127.0.0.1/32"];
-    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "option forwardfor", "");
+    let (_tmp, glint, proxy, v4, v6) = behind_haproxy(&flags, "option forwardfor", "");
     assert_eq!(hit("127.0.0.3", v4, "xff", ""), 200);
     assert_eq!(hit("::1", v6, "xff6", ""), 200);
     // HAProxy appends the real client after the forged entry; glint stops at the first
@@ -168,7 +169,8 @@ fn forwardfor_from_haproxy_walks_right_to_left_past_forged_entries() {
 
 #[test]
 fn forged_forwarding_headers_from_an_untrusted_peer_are_ignored() {
-    let dir = tempdir("lb-untrusted");
+    let tmp = tempdir("lb-untrusted");
+    let dir = tmp.path();
     // 10.0.0.0/8 matches no loopback peer: nothing this test sends comes from a trusted proxy.
     let glint = Server::start(&dir.join("data"), &["--trusted-proxy", "10.0.0.0/8"]);
     let forged = "X-Forwarded-For: 6.6.6.6, 10.1.2.3\r\n";
@@ -220,7 +222,8 @@ fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
 
 #[test]
 fn proxy_protocol_refuses_untrusted_peers_and_malformed_headers() {
-    let dir = tempdir("lb-refuse");
+    let tmp = tempdir("lb-refuse");
+    let dir = tmp.path();
     let flags = [
         "--proxy-protocol",
         "--trusted-proxy",
@@ -311,7 +314,7 @@ fn ip_anonymize_truncates_the_client_and_keeps_the_trusted_proxy() {
     flags.push("--ip-anonymize");
     // With TLVs this time: a CRC32C glint must verify, a unique id and an (empty) authority.
     let tlvs = "send-proxy-v2 proxy-v2-options crc32c,unique-id,authority";
-    let (glint, proxy, v4, v6) = behind_haproxy(&flags, "", tlvs);
+    let (_tmp, glint, proxy, v4, v6) = behind_haproxy(&flags, "", tlvs);
     assert_eq!(hit("127.0.0.2", v4, "anon4", ""), 200);
     assert_eq!(hit("::1", v6, "anon6", ""), 200);
     drop(proxy);
@@ -334,7 +337,7 @@ fn haproxy_health_checks_pass_with_proxy_v2_local_and_fail_while_draining() {
     // HAProxy's checks carry a PROXY v2 LOCAL header (no address) before `GET /healthz`.
     let check = "option httpchk GET /healthz\n  http-check expect status 200";
     let opts = "send-proxy-v2 proxy-v2-options crc32c,unique-id check inter 100ms rise 1 fall 1";
-    let (glint, proxy, v4, _) = behind_haproxy(&flags, check, opts);
+    let (_tmp, glint, proxy, v4, _) = behind_haproxy(&flags, check, opts);
     proxy.wait_server_state("UP", "L7OK", Duration::from_secs(10));
     assert_eq!(hit("127.0.0.6", v4, "while-up", ""), 200);
     let admin = glint.admin.expect("admin listener address in the log");
@@ -356,7 +359,7 @@ fn haproxy_health_checks_pass_with_proxy_v2_local_and_fail_while_draining() {
 #[test]
 fn chunked_sendbeacon_post_through_haproxy_is_stored_whole() {
     let flags = ["--trusted-proxy", "127.0.0.1/32"];
-    let (glint, proxy, v4, _) = behind_haproxy(&flags, "option forwardfor", "");
+    let (_tmp, glint, proxy, v4, _) = behind_haproxy(&flags, "option forwardfor", "");
     let mut s = connect_from("127.0.0.10", v4);
     s.set_nodelay(true).unwrap();
     let head = "POST /collect?e=chunked HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";

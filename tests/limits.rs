@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 for_each_backend!(
@@ -16,14 +17,15 @@ for_each_backend!(
     descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers,
 );
 
-fn start(tag: &str, io: &str, extra: &[&str]) -> Server {
+fn start(data_dir: &Path, io: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--io", io];
     args.extend_from_slice(extra);
-    Server::start(&tempdir(tag), &args)
+    Server::start(data_dir, &args)
 }
 
 fn trickled_head_gets_408_at_the_head_deadline_not_later(io: &str) {
-    let server = start("slowhead", io, &["--head-timeout", "1s"]);
+    let tmp = tempdir("slowhead");
+    let server = start(tmp.path(), io, &["--head-timeout", "1s"]);
     let mut s = server.connect();
     s.write_all(b"GET /p.gif HTTP/1.1\r\nHost: a\r\n").unwrap();
     let started = Instant::now();
@@ -53,7 +55,8 @@ fn trickled_head_gets_408_at_the_head_deadline_not_later(io: &str) {
 }
 
 fn idle_keep_alive_connection_is_closed(io: &str) {
-    let server = start("idle", io, &["--idle-timeout", "1s"]);
+    let tmp = tempdir("idle");
+    let server = start(tmp.path(), io, &["--idle-timeout", "1s"]);
     let mut s = server.connect();
     assert_eq!(
         roundtrip(&mut s, b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -71,7 +74,8 @@ fn idle_keep_alive_connection_is_closed(io: &str) {
 }
 
 fn slowloris_flood_does_not_starve_good_clients(io: &str) {
-    let server = start("slowloris", io, &["--head-timeout", "3s", "--threads", "1"]);
+    let tmp = tempdir("slowloris");
+    let server = start(tmp.path(), io, &["--head-timeout", "3s", "--threads", "1"]);
     let mut slow: Vec<TcpStream> = (0..1000)
         .map(|_| {
             let mut s = TcpStream::connect(server.addr).unwrap();
@@ -97,7 +101,8 @@ fn slowloris_flood_does_not_starve_good_clients(io: &str) {
 }
 
 fn connection_cap_closes_new_connections_and_keeps_old_ones(io: &str) {
-    let server = start("cap", io, &["--max-conns", "8", "--threads", "1"]);
+    let tmp = tempdir("cap");
+    let server = start(tmp.path(), io, &["--max-conns", "8", "--threads", "1"]);
     let mut held: Vec<TcpStream> = (0..8).map(|_| server.connect()).collect();
     for s in held.iter_mut() {
         assert_eq!(
@@ -131,7 +136,8 @@ fn connection_cap_closes_new_connections_and_keeps_old_ones(io: &str) {
 }
 
 fn pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order(io: &str) {
-    let server = start("greedy", io, &["--threads", "1"]);
+    let tmp = tempdir("greedy");
+    let server = start(tmp.path(), io, &["--threads", "1"]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let n = 3000;
@@ -173,7 +179,8 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers(io: &str) {
-    let dir = tempdir("emfile");
+    let tmp = tempdir("emfile");
+    let dir = tmp.path();
     // bash sets the limit for the server alone: 40 descriptors leave room for ~25 connections.
     let cmd = format!("ulimit -n 40 && exec {GLINT} serve --io {io} --threads 1 --admin-listen off --listen 127.0.0.1:0 --ring-slots 1024 --data-dir {}", dir.display());
     let mut child = KillOnDrop(
@@ -245,7 +252,8 @@ fn descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers(io: &str) {
 
 #[test]
 fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
-    let dir = tempdir("nospace");
+    let tmp = tempdir("nospace");
+    let dir = tmp.path();
     let out = std::process::Command::new(GLINT)
         .args([
             "serve",
@@ -260,7 +268,7 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
             &(1u64 << 29).to_string(),
             "--data-dir",
         ])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -271,7 +279,7 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
     );
     assert!(!err.contains("panicked"));
     assert!(
-        std::fs::read_dir(&dir).unwrap().all(|e| !e
+        std::fs::read_dir(dir).unwrap().all(|e| !e
             .unwrap()
             .file_name()
             .to_string_lossy()
@@ -282,6 +290,7 @@ fn ring_that_cannot_be_preallocated_is_a_clear_startup_error() {
 
 #[test]
 fn target_limit_that_cannot_fit_in_the_head_limit_is_a_clear_startup_error() {
+    let tmp = tempdir("target-fit");
     let out = std::process::Command::new(GLINT)
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
         .args([
@@ -291,7 +300,7 @@ fn target_limit_that_cannot_fit_in_the_head_limit_is_a_clear_startup_error() {
             "8192",
             "--data-dir",
         ])
-        .arg(tempdir("target-fit"))
+        .arg(tmp.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -127,7 +127,8 @@ fn fail_some(rid: Option<u64>, _: u64) -> Action {
 #[test]
 fn acked_ids_are_exactly_the_complete_2xx_answers() {
     let server = TestServer::start(fail_some);
-    let dir = tempdir("loadgen-acked");
+    let tmp = tempdir("loadgen-acked");
+    let dir = tmp.path();
     let acked = dir.join("acked.txt");
     let v = loadgen_json(&[
         &server.url("/b?x=1"),
@@ -339,9 +340,10 @@ fn bad_flags_are_one_error_line_and_exit_1() {
 
 #[test]
 fn every_2xx_from_glint_serve_is_a_record_in_its_rings() {
-    let dir = tempdir("loadgen-serve");
+    let tmp = tempdir("loadgen-serve");
+    let dir = tmp.path();
     let server = Server::start(
-        &dir,
+        dir,
         &[
             "--ring-slots",
             "16384",

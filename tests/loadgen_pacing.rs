@@ -49,8 +49,9 @@ fn p50s_at_1000_per_second(server: &Server) -> (f64, f64) {
 /// that makes sends late by up to a millisecond misses by about 500 us in every run.
 #[test]
 fn corrected_and_uncorrected_p50_agree_against_an_idle_server() {
+    let tmp = tempdir("pacing");
     let server = Server::start(
-        &tempdir("pacing"),
+        tmp.path(),
         &[
             "--threads",
             "1",

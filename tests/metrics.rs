@@ -67,7 +67,8 @@ fn beacon_from(local: &str, to: SocketAddr, path: &str) {
 
 #[test]
 fn metrics_parse_move_with_traffic_and_stay_bounded() {
-    let dir = tempdir("metrics");
+    let tmp = tempdir("metrics");
+    let dir = tmp.path();
     let server = Server::start(&dir.join("data"), &[]);
     let admin = server.admin.expect("admin listener address in the log");
     assert_ne!(admin.port(), server.addr.port(), "admin on the public port");
@@ -123,7 +124,8 @@ fn metrics_parse_move_with_traffic_and_stay_bounded() {
 
 #[test]
 fn public_port_serves_beacons_and_admin_serves_health() {
-    let dir = tempdir("metrics-ports");
+    let tmp = tempdir("metrics-ports");
+    let dir = tmp.path();
     let server = Server::start(&dir.join("data"), &[]);
     let admin = server.admin.expect("admin listener address in the log");
     // On the public port /metrics is just another beacon: the GIF, and a record.
@@ -160,7 +162,8 @@ fn wait_total(admin: SocketAddr, family: &str, with: &[&str], want: f64) {
 
 #[test]
 fn metrics_count_open_connections_and_refused_requests() {
-    let dir = tempdir("metrics-conns");
+    let tmp = tempdir("metrics-conns");
+    let dir = tmp.path();
     let server = Server::start(&dir.join("data"), &[]);
     let admin = server.admin.expect("admin listener address in the log");
     // The backend the log names (io_uring where the kernel allows it, else epoll).

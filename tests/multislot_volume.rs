@@ -74,10 +74,11 @@ fn streams() -> Vec<Stream> {
 }
 
 fn run(io: &str) {
-    let dir = tempdir(&format!("multislot-volume-{io}"));
+    let tmp = tempdir(&format!("multislot-volume-{io}"));
+    let dir = tmp.path();
     let ring_slots = RING_SLOTS.to_string();
     let server = Server::start(
-        &dir,
+        dir,
         &[
             "--io",
             io,
@@ -91,13 +92,14 @@ fn run(io: &str) {
     );
     let mut compactor = Command::new(GLINT)
         .args(["compact", "--interval", "50ms", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let streams = streams();
-    let work = tempdir(&format!("multislot-volume-load-{io}"));
+    let work_tmp = tempdir(&format!("multislot-volume-load-{io}"));
+    let work = work_tmp.path();
     let loads: Vec<_> = streams
         .iter()
         .map(|s| {
@@ -135,7 +137,7 @@ fn run(io: &str) {
     // Every record in the segments, by stream and id; each checked whole.
     let mut seen: HashMap<&str, HashSet<u64>> = HashMap::new();
     let mut stored_bytes = 0u64;
-    for path in list_segments(&dir).unwrap() {
+    for path in list_segments(dir).unwrap() {
         let mut r = SegmentReader::open(&path).unwrap();
         while let Some(v) = r.next_record().unwrap() {
             let target = std::str::from_utf8(v.target()).unwrap();
@@ -200,7 +202,7 @@ fn run(io: &str) {
     let verify = Command::new(GLINT)
         .arg("decode")
         .arg("--verify")
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -208,8 +210,6 @@ fn run(io: &str) {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 #[test]

@@ -1,16 +1,12 @@
 //! `glint doctor` run as a child process against real directories and real rlimits.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tempdir;
+use std::path::Path;
 use std::process::{Command, Output};
 
-const GLINT: &str = env!("CARGO_BIN_EXE_glint");
-
-fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("glint-doctor-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::GLINT;
 
 fn doctor(data_dir: &Path, extra: &[&str]) -> Output {
     Command::new(GLINT)
@@ -44,8 +40,9 @@ fn text(out: &Output) -> (String, String) {
 
 #[test]
 fn writable_dir_lists_every_knob_and_exits_by_hard_failures_only() {
-    let dir = tempdir("ok");
-    let out = doctor(&dir, &[]);
+    let tmp = tempdir("ok");
+    let dir = tmp.path();
+    let out = doctor(dir, &[]);
     let (stdout, stderr) = text(&out);
     let rows = rows(&stdout);
     let names: Vec<&str> = rows.iter().map(|(n, _)| *n).collect();
@@ -75,27 +72,27 @@ fn writable_dir_lists_every_knob_and_exits_by_hard_failures_only() {
         stdout.contains(&format!("{} failed", failed.len())),
         "{stdout}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn doctor_never_writes_into_the_data_dir() {
-    let dir = tempdir("readonly");
+    let tmp = tempdir("readonly");
+    let dir = tmp.path();
     std::fs::write(dir.join("keep"), b"x").unwrap();
-    let before = std::fs::metadata(&dir).unwrap().modified().unwrap();
-    let _ = doctor(&dir, &[]);
-    let names: Vec<_> = std::fs::read_dir(&dir)
+    let before = std::fs::metadata(dir).unwrap().modified().unwrap();
+    let _ = doctor(dir, &[]);
+    let names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, vec!["keep"]);
-    assert_eq!(std::fs::metadata(&dir).unwrap().modified().unwrap(), before);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(std::fs::metadata(dir).unwrap().modified().unwrap(), before);
 }
 
 #[test]
 fn missing_data_dir_fails_with_one_clear_line() {
-    let dir = tempdir("missing").join("nope");
+    let tmp = tempdir("missing");
+    let dir = tmp.path().join("nope");
     let out = doctor(&dir, &[]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -113,14 +110,14 @@ fn missing_data_dir_fails_with_one_clear_line() {
 
 #[test]
 fn a_file_as_data_dir_fails() {
-    let dir = tempdir("file");
+    let tmp = tempdir("file");
+    let dir = tmp.path();
     let file = dir.join("ring-000.glr");
     std::fs::write(&file, b"not a dir").unwrap();
     let out = doctor(&file, &[]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("is not a directory"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn running_as_root() -> bool {
@@ -135,10 +132,11 @@ fn running_as_root() -> bool {
 #[test]
 fn unwritable_data_dir_fails() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempdir("unwritable");
+    let tmp = tempdir("unwritable");
+    let dir = tmp.path();
     let data = dir.join("data");
     std::fs::create_dir(&data).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
     // root may write anywhere: run the child as nobody so the mode bits count.
     let mut cmd = if running_as_root() {
@@ -169,12 +167,12 @@ fn unwritable_data_dir_fails() {
         "{stderr}"
     );
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn low_nofile_limit_fails() {
-    let dir = tempdir("nofile");
+    let tmp = tempdir("nofile");
+    let dir = tmp.path();
     let script = format!(
         "ulimit -n 64 && exec '{GLINT}' doctor --threads 1 --data-dir '{}'",
         dir.display()
@@ -191,7 +189,6 @@ fn low_nofile_limit_fails() {
         "{row}"
     );
     assert!(stderr.contains("only 64 file descriptors"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -209,20 +206,21 @@ fn help_explains_every_flag() {
 
 #[test]
 fn zero_threads_is_rejected() {
-    let dir = tempdir("zero");
+    let tmp = tempdir("zero");
+    let dir = tmp.path();
     let out = Command::new(GLINT)
         .args(["doctor", "--threads", "0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads must be at least 1"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn config_file_sets_what_is_checked_and_flags_win() {
-    let dir = tempdir("config");
+    let tmp = tempdir("config");
+    let dir = tmp.path();
     let data = dir.join("data");
     std::fs::create_dir(&data).unwrap();
     let config = dir.join("glint.toml");
@@ -261,14 +259,14 @@ fn config_file_sets_what_is_checked_and_flags_win() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.contains("--threads 1"), "{stdout}");
     assert!(stderr.contains("absent does not exist"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn shipped_example_config_is_read() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/glint.toml");
-    let dir = tempdir("example");
-    let out = doctor(&dir, &["--config", example.to_str().unwrap()]);
+    let tmp = tempdir("example");
+    let dir = tmp.path();
+    let out = doctor(dir, &["--config", example.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(!stderr.contains("config "), "{stderr}");
     let io_row = stdout
@@ -279,15 +277,15 @@ fn shipped_example_config_is_read() {
         !io_row.contains("unused"),
         "example says io = auto: {io_row}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unreadable_config_is_one_clear_line() {
-    let dir = tempdir("badconfig");
+    let tmp = tempdir("badconfig");
+    let dir = tmp.path();
     let config = dir.join("glint.toml");
     std::fs::write(&config, "io = \"fast\"\n").unwrap();
-    let out = doctor(&dir, &["--config", config.to_str().unwrap()]);
+    let out = doctor(dir, &["--config", config.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.is_empty(), "{stdout}");
@@ -296,7 +294,6 @@ fn unreadable_config_is_one_clear_line() {
         stderr.contains(&format!("config {}: key \"io\"", config.display())),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// With a glint serving the data dir, the rlimit rows show that process's limits (found by the
@@ -304,7 +301,8 @@ fn unreadable_config_is_one_clear_line() {
 /// existing rings' size and what a fresh start needs are both on the free-space line.
 #[test]
 fn limits_are_read_from_the_glint_serving_the_data_dir() {
-    let dir = tempdir("serving");
+    let tmp = tempdir("serving");
+    let dir = tmp.path();
     let mut serve = Command::new("prlimit")
         .args([
             "--nofile=4096:4096",
@@ -322,7 +320,7 @@ fn limits_are_read_from_the_glint_serving_the_data_dir() {
             "4096",
         ])
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -337,7 +335,7 @@ fn limits_are_read_from_the_glint_serving_the_data_dir() {
                 "2",
                 "--data-dir",
             ])
-            .arg(&dir)
+            .arg(dir)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -391,5 +389,4 @@ fn limits_are_read_from_the_glint_serving_the_data_dir() {
         after.contains("soft 3000 / hard 3000 (doctor's own: no glint serving)"),
         "{after}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

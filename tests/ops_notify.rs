@@ -89,9 +89,10 @@ fn get_pixel(port: u16) -> String {
 }
 
 fn ready_then_stopping(socket: &UnixDatagram, notify_socket: &str, tag: &str) {
-    let data_dir = common::tempdir(tag);
+    let data_dir_tmp = common::tempdir(tag);
+    let data_dir = data_dir_tmp.path();
     let port = free_port();
-    let mut child = spawn_serve(notify_socket, port, &data_dir);
+    let mut child = spawn_serve(notify_socket, port, data_dir);
     let mut seen = Vec::new();
     let ready = wait_for(socket, "READY=1", &mut seen);
     if !ready {
@@ -110,16 +111,17 @@ fn ready_then_stopping(socket: &UnixDatagram, notify_socket: &str, tag: &str) {
     );
     let status = common::wait_bounded(&mut child, Duration::from_secs(20));
     assert!(status.success(), "glint serve exited with {status}");
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(data_dir);
 }
 
 #[test]
 fn serve_notifies_ready_then_stopping_on_a_path_socket() {
-    let dir = common::tempdir("notify-path");
+    let tmp = common::tempdir("notify-path");
+    let dir = tmp.path();
     let path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     ready_then_stopping(&socket, path.to_str().unwrap(), "notify-path-data");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -133,7 +135,8 @@ fn serve_notifies_ready_then_stopping_on_an_abstract_socket() {
 
 #[test]
 fn serve_runs_when_the_notify_socket_is_gone() {
-    let data_dir = common::tempdir("notify-gone");
+    let data_dir_tmp = common::tempdir("notify-gone");
+    let data_dir = data_dir_tmp.path();
     let port = free_port();
     let missing = data_dir.join("no-such.sock");
     let mut child = spawn_serve(missing.to_str().unwrap(), port, &data_dir.join("data"));
@@ -160,13 +163,14 @@ fn serve_runs_when_the_notify_socket_is_gone() {
         warnings, 1,
         "one warning for the failed notify, not one per message:\n{log}"
     );
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(data_dir);
 }
 
 #[test]
 
 fn serve_feeds_the_watchdog_while_idle() {
-    let dir = common::tempdir("notify-watchdog");
+    let tmp = common::tempdir("notify-watchdog");
+    let dir = tmp.path();
     let path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     let port = free_port();
@@ -206,5 +210,5 @@ fn serve_feeds_the_watchdog_while_idle() {
         "{pings} WATCHDOG=1 in 2 s with WATCHDOG_USEC=400000"
     );
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -2,6 +2,10 @@
 //! directive, the example config parses as `glint serve` flags, the sysctl file and tuning.md
 //! agree with doctor's knob table.
 
+mod common;
+
+use common::tempdir;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,8 +57,8 @@ fn units_pass_systemd_analyze_verify() {
         return;
     };
     // verify checks that ExecStart's binary exists, so point the copies at the one just built.
-    let dir = std::env::temp_dir().join(format!("glint-units-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("units");
+    let dir = tmp.path();
     let mut paths = Vec::new();
     for unit in UNITS {
         let text = read(&format!("systemd/{unit}"));
@@ -75,7 +79,6 @@ fn units_pass_systemd_analyze_verify() {
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{stderr}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -83,8 +86,8 @@ fn verify_output_check_catches_a_broken_unit() {
     let Some(analyze) = systemd_analyze() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("glint-units-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("units-bad");
+    let dir = tmp.path();
     let text = read("systemd/glint.service")
         .replace("/usr/local/bin/glint", GLINT)
         .replace("io_uring_enter", "io_uring_entr");
@@ -100,7 +103,6 @@ fn verify_output_check_catches_a_broken_unit() {
         stderr.contains("io_uring_entr"),
         "the typo went unnoticed:\n{stderr}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -28,22 +28,23 @@ fn targets(data_dir: &Path) -> Vec<String> {
 
 #[test]
 fn restart_keeps_every_record_and_continues_sequences() {
-    let dir = tempdir("ops-restart");
-    let first = Server::start(&dir, &["--io", "epoll"]);
+    let tmp = tempdir("ops-restart");
+    let dir = tmp.path();
+    let first = Server::start(dir, &["--io", "epoll"]);
     send_beacons(&first, "a", 50);
     assert!(first.stop().success());
-    let before = common::ring_records(&dir);
+    let before = common::ring_records(dir);
     assert_eq!(before.len(), 50);
 
-    let second = Server::start(&dir, &["--io", "epoll"]);
+    let second = Server::start(dir, &["--io", "epoll"]);
     send_beacons(&second, "b", 30);
     assert!(second.stop().success());
-    let after = common::ring_records(&dir);
+    let after = common::ring_records(dir);
     assert_eq!(after.len(), 80);
     let mut want: Vec<String> = (0..50).map(|i| format!("/p.gif?run=a&i={i}")).collect();
     want.extend((0..30).map(|i| format!("/p.gif?run=b&i={i}")));
     want.sort();
-    assert_eq!(targets(&dir), want);
+    assert_eq!(targets(dir), want);
     // Records from the first run are byte-for-byte what they were; seqs never repeat per core.
     for old in &before {
         assert!(after.contains(old), "record {old:?} changed or vanished");
@@ -52,7 +53,6 @@ fn restart_keeps_every_record_and_continues_sequences() {
     keys.sort_unstable();
     keys.dedup();
     assert_eq!(keys.len(), 80, "a (core, seq) was reused after the restart");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rewrites one little-endian u32 of a ring header, as a glint of another version would have.
@@ -88,8 +88,9 @@ fn refused_start(dir: &Path) -> String {
 
 #[test]
 fn rings_of_another_format_version_are_refused_and_left_alone() {
-    let dir = tempdir("ops-upgrade");
-    let server = Server::start(&dir, &["--io", "epoll"]);
+    let tmp = tempdir("ops-upgrade");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--io", "epoll"]);
     send_beacons(&server, "v1", 10);
     assert!(server.stop().success());
     let ring = dir.join(glint::ring::ring_file_name(0));
@@ -107,7 +108,7 @@ fn rings_of_another_format_version_are_refused_and_left_alone() {
         let original = u32::from_le_bytes(pristine[offset..offset + 4].try_into().unwrap());
         set_header_u32(&ring, offset, version);
         let changed = std::fs::read(&ring).unwrap();
-        let stderr = refused_start(&dir);
+        let stderr = refused_start(dir);
         let line = stderr
             .lines()
             .find(|l| l.contains(what))
@@ -127,6 +128,5 @@ fn rings_of_another_format_version_are_refused_and_left_alone() {
         set_header_u32(&ring, offset, original);
     }
     // Back at the right versions, every record is still there.
-    assert_eq!(common::ring_records(&dir).len(), 10);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(common::ring_records(dir).len(), 10);
 }

@@ -16,6 +16,10 @@
 //! afterwards, although its commit word and CRC are intact: the writer epoch is what makes
 //! stopping the scan there safe.
 
+mod common;
+
+use common::tempdir;
+
 use glint::record::{BodyKind, IpSource, Method, RecordFields, HEADER_LEN};
 use glint::ring::{RingOptions, RingReader, RingWriter, SlotState};
 use std::collections::HashMap;
@@ -389,9 +393,8 @@ fn history(model: &mut Model, rng: &mut Rng, tag: (u64, usize), figures: &mut Fi
 
 #[test]
 fn power_loss_never_loses_synced_records_and_never_validates_torn_ones() {
-    let dir = std::env::temp_dir().join(format!("glint-powerloss-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("powerloss");
+    let dir = tmp.path();
     let mut figures = Figures::default();
     for lineage in 0..LINEAGES {
         let mut rng = Rng::new(0xC0FF_EE00 + lineage);
@@ -411,7 +414,6 @@ fn power_loss_never_loses_synced_records_and_never_validates_torn_ones() {
             history(&mut model, &mut rng, (lineage, h), &mut figures);
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     println!("power-loss: {figures:?}");
     assert_eq!(
         figures.histories,
@@ -437,9 +439,8 @@ fn power_loss_never_loses_synced_records_and_never_validates_torn_ones() {
 /// rejected by the reader, and an image that drops a synced page is caught as a loss.
 #[test]
 fn simulation_detects_a_dropped_synced_page() {
-    let dir = std::env::temp_dir().join(format!("glint-powerloss-neg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("powerloss-neg");
+    let dir = tmp.path();
     let mut model = Model {
         path: dir.join("ring-000.glr"),
         opts: RingOptions {
@@ -474,5 +475,4 @@ fn simulation_detects_a_dropped_synced_page() {
         check_image(&mut model, &torn, 3, 3, &mut figures)
     }));
     assert!(lost.is_err(), "losing a synced record is reported");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -186,8 +186,9 @@ fn group_rows(text: &str) -> Vec<(u64, Classes, String)> {
 
 #[test]
 fn stats_by_query_parameters_counts_each_agent_class_apart() {
-    let dir = tempdir("by");
-    let hits = write_traffic(&dir, 600, 10 * SEC);
+    let tmp = tempdir("by");
+    let dir = tmp.path();
+    let hits = write_traffic(dir, 600, 10 * SEC);
     let d = dir.to_str().unwrap();
     let text = glint_ok(&["decode", "--stats", "--by", "cid,e", "--top", "0", d]);
     let all: Vec<&Hit> = hits.iter().collect();
@@ -248,8 +249,9 @@ fn stats_by_query_parameters_counts_each_agent_class_apart() {
 
 #[test]
 fn stats_by_field_and_agent_label() {
-    let dir = tempdir("by-field");
-    let hits = write_traffic(&dir, 300, SEC);
+    let tmp = tempdir("by-field");
+    let dir = tmp.path();
+    let hits = write_traffic(dir, 300, SEC);
     let d = dir.to_str().unwrap();
     let text = glint_ok(&["decode", "--stats", "--by", "agent", "--top", "0", d]);
     let rows = group_rows(&text);
@@ -368,7 +370,8 @@ fn page_problems(cdp: &Cdp, url: &str) -> Vec<String> {
 
 #[test]
 fn report_in_chromium_fetches_nothing_and_shows_the_numbers_of_decode_stats() {
-    let dir = tempdir("report-page");
+    let tmp = tempdir("report-page");
+    let dir = tmp.path();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     // 900 hits 10 s apart: 2.5 hours, so per minute.
@@ -384,7 +387,7 @@ fn report_in_chromium_fetches_nothing_and_shows_the_numbers_of_decode_stats() {
     assert!(!source.contains("<script"), "a record's UA is escaped");
     assert!(source.contains("&lt;script&gt;document.title="));
 
-    let mut cdp = Cdp::launch(&dir);
+    let mut cdp = Cdp::launch(dir);
     for domain in ["Network", "Runtime", "Log", "Page"] {
         cdp.call(&format!("{domain}.enable"), serde_json::json!({}));
     }
@@ -533,7 +536,8 @@ fn help_explains_every_flag_and_bad_input_is_one_line() {
     for flag in ["--by", "q.NAME", "--top", "agent class"] {
         assert!(help.contains(flag), "decode --help lacks {flag}");
     }
-    let dir = tempdir("report-bad");
+    let tmp = tempdir("report-bad");
+    let dir = tmp.path();
     let missing = dir.join("missing");
     let out = glint(&["report", missing.to_str().unwrap(), "-o", "x.html"]);
     assert_eq!(out.status.code(), Some(1));

@@ -35,10 +35,11 @@ fn verify(dir: &std::path::Path) -> (Option<i32>, String, String) {
 }
 
 fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io: &str) {
-    let dir = tempdir("cleanstop");
+    let tmp = tempdir("cleanstop");
+    let dir = tmp.path();
     let ring = dir.join(ring_file_name(0));
     let one_core = ["--io", io, "--threads", "1", "--admin-listen", "off"];
-    let server = Server::start(&dir, &one_core);
+    let server = Server::start(dir, &one_core);
     beacons(&server, 5, "before");
     assert!(server.stop().success());
     let reader = RingReader::open(&ring).unwrap();
@@ -55,7 +56,7 @@ fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io:
     std::fs::write(&ring, &bytes).unwrap();
     let damaged = bytes[offset - 200..offset + 100].to_vec();
 
-    let (code, stdout, stderr) = verify(&dir);
+    let (code, stdout, stderr) = verify(dir);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(
         stderr.contains("record seq 4 fails its CRC or format check after a clean stop"),
@@ -64,7 +65,7 @@ fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io:
     assert!(stdout.contains("0 torn tail record(s)"), "{stdout}");
 
     // The next serve keeps the bytes, says so, and goes on after them.
-    let server = Server::start(&dir, &one_core);
+    let server = Server::start(dir, &one_core);
     let log = server.log_text();
     assert!(
         log.contains(
@@ -80,13 +81,13 @@ fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io:
         &damaged[..],
         "bytes kept"
     );
-    let seqs: Vec<u64> = ring_records(&dir).iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = ring_records(dir).iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [0, 1, 2, 3], "the valid run stops at the damage");
 
     // The compactor keeps a copy of the damaged slot and compacts everything else.
     let out = Command::new(GLINT)
         .args(["compact", "--once", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -121,8 +122,10 @@ fn after_a_clean_stop_a_flipped_byte_in_the_newest_record_is_corruption_kept(io:
 }
 
 fn a_second_serve_on_a_served_address_is_refused_whatever_its_data_dir(io: &str) {
-    let first = Server::start(&tempdir("addr-a"), &["--io", io, "--admin-listen", "off"]);
-    let other = tempdir("addr-b");
+    let first_tmp = tempdir("addr-a");
+    let first = Server::start(first_tmp.path(), &["--io", io, "--admin-listen", "off"]);
+    let other_tmp = tempdir("addr-b");
+    let other = other_tmp.path();
     let out = Command::new(GLINT)
         .args([
             "serve",
@@ -134,7 +137,7 @@ fn a_second_serve_on_a_served_address_is_refused_whatever_its_data_dir(io: &str)
             "4096",
         ])
         .args(["--listen", &first.addr.to_string(), "--data-dir"])
-        .arg(&other)
+        .arg(other)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -148,22 +151,23 @@ fn a_second_serve_on_a_served_address_is_refused_whatever_its_data_dir(io: &str)
         "{err}"
     );
     assert!(
-        std::fs::read_dir(&other).unwrap().next().is_none(),
+        std::fs::read_dir(other).unwrap().next().is_none(),
         "refused before the data dir was touched"
     );
     // Once the first one is gone, its address is free again.
     let port = first.addr;
     drop(first);
-    let second = Server::start(&other, &["--io", io, "--admin-listen", "off"]);
+    let second = Server::start(other, &["--io", io, "--admin-listen", "off"]);
     assert_ne!(second.addr, port);
 }
 
 fn rings_are_recovered_before_any_listener_exists(io: &str) {
-    let dir = tempdir("order");
-    let server = Server::start(&dir, &["--io", io, "--admin-listen", "off"]);
+    let tmp = tempdir("order");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--io", io, "--admin-listen", "off"]);
     beacons(&server, 3, "x");
     server.kill();
-    let server = Server::start(&dir, &["--io", io, "--admin-listen", "off"]);
+    let server = Server::start(dir, &["--io", io, "--admin-listen", "off"]);
     let log = server.log.lock().unwrap().clone();
     let listening = log.iter().position(|l| l.contains("listening on")).unwrap();
     let recovered: Vec<usize> = log

@@ -3,8 +3,10 @@
 mod common;
 use common::*;
 
-fn config_server(extra_toml: &str, cli: &[&str]) -> Server {
-    let dir = tempdir("routes");
+/// A server started from a config file in a temp dir (returned too: it holds the data dir).
+fn config_server(extra_toml: &str, cli: &[&str]) -> (tempfile::TempDir, Server) {
+    let tmp = tempdir("routes");
+    let dir = tmp.path();
     let cfg = dir.join("glint.toml");
     std::fs::write(
         &cfg,
@@ -15,13 +17,14 @@ fn config_server(extra_toml: &str, cli: &[&str]) -> Server {
     .unwrap();
     let mut args = vec!["--config", cfg.to_str().unwrap(), "--io", "epoll"];
     args.extend_from_slice(cli);
-    Server::start(&dir.join("data"), &args)
+    let server = Server::start(&dir.join("data"), &args);
+    (tmp, server)
 }
 
 #[test]
 fn config_file_routes_redirects_and_cors() {
     // The command line's --threads 2 (added by Server::start) overrides the file's 4.
-    let server = config_server("", &[]);
+    let (_tmp, server) = config_server("", &[]);
     assert!(
         server.log_text().contains("with 2 workers"),
         "{}",
@@ -109,8 +112,9 @@ fn config_file_routes_redirects_and_cors() {
 #[test]
 fn gpc_drop_answers_but_stores_nothing_and_flag_mode_marks() {
     for (policy, stored) in [("drop", false), ("flag", true)] {
-        let dir = tempdir("gpc");
-        let server = Server::start(&dir, &["--io", "epoll", "--honor-gpc", policy]);
+        let tmp = tempdir("gpc");
+        let dir = tmp.path();
+        let server = Server::start(dir, &["--io", "epoll", "--honor-gpc", policy]);
         let mut s = server.connect();
         assert_eq!(
             roundtrip(
@@ -129,7 +133,7 @@ fn gpc_drop_answers_but_stores_nothing_and_flag_mode_marks() {
         );
         drop(s);
         assert!(server.stop().success());
-        let recs = ring_records(&dir);
+        let recs = ring_records(dir);
         let gpc: Vec<_> = recs.iter().filter(|r| r.target == b"/p?gpc").collect();
         assert_eq!(gpc.len(), usize::from(stored), "{policy}");
         if stored {
@@ -145,7 +149,8 @@ fn gpc_drop_answers_but_stores_nothing_and_flag_mode_marks() {
 
 #[test]
 fn bad_config_file_is_one_clear_line() {
-    let dir = tempdir("badcfg");
+    let tmp = tempdir("badcfg");
+    let dir = tmp.path();
     let cfg = dir.join("glint.toml");
     for (text, needle) in [
         ("threads = [", "glint.toml"),

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 for_each_backend!(
@@ -23,14 +24,15 @@ for_each_backend!(
     large_beacons_are_stored_whole_in_the_ring_and_in_segments,
 );
 
-fn start(tag: &str, io: &str, extra: &[&str]) -> Server {
+fn start(data_dir: &Path, io: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--io", io];
     args.extend_from_slice(extra);
-    Server::start(&tempdir(tag), &args)
+    Server::start(data_dir, &args)
 }
 
 fn get_head_options_and_disallowed_methods(io: &str) {
-    let server = start("methods", io, &[]);
+    let tmp = tempdir("methods");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let r = roundtrip(
@@ -84,7 +86,8 @@ fn get_head_options_and_disallowed_methods(io: &str) {
 }
 
 fn pipelined_batch_answered_in_order_and_recorded(io: &str) {
-    let server = start("pipeline", io, &[]);
+    let tmp = tempdir("pipeline");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let mut batch = Vec::new();
@@ -121,7 +124,8 @@ fn pipelined_batch_answered_in_order_and_recorded(io: &str) {
 }
 
 fn byte_at_a_time_request(io: &str) {
-    let server = start("bytewise", io, &[]);
+    let tmp = tempdir("bytewise");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let raw = b"GET /p.gif?slow=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: drip\r\nReferer: https://r.example/\r\n\r\n";
@@ -146,7 +150,8 @@ fn byte_at_a_time_request(io: &str) {
 }
 
 fn keep_alive_and_close_rules(io: &str) {
-    let server = start("keepalive", io, &[]);
+    let tmp = tempdir("keepalive");
+    let server = start(tmp.path(), io, &[]);
     let mut s = server.connect();
     let r = roundtrip(
         &mut s,
@@ -169,7 +174,8 @@ fn keep_alive_and_close_rules(io: &str) {
 }
 
 fn acknowledged_requests_are_in_the_ring_with_exact_bytes(io: &str) {
-    let server = start("exact", io, &[]);
+    let tmp = tempdir("exact");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut sent = HashSet::new();
     let threads: Vec<_> = (0..4)
@@ -224,7 +230,8 @@ fn acknowledged_requests_are_in_the_ring_with_exact_bytes(io: &str) {
 /// not behind another request, so it is not flagged `pipelined`. A GET sent with it is.
 fn a_lone_chunked_post_is_not_pipelined(io: &str) {
     use glint::record::flags::PIPELINED;
-    let server = start("chunked-alone", io, &[]);
+    let tmp = tempdir("chunked-alone");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let chunked =
         "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
@@ -258,7 +265,8 @@ fn a_lone_chunked_post_is_not_pipelined(io: &str) {
 }
 
 fn post_bodies_content_length_chunked_and_expect_continue(io: &str) {
-    let server = start("post", io, &[]);
+    let tmp = tempdir("post");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let body = br#"{"e":"click","id":7}"#;
@@ -303,7 +311,8 @@ fn post_bodies_content_length_chunked_and_expect_continue(io: &str) {
 }
 
 fn bad_requests_get_status_and_close(io: &str) {
-    let server = start("bad", io, &[]);
+    let tmp = tempdir("bad");
+    let server = start(tmp.path(), io, &[]);
     let cases: &[(&[u8], u16)] = &[
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\nHost: a\n\n", 400),
@@ -349,7 +358,8 @@ fn bad_requests_get_status_and_close(io: &str) {
 }
 
 fn health_check_is_not_recorded(io: &str) {
-    let server = start("health", io, &[]);
+    let tmp = tempdir("health");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let r = roundtrip(&mut s, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
@@ -360,10 +370,11 @@ fn health_check_is_not_recorded(io: &str) {
 }
 
 fn full_ring_answers_503_and_never_overwrites(io: &str) {
-    let dir = tempdir("full");
+    let tmp = tempdir("full");
+    let dir = tmp.path();
     // 8 slots of 512 bytes; the largest request (112 + 256 + 600 bytes) takes 2 slots.
     let server = Server::start(
-        &dir,
+        dir,
         &[
             "--io",
             io,
@@ -408,7 +419,7 @@ fn full_ring_answers_503_and_never_overwrites(io: &str) {
     assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
     drop(s);
     assert!(server.stop().success());
-    let records = ring_records(&dir);
+    let records = ring_records(dir);
     let targets: Vec<Vec<u8>> = records.iter().map(|r| r.target.clone()).collect();
     assert_eq!(
         targets,
@@ -419,7 +430,8 @@ fn full_ring_answers_503_and_never_overwrites(io: &str) {
 }
 
 fn response_204_mode(io: &str) {
-    let server = start("204", io, &["--response", "204"]);
+    let tmp = tempdir("204");
+    let server = start(tmp.path(), io, &["--response", "204"]);
     let mut s = server.connect();
     let r = roundtrip(&mut s, b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     assert_eq!((r.status, r.header("Content-Length")), (204, None));
@@ -427,7 +439,8 @@ fn response_204_mode(io: &str) {
 
 #[test]
 fn startup_errors_are_one_clear_line() {
-    let file = tempdir("notadir").join("file");
+    let tmp = tempdir("notadir");
+    let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -495,8 +508,9 @@ fn startup_errors_are_one_clear_line() {
 
 #[test]
 fn second_server_on_same_data_dir_is_refused() {
-    let dir = tempdir("lock");
-    let _first = Server::start(&dir, &["--io", "epoll"]);
+    let tmp = tempdir("lock");
+    let dir = tmp.path();
+    let _first = Server::start(dir, &["--io", "epoll"]);
     let out = std::process::Command::new(GLINT)
         .args([
             "serve",
@@ -508,7 +522,7 @@ fn second_server_on_same_data_dir_is_refused() {
             "2",
             "--data-dir",
         ])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -519,7 +533,8 @@ fn second_server_on_same_data_dir_is_refused() {
 /// 2xx is stored whole, byte for byte, in records of many slots, in the ring and after
 /// compaction; nothing is marked truncated.
 fn large_beacons_are_stored_whole_in_the_ring_and_in_segments(io: &str) {
-    let server = start("large", io, &[]);
+    let tmp = tempdir("large");
+    let server = start(tmp.path(), io, &[]);
     let dir = server.data_dir.clone();
     let mut s = server.connect();
     let ua = format!("Mozilla/5.0 (X11; Linux x86_64) {}", "A".repeat(100));

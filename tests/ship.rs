@@ -160,11 +160,12 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
     };
     let broker = Broker::start(&tools);
     broker.create_topic("beacons", 3);
-    let dir = tempdir("ship-once");
-    let server = Server::start(&dir, &["--ring-slots", "65536"]);
-    let compactor = start_compactor(&dir);
+    let tmp = tempdir("ship-once");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "65536"]);
+    let compactor = start_compactor(dir);
     let ship = Ship::start(
-        &dir,
+        dir,
         &broker.addr(),
         "beacons",
         &["--admin-listen", "127.0.0.1:0"],
@@ -174,9 +175,9 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
     assert_eq!(acked.len(), 30000, "{summary}");
     server.stop();
     stop(compactor);
-    let decoded = decoded_by_key(&dir);
+    let decoded = decoded_by_key(dir);
     assert_eq!(decoded.len(), 30000);
-    wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
+    wait_for_cursor(dir, decoded.keys(), Duration::from_secs(60), &ship);
     let text = get_metrics(admin);
     let series =
         common::prometheus::check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -196,7 +197,7 @@ fn every_acknowledged_request_is_on_the_topic_once_as_decode_prints_it() {
         "exactly once without kills"
     );
     check_stream_order(&broker.consume_as("beacons", decoded.len(), "placed"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Each (instance, core) stream is on one partition, in seq order by offset; `placed` is
@@ -238,11 +239,12 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     };
     let mut broker = Broker::start(&tools);
     broker.create_topic("outage", 2);
-    let dir = tempdir("ship-outage");
-    let server = Server::start(&dir, &["--ring-slots", "65536"]);
-    let compactor = start_compactor(&dir);
+    let tmp = tempdir("ship-outage");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "65536"]);
+    let compactor = start_compactor(dir);
     let ship = Ship::start(
-        &dir,
+        dir,
         &broker.addr(),
         "outage",
         &["--admin-listen", "127.0.0.1:0"],
@@ -287,8 +289,8 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     assert!(acked.len() > 60_000, "{summary}");
     server.stop();
     stop(compactor);
-    let decoded = decoded_by_key(&dir);
-    wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
+    let decoded = decoded_by_key(dir);
+    wait_for_cursor(dir, decoded.keys(), Duration::from_secs(60), &ship);
     let series = common::prometheus::check_exposition(&get_metrics(admin)).unwrap();
     eprintln!(
         "ship outage: {} records delivered without an offset were produced again",
@@ -300,7 +302,7 @@ fn a_broker_outage_of_30_s_loses_nothing_and_the_server_answers_throughout() {
     let messages = broker.consume("outage", decoded.len());
     let (_, distinct) = check_topic(&messages, &decoded, &acked);
     assert_eq!(distinct, decoded.len());
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Kills the shipper this many times; `GLINT_SHIP_KILLS` asks for more
@@ -321,9 +323,10 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
     };
     let broker = Broker::start(&tools);
     broker.create_topic("kills", 3);
-    let dir = tempdir("ship-kills");
-    let server = Server::start(&dir, &["--ring-slots", "65536"]);
-    let compactor = start_compactor(&dir);
+    let tmp = tempdir("ship-kills");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "65536"]);
+    let compactor = start_compactor(dir);
     let window = WINDOW.to_string();
     let extra = ["--admin-listen", "off", "--max-in-flight", &window];
     let acked_path = dir.join("acked.txt");
@@ -338,7 +341,7 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
         let mut kills = 0;
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         while kills < kills_wanted() {
-            let mut ship = Ship::start(&dir, &broker.addr(), "kills", &extra);
+            let mut ship = Ship::start(dir, &broker.addr(), "kills", &extra);
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
@@ -351,10 +354,10 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
     });
     server.stop();
     stop(compactor);
-    let decoded = decoded_by_key(&dir);
-    let before = cursor_total(&dir);
-    let ship = Ship::start(&dir, &broker.addr(), "kills", &extra);
-    wait_for_cursor(&dir, decoded.keys(), Duration::from_secs(60), &ship);
+    let decoded = decoded_by_key(dir);
+    let before = cursor_total(dir);
+    let ship = Ship::start(dir, &broker.addr(), "kills", &extra);
+    wait_for_cursor(dir, decoded.keys(), Duration::from_secs(60), &ship);
     drop(ship);
     let messages = broker.consume("kills", decoded.len());
     let (total, distinct) = check_topic(&messages, &decoded, &acked);
@@ -365,7 +368,7 @@ fn repeated_sigkills_lose_nothing_and_duplicate_at_most_the_in_flight_bound() {
         u64::from(kills) * WINDOW
     );
     assert!(duplicates <= u64::from(kills) * WINDOW);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn ship_once(dir: &Path, broker: &Broker, topic: &str, extra: &[&str]) -> Output {
@@ -397,15 +400,16 @@ fn retention_never_deletes_a_segment_the_shipper_has_not_passed() {
     };
     let broker = Broker::start(&tools);
     broker.create_topic("keep", 1);
-    let dir = tempdir("ship-retention");
-    let server = Server::start(&dir, &["--ring-slots", "65536"]);
+    let tmp = tempdir("ship-retention");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "65536"]);
     let batch = |n: u32| {
         let path = dir.join(format!("acked-{n}.txt"));
         load(&server, &path, &["-n", "2000", "-c", "2"]);
-        compact_once(&dir, &[]);
+        compact_once(dir, &[]);
     };
     batch(1);
-    let out = ship_once(&dir, &broker, "keep", &[]);
+    let out = ship_once(dir, &broker, "keep", &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -413,24 +417,24 @@ fn retention_never_deletes_a_segment_the_shipper_has_not_passed() {
     );
     batch(2);
     batch(3);
-    let three = sealed_segments(&dir);
+    let three = sealed_segments(dir);
     assert_eq!(three.len(), 3, "{three:?}");
     // Size retention would delete all but the newest sealed segment; the cursor has passed
     // only the first.
-    let out = compact_once(&dir, &["--retain-bytes", "1", "--retain", "1ms"]);
-    assert_eq!(sealed_segments(&dir), three[1..].to_vec(), "{out:?}");
-    let out = ship_once(&dir, &broker, "keep", &[]);
+    let out = compact_once(dir, &["--retain-bytes", "1", "--retain", "1ms"]);
+    assert_eq!(sealed_segments(dir), three[1..].to_vec(), "{out:?}");
+    let out = ship_once(dir, &broker, "keep", &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    compact_once(&dir, &["--retain-bytes", "1"]);
-    assert_eq!(sealed_segments(&dir), three[2..].to_vec());
+    compact_once(dir, &["--retain-bytes", "1"]);
+    assert_eq!(sealed_segments(dir), three[2..].to_vec());
     server.stop();
     let messages = broker.consume("keep", 6000);
     assert_eq!(messages.len(), 6000);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Runs `glint ship` expecting exit 1 with exactly one line on stderr containing `want`.
@@ -451,7 +455,8 @@ fn one_line_error(args: &[&str], want: &str) {
 
 #[test]
 fn bad_settings_are_one_clear_line() {
-    let dir = tempdir("ship-bad");
+    let tmp = tempdir("ship-bad");
+    let dir = tmp.path();
     let d = dir.to_str().unwrap();
     let base = [
         "--data-dir",
@@ -505,7 +510,7 @@ fn bad_settings_are_one_clear_line() {
             "no-such-topic",
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -515,8 +520,9 @@ fn a_record_over_the_message_limit_is_dead_lettered_counted_and_passed() {
     };
     let broker = Broker::start(&tools);
     broker.create_topic("small", 1);
-    let dir = tempdir("ship-dead");
-    let server = Server::start(&dir, &["--ring-slots", "4096", "--slot-size", "4096"]);
+    let tmp = tempdir("ship-dead");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "4096", "--slot-size", "4096"]);
     let long = "x".repeat(3000);
     for path in [
         "/a.gif?n=1".to_string(),
@@ -528,9 +534,9 @@ fn a_record_over_the_message_limit_is_dead_lettered_counted_and_passed() {
         let r = common::roundtrip(&mut s, req.as_bytes()).unwrap();
         assert!(r.status < 300);
     }
-    compact_once(&dir, &[]);
+    compact_once(dir, &[]);
     let out = ship_once(
-        &dir,
+        dir,
         &broker,
         "small",
         &["--kafka-opt", "message.max.bytes=2000"],
@@ -551,9 +557,9 @@ fn a_record_over_the_message_limit_is_dead_lettered_counted_and_passed() {
         .map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).unwrap()["path"].to_string())
         .collect();
     assert_eq!(paths, ["\"/a.gif\"", "\"/c.gif\""]);
-    assert_eq!(cursor_total(&dir), 3, "the cursor passed the dead letter");
+    assert_eq!(cursor_total(dir), 3, "the cursor passed the dead letter");
     server.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -563,13 +569,14 @@ fn record_values_are_the_stored_record_bytes() {
     };
     let broker = Broker::start(&tools);
     broker.create_topic("raw", 2);
-    let dir = tempdir("ship-raw");
-    let server = Server::start(&dir, &["--ring-slots", "4096"]);
+    let tmp = tempdir("ship-raw");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--ring-slots", "4096"]);
     load(&server, &dir.join("acked.txt"), &["-n", "500", "-c", "2"]);
     server.stop();
-    compact_once(&dir, &[]);
-    let decoded = decoded_by_key(&dir);
-    let out = ship_once(&dir, &broker, "raw", &["--value-format", "record"]);
+    compact_once(dir, &[]);
+    let decoded = decoded_by_key(dir);
+    let out = ship_once(dir, &broker, "raw", &["--value-format", "record"]);
     assert!(
         out.status.success(),
         "{}",
@@ -589,5 +596,5 @@ fn record_values_are_the_stored_record_bytes() {
         let line: serde_json::Value = serde_json::from_str(&decoded[key]).unwrap();
         assert_eq!(line["ts_ns"].as_u64(), Some(rec.ts_ns()), "{key}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -370,7 +370,8 @@ fn every_acknowledged_record_once_through_kills_and_an_outage() {
     let Some(tools) = Tools::find("ship_s3") else {
         return;
     };
-    let root = tempdir("ship-s3");
+    let root_tmp = tempdir("ship-s3");
+    let root = root_tmp.path();
     let weed_dir = root.join("weed");
     std::fs::create_dir_all(&weed_dir).unwrap();
     let mut weed = Weed::start(&tools, &weed_dir, 0);
@@ -463,7 +464,7 @@ fn every_acknowledged_record_once_through_kills_and_an_outage() {
     assert_eq!(json.len(), acked, "decode holds every acknowledged request");
     json.sort_by_key(seq_of);
     for reader in ["pyarrow", "duckdb"] {
-        let (rows, _) = read_back(&tools, &weed, &root, reader);
+        let (rows, _) = read_back(&tools, &weed, root, reader);
         check_rows(&rows, &json, acked, reader);
     }
 }
@@ -473,7 +474,8 @@ fn late_records_of_an_uploaded_window_go_into_a_new_object_in_its_partition() {
     let Some(tools) = Tools::find("ship_s3") else {
         return;
     };
-    let root = tempdir("ship-s3-late");
+    let root_tmp = tempdir("ship-s3-late");
+    let root = root_tmp.path();
     let weed_dir = root.join("weed");
     std::fs::create_dir_all(&weed_dir).unwrap();
     let weed = Weed::start(&tools, &weed_dir, 1);
@@ -499,7 +501,7 @@ fn late_records_of_an_uploaded_window_go_into_a_new_object_in_its_partition() {
     let mut json = decode_jsonl(&data, &[]);
     assert_eq!(json.len(), acked);
     json.sort_by_key(seq_of);
-    let (rows, partitions) = read_back(&tools, &weed, &root, "pyarrow");
+    let (rows, partitions) = read_back(&tools, &weed, root, "pyarrow");
     check_rows(&rows, &json, acked, "pyarrow");
     assert_eq!(
         partitions.values().sum::<usize>(),

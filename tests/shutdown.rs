@@ -14,8 +14,9 @@ for_each_backend!(
 );
 
 fn sigterm_drains_health_then_closes_and_exits_zero(io: &str) {
-    let dir = tempdir("drain");
-    let server = Server::start(&dir, &["--io", io, "--drain-delay", "1500ms"]);
+    let tmp = tempdir("drain");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--io", io, "--drain-delay", "1500ms"]);
     let mut kept = server.connect();
     assert_eq!(
         roundtrip(&mut kept, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -40,7 +41,7 @@ fn sigterm_drains_health_then_closes_and_exits_zero(io: &str) {
     let status = server.stop();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(8));
-    assert!(ring_records(&dir)
+    assert!(ring_records(dir)
         .iter()
         .any(|r| r.target == b"/p?during-drain"));
     assert!(std::net::TcpStream::connect_timeout(
@@ -51,8 +52,9 @@ fn sigterm_drains_health_then_closes_and_exits_zero(io: &str) {
 }
 
 fn request_in_flight_at_shutdown_is_answered(io: &str) {
-    let dir = tempdir("inflight");
-    let server = Server::start(&dir, &["--io", io]);
+    let tmp = tempdir("inflight");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--io", io]);
     let mut s = server.connect();
     s.write_all(b"GET /p?late HTTP/1.1\r\nHost: a\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -62,12 +64,13 @@ fn request_in_flight_at_shutdown_is_answered(io: &str) {
     let r = read_response(&mut s, &mut Vec::new(), false).expect("request in flight was dropped");
     assert_eq!(r.status, 200);
     assert!(server.stop().success());
-    assert_eq!(ring_records(&dir).len(), 1);
+    assert_eq!(ring_records(dir).len(), 1);
 }
 
 fn sync_always_answers_after_msync_and_records_everything(io: &str) {
-    let dir = tempdir("syncalways");
-    let server = Server::start(&dir, &["--io", io, "--sync", "always"]);
+    let tmp = tempdir("syncalways");
+    let dir = tmp.path();
+    let server = Server::start(dir, &["--io", io, "--sync", "always"]);
     let mut s = server.connect();
     let mut batch = Vec::new();
     for i in 0..20 {
@@ -83,5 +86,5 @@ fn sync_always_answers_after_msync_and_records_everything(io: &str) {
     }
     drop(s);
     assert!(server.stop().success());
-    assert_eq!(ring_records(&dir).len(), 20);
+    assert_eq!(ring_records(dir).len(), 20);
 }

@@ -4,6 +4,10 @@
 // Implementing `GlobalAlloc` is unsafe; the counting allocator only forwards to `System`.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::tempdir;
+
 use glint::http::context::Context;
 use glint::http::policy::HttpPolicy;
 use glint::ingest::{Durability, RingSink};
@@ -94,10 +98,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(io: &'static str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("glint-zero-alloc-{io}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (w, addr, phase) = worker(io, &dir);
+    let tmp = tempdir(&format!("zero-alloc-{io}"));
+    let dir = tmp.path();
+    let (w, addr, phase) = worker(io, dir);
     let server = std::thread::spawn(move || {
         TRACKED.with(|t| t.set(true));
         let result = match io {

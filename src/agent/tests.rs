@@ -61,8 +61,8 @@ fn listed_networks_label_requests_without_a_telling_ua() {
 
 #[test]
 fn a_rule_with_ua_and_ip_needs_both_and_the_first_match_wins() {
-    let dir = std::env::temp_dir().join(format!("glint-agents-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     // Apple's egress list format and Google's JSON range format.
     std::fs::write(
         dir.join("egress-ip-ranges.csv"),
@@ -127,7 +127,6 @@ date = "2026-12-03"
     );
     let e = Classifier::load(&dir.join("missing.toml")).unwrap_err();
     assert!(e.contains("missing.toml"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

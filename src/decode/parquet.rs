@@ -562,11 +562,8 @@ mod tests {
             w.write(&rec, None).unwrap();
         }
         assert_eq!(w.records(), (BATCH_ROWS + 10) as u64);
-        let path =
-            std::env::temp_dir().join(format!("glint-parquet-{}.parquet", std::process::id()));
-        std::fs::write(&path, w.finish().unwrap()).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &w.finish().unwrap()).unwrap();
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
         assert_eq!(reader.schema().as_ref(), schema(&sel).as_ref());

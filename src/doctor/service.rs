@@ -218,16 +218,15 @@ mod tests {
 
     #[test]
     fn this_process_is_found_by_its_lock() {
-        let dir = std::env::temp_dir().join(format!("glint-service-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = std::fs::File::create(lock_path(&dir)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let file = std::fs::File::create(lock_path(dir)).unwrap();
         assert!(crate::sys::try_lock_exclusive(&file).unwrap());
-        let found = find(&dir).expect("the lock holder");
+        let found = find(dir).expect("the lock holder");
         assert_eq!(found.pid, std::process::id());
         assert!(found.found_by.ends_with(".serve.lock"), "{found:?}");
         let own = crate::sys::get_rlimit(libc::RLIMIT_NOFILE).unwrap();
         assert_eq!(found.nofile, Some(own));
         drop(file);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -112,14 +112,14 @@ mod tests {
 
     #[test]
     fn rows_for_each_shipper_state() {
-        let dir = std::env::temp_dir().join(format!("glint-doctor-ship-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = shipper_finding(&dir, Ok(None), Ok(None));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let f = shipper_finding(dir, Ok(None), Ok(None));
         assert_eq!(f.verdict, Verdict::Info);
-        let f = shipper_finding(&dir, Err("config x: [ship]: bad".into()), Ok(None));
+        let f = shipper_finding(dir, Err("config x: [ship]: bad".into()), Ok(None));
         assert_eq!(f.verdict, Verdict::Change);
         let f = shipper_finding(
-            &dir,
+            dir,
             Ok(Some("topic t on k:9092".into())),
             Ok(Some(ShipCursor::default())),
         );
@@ -129,6 +129,5 @@ mod tests {
             "{}",
             f.current
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -252,15 +252,14 @@ mod tests {
 
     #[test]
     fn data_dir_problems_are_failures() {
-        let base = std::env::temp_dir().join(format!("glint-doctor-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&base).unwrap();
-        assert_eq!(data_dir_finding(&base).verdict, Verdict::Ok);
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        assert_eq!(data_dir_finding(base).verdict, Verdict::Ok);
         let missing = data_dir_finding(&base.join("absent"));
         assert_eq!(missing.verdict, Verdict::Fail);
         assert!(missing.note.contains("does not exist"));
         let file = base.join("file");
         std::fs::write(&file, b"x").unwrap();
         assert!(data_dir_finding(&file).note.contains("not a directory"));
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -35,7 +35,8 @@ fn opts(capacity: u64) -> RingOptions {
 
 #[test]
 fn append_then_read_back_and_reopen_resumes() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, rec0) = RingWriter::open(&path, opts(8)).unwrap();
     assert!(rec0.created);
@@ -58,7 +59,8 @@ fn append_then_read_back_and_reopen_resumes() {
 
 #[test]
 fn full_ring_refuses_until_cursor_moves() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(4)).unwrap();
     for _ in 0..4 {
@@ -79,7 +81,8 @@ fn full_ring_refuses_until_cursor_moves() {
 
 #[test]
 fn recovery_zeroes_torn_tail_and_keeps_valid_prefix() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
     for _ in 0..6 {
@@ -106,7 +109,8 @@ fn recovery_zeroes_torn_tail_and_keeps_valid_prefix() {
 
 #[test]
 fn reopening_with_other_geometry_is_refused_clearly() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     drop(RingWriter::open(&path, opts(8)).unwrap());
     let err = RingWriter::open(
@@ -126,7 +130,8 @@ fn reopening_with_other_geometry_is_refused_clearly() {
 
 #[test]
 fn garbage_and_short_files_name_file_and_offset() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("junk.glr");
     std::fs::write(&path, vec![7u8; 5000]).unwrap();
     let err = RingReader::open(&path).err().unwrap().to_string();
@@ -142,23 +147,10 @@ fn garbage_and_short_files_name_file_and_offset() {
     );
 }
 
-/// A fresh directory under the system temp dir, removed when the test process exits.
-pub(crate) fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "glint-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn crash_while_overwriting_an_old_lap_leaves_no_false_corruption() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(4)).unwrap();
     let consumer = RingReader::open_consumer(&path).unwrap();
@@ -191,7 +183,8 @@ fn crash_while_overwriting_an_old_lap_leaves_no_false_corruption() {
 
 #[test]
 fn recovery_clears_the_slot_it_inspects_not_the_one_a_damaged_word_claims() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(4)).unwrap();
     for _ in 0..3 {
@@ -222,7 +215,8 @@ fn flip(path: &std::path::Path, seq: u64) {
 
 #[test]
 fn after_a_clean_stop_a_damaged_tail_is_kept_not_zeroed() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
     for _ in 0..6 {
@@ -263,7 +257,8 @@ fn after_a_clean_stop_a_damaged_tail_is_kept_not_zeroed() {
 
 #[test]
 fn a_restart_reads_the_pending_records_not_the_ring() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(1 << 12)).unwrap();
     let consumer = RingReader::open_consumer(&path).unwrap();
@@ -280,7 +275,8 @@ fn a_restart_reads_the_pending_records_not_the_ring() {
 
 #[test]
 fn a_drained_v1_ring_is_upgraded_in_place_and_a_pending_one_refused() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
     for _ in 0..5 {
@@ -379,7 +375,8 @@ fn chain(r: &mut RingReader, from: u64, to: u64) -> Vec<(u64, u64, Vec<u8>, Vec<
 
 #[test]
 fn multi_slot_records_are_whole_and_skip_to_the_ring_start_instead_of_wrapping() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
     assert_eq!(w.max_span(), 8);
@@ -434,7 +431,8 @@ fn multi_slot_records_are_whole_and_skip_to_the_ring_start_instead_of_wrapping()
 
 #[test]
 fn a_record_larger_than_half_the_ring_is_refused_not_cut() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
     let f = sized(b"/big", body_buf(), 5);
@@ -446,7 +444,8 @@ fn a_record_larger_than_half_the_ring_is_refused_not_cut() {
 
 #[test]
 fn a_torn_multi_slot_record_is_never_half_read_and_recovery_cuts_it() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(16)).unwrap();
     for i in 0..4 {
@@ -491,7 +490,8 @@ fn a_torn_multi_slot_record_is_never_half_read_and_recovery_cuts_it() {
 
 #[test]
 fn continuation_bytes_that_look_like_commit_words_survive_recovery() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("r.glr");
     let (mut w, _) = RingWriter::open(&path, opts(8)).unwrap();
     // A body whose bytes at the start of the record's second slot read as the commit word of

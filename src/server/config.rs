@@ -67,8 +67,8 @@ mod tests {
 
     #[test]
     fn keys_become_flags_and_routes_parse() {
-        let dir = std::env::temp_dir().join(format!("glint-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("glint.toml");
         std::fs::write(
             &path,

@@ -169,26 +169,20 @@ impl ShipCursor {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("glint-cursor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn stores_and_loads_and_covers_by_ring_file() {
-        let d = dir("roundtrip");
-        assert_eq!(ShipCursor::load(&d).unwrap(), None);
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        assert_eq!(ShipCursor::load(d).unwrap(), None);
         let mut c = ShipCursor {
             instance: "abc".into(),
             ..ShipCursor::default()
         };
         c.streams.insert((0, 7), 100);
         c.streams.insert((1, 9), 5);
-        c.store(&d).unwrap();
+        c.store(d).unwrap();
         assert!(!d.join(format!("{CURSOR_FILE}.tmp")).exists());
-        let back = ShipCursor::load(&d).unwrap().unwrap();
+        let back = ShipCursor::load(d).unwrap().unwrap();
         assert_eq!(back, c);
         let m = |core, seed, next_seq| Watermark {
             core,
@@ -200,23 +194,22 @@ mod tests {
         // Same core, another ring file (recreated): nothing of it is shipped.
         assert!(!back.covers(&[m(0, 8, 1)]));
         assert!(back.covers(&[m(2, 1, 0)]));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn damaged_cursor_is_an_error_naming_the_file() {
-        let d = dir("damaged");
-        std::fs::write(cursor_path(&d), b"{\"version\":1,\"streams\":[{\"core\":0").unwrap();
-        let e = ShipCursor::load(&d).unwrap_err();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(cursor_path(d), b"{\"version\":1,\"streams\":[{\"core\":0").unwrap();
+        let e = ShipCursor::load(d).unwrap_err();
         assert!(
             e.contains(CURSOR_FILE) && e.contains("not a ship cursor"),
             "{e}"
         );
-        std::fs::write(cursor_path(&d), b"{\"version\":9,\"streams\":[]}").unwrap();
-        assert!(ShipCursor::load(&d).unwrap_err().contains("version 9"));
+        std::fs::write(cursor_path(d), b"{\"version\":9,\"streams\":[]}").unwrap();
+        assert!(ShipCursor::load(d).unwrap_err().contains("version 9"));
         let twice = b"{\"version\":1,\"streams\":[{\"core\":0,\"seed\":1,\"next_seq\":2},{\"core\":0,\"seed\":1,\"next_seq\":3}]}";
-        std::fs::write(cursor_path(&d), twice).unwrap();
-        assert!(ShipCursor::load(&d).unwrap_err().contains("twice"));
-        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::write(cursor_path(d), twice).unwrap();
+        assert!(ShipCursor::load(d).unwrap_err().contains("twice"));
     }
 }

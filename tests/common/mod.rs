@@ -36,18 +36,12 @@ macro_rules! for_each_backend {
     };
 }
 
-/// A fresh directory under the system temp dir.
-pub fn tempdir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "glint-it-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory `glint-TAG-*` under the system temp dir, removed when dropped.
+pub fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("glint-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A running `glint serve` child; killed on drop.

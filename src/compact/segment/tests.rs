@@ -37,19 +37,6 @@ pub(crate) fn record_bytes(core: u16, seq: u64, ts_ns: u64) -> Vec<u8> {
     slot
 }
 
-pub(crate) fn tempdir() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "glint-seg-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn mark(next_seq: u64) -> Vec<Watermark> {
     vec![Watermark {
         core: 0,
@@ -81,8 +68,9 @@ fn read_all(path: &Path) -> Vec<(u64, u64)> {
 #[test]
 fn round_trip_with_and_without_zstd_keeps_exact_bytes() {
     for codec in [Codec::None, Codec::Zstd] {
-        let dir = tempdir();
-        let path = sealed(&dir, 3000, codec);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = sealed(dir, 3000, codec);
         assert!(path
             .to_str()
             .unwrap()
@@ -108,8 +96,9 @@ fn round_trip_with_and_without_zstd_keeps_exact_bytes() {
 
 #[test]
 fn seek_skips_blocks_instead_of_scanning() {
-    let dir = tempdir();
-    let path = sealed(&dir, 5000, Codec::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let path = sealed(dir, 5000, Codec::None);
     let mut full = SegmentReader::open(&path).unwrap();
     while full.next_record().unwrap().is_some() {}
     let mut r = SegmentReader::open(&path).unwrap();
@@ -131,8 +120,9 @@ fn seek_skips_blocks_instead_of_scanning() {
 
 #[test]
 fn damaged_block_and_truncated_segment_name_file_and_offset() {
-    let dir = tempdir();
-    let path = sealed(&dir, 1000, Codec::Zstd);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let path = sealed(dir, 1000, Codec::Zstd);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[HEADER_LEN + BLOCK_HEADER_LEN + 10] ^= 0x55;
     std::fs::write(&path, &bytes).unwrap();
@@ -159,8 +149,9 @@ fn damaged_block_and_truncated_segment_name_file_and_offset() {
 
 #[test]
 fn recovery_cuts_uncommitted_blocks_and_continues() {
-    let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = SegmentWriter::create(dir, 5, Codec::None, None).unwrap();
     let recs: Vec<Vec<u8>> = (0..2000).map(|i| record_bytes(0, i, 10 + i)).collect();
     for b in &recs[..1000] {
         w.push(&RecordView::parse(b).unwrap()).unwrap();
@@ -203,8 +194,9 @@ fn recovery_cuts_uncommitted_blocks_and_continues() {
 
 #[test]
 fn recovery_of_a_sealed_but_unrenamed_file_renames_it() {
-    let dir = tempdir();
-    let path = sealed(&dir, 10, Codec::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let path = sealed(dir, 10, Codec::None);
     let open = dir.join(format!(
         "{}{OPEN_SUFFIX}",
         path.file_name()
@@ -223,8 +215,9 @@ fn recovery_of_a_sealed_but_unrenamed_file_renames_it() {
 
 #[test]
 fn damage_before_a_checkpoint_is_refused_not_cut() {
-    let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = SegmentWriter::create(dir, 5, Codec::None, None).unwrap();
     for i in 0..100 {
         w.push(&RecordView::parse(&record_bytes(0, i, i)).unwrap())
             .unwrap();
@@ -257,7 +250,8 @@ fn names_sort_by_time_and_open_file_is_listed_last() {
         segment_file_name(1_764_394_080_123_456_789, Some(&box_a)),
         "20251129T052800.123456789Z-abababababababab.gls"
     );
-    let data = tempdir();
+    let data_tmp = tempfile::tempdir().unwrap();
+    let data = data_tmp.path();
     let dir = data.join("segments");
     std::fs::create_dir_all(&dir).unwrap();
     let _ = sealed(&dir, 1, Codec::None);
@@ -267,7 +261,7 @@ fn names_sort_by_time_and_open_file_is_listed_last() {
         .unwrap();
     late.commit(&mark(1)).unwrap();
     let late = late.seal().unwrap();
-    let names: Vec<String> = list_segments(&data)
+    let names: Vec<String> = list_segments(data)
         .unwrap()
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
@@ -291,8 +285,9 @@ proptest::proptest! {
         ts in proptest::collection::vec(0u64..1_000_000, 600..1200),
         from in 0u64..1_000_000,
     ) {
-        let dir = tempdir();
-        let mut w = SegmentWriter::create(&dir, 1, Codec::Zstd, None).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut w = SegmentWriter::create(dir, 1, Codec::Zstd, None).unwrap();
         for (i, t) in ts.iter().enumerate() {
             w.push(&RecordView::parse(&record_bytes(0, i as u64, *t)).unwrap()).unwrap();
         }
@@ -309,13 +304,14 @@ proptest::proptest! {
         // What seek leaves is a suffix of the stored order.
         let start = after.first().copied().unwrap_or(ts.len() as u64);
         proptest::prop_assert_eq!(after, (start..ts.len() as u64).collect::<Vec<_>>());
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
 #[test]
 fn a_file_killed_before_its_header_was_written_is_removed() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     for len in [0usize, 20, 64] {
         let open = dir.join(format!("19700101T000000.00000000{len}Z{OPEN_SUFFIX}"));
         std::fs::write(&open, vec![0u8; len]).unwrap();
@@ -323,7 +319,7 @@ fn a_file_killed_before_its_header_was_written_is_removed() {
         assert!(rec.removed && rec.writer.is_none() && !open.exists());
     }
     // A damaged header on a file with blocks behind it is an error, and the file stays.
-    let path = sealed(&dir, 5, Codec::None);
+    let path = sealed(dir, 5, Codec::None);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[3] ^= 1;
     let open = dir.join(format!("x{OPEN_SUFFIX}"));
@@ -407,7 +403,8 @@ fn old_release_segment(path: &Path, blocks: u32) -> Vec<Vec<u8>> {
 /// segment past about 100 MB); such a segment decodes now, bounded by the file's length.
 #[test]
 fn an_old_segment_with_an_index_over_one_mib_still_decodes() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("19700101T000000.000001000Z.gls");
     let blocks = 40_000u32;
     let records = old_release_segment(&path, blocks);
@@ -437,7 +434,8 @@ fn an_old_segment_with_an_index_over_one_mib_still_decodes() {
 /// and offset, without reading a payload the size it claims.
 #[test]
 fn an_index_longer_than_its_file_allows_is_refused() {
-    let dir = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("19700101T000000.000001000Z.gls");
     old_release_segment(&path, 3);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -528,8 +526,9 @@ fn the_length_contract_at_its_edges() {
 /// an error naming file and offset, and nothing is written.
 #[test]
 fn the_writer_refuses_a_block_the_reader_would_refuse() {
-    let dir = tempdir();
-    let mut w = SegmentWriter::create(&dir, 5, Codec::None, None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = SegmentWriter::create(dir, 5, Codec::None, None).unwrap();
     w.push(&RecordView::parse(&record_bytes(0, 0, 1)).unwrap())
         .unwrap();
     w.commit(&mark(1)).unwrap();
