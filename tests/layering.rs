@@ -82,3 +82,21 @@ fn the_check_sees_upward_paths_in_every_form() {
         assert!(!names_any(code, &above), "flagged: {code}");
     }
 }
+
+/// One layout for unit tests (README "Development"): inline `mod tests`, or `tests.rs` beside
+/// the `mod.rs` of a module directory. No source file is pulled in by `#[path]`.
+#[test]
+fn no_source_file_is_included_by_path() {
+    let mut files = Vec::new();
+    sources(&Path::new(ROOT).join("src"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.split("//").next().unwrap_or("").contains("#[path") {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "#[path] in src:\n{}", found.join("\n"));
+}

@@ -346,5 +346,4 @@ pub fn anonymize(ip: Ipv6Addr, v4_prefix: u8, v6_prefix: u8) -> Ipv6Addr {
 }
 
 #[cfg(test)]
-#[path = "realip_tests.rs"]
 mod tests;

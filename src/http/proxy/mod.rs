@@ -334,5 +334,4 @@ impl<'a> Iterator for Tlvs<'a> {
 }
 
 #[cfg(test)]
-#[path = "proxy_tests.rs"]
 mod tests;
