@@ -3,7 +3,10 @@
 # segments the compactor writes, of `glint decode` JSON Lines (raw and zstd -3) and of
 # `glint decode --format parquet`; and records per CPU-second written as JSON Lines and as
 # Parquet (user + system CPU of the decode process, median of ROUNDS runs each, taken in turns
-# so machine noise hits both alike).
+# so machine noise hits both alike); and, when the lake test tools are there (SeaweedFS `weed`
+# in target/lake-tools or GLINT_LAKE_TOOLS), records per CPU-second of `glint ship --once --to
+# s3://` uploading the same segments as Parquet objects to `weed mini` on loopback (CPU of the
+# shipper alone; a fresh cursor and bucket prefix each round), in the same turns.
 #
 #   loadtest/parquet-size.sh [SECONDS]     default 10 seconds of load; loopback only
 #
@@ -24,8 +27,10 @@ fi
 WORK=$(mktemp -d /tmp/glint-parquet-size.XXXXXX)
 DATA="$WORK/data"
 SERVER_PID=""
+WEED_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
+  [ -n "$WEED_PID" ] && kill -9 "$WEED_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   if [ "${KEEP:-0}" = 1 ]; then echo "parquet-size: work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -69,9 +74,26 @@ wait "$L1" "$L2" "$L3"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 "$GLINT" compact --once --data-dir "$DATA" 2>"$WORK/compact.log"
 
-python3 - "$GLINT" "$DATA" "$WORK" "$ROUNDS" <<'PY'
-import glob, os, resource, statistics, subprocess, sys
-glint, data, work, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+LAKE=${GLINT_LAKE_TOOLS:-target/lake-tools}
+S3=""
+if [ -x "$LAKE/bin/weed" ]; then
+  B=$((30000 + RANDOM % 2000 * 10))
+  mkdir -p "$WORK/weed"
+  AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret "$LAKE/bin/weed" mini -dir="$WORK/weed" \
+    -ip 127.0.0.1 -ip.bind 127.0.0.1 -master.port=$B -volume.port=$((B + 1)) -filer.port=$((B + 2)) \
+    -s3.port=$((B + 3)) -admin.port=$((B + 4)) -metricsPort=$((B + 6)) -webdav=false -admin.ui=false \
+    -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false -bucket bench >"$WORK/weed.log" 2>&1 &
+  WEED_PID=$!
+  for _ in $(seq 1 600); do (echo >/dev/tcp/127.0.0.1/$((B + 3))) 2>/dev/null && break; sleep 0.1; done
+  sleep 3  # the bucket is made once the filer is up
+  S3="http://127.0.0.1:$((B + 3))"
+else
+  echo "parquet-size: no $LAKE/bin/weed (run .ci/run): the ship --to s3:// figure is left out"
+fi
+
+python3 - "$GLINT" "$DATA" "$WORK" "$ROUNDS" "$S3" <<'PY'
+import glob, os, resource, shutil, statistics, subprocess, sys
+glint, data, work, rounds, s3 = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 segs = os.path.join(data, "segments")
 jsonl, pq = os.path.join(work, "all.jsonl"), os.path.join(work, "all.parquet")
 
@@ -94,12 +116,31 @@ print(f"{'form':<24} {'bytes':>12} {'bytes/record':>13} {'vs Parquet':>11}")
 for name, n in rows:
     print(f"{name:<24} {n:>12} {n / records:>13.1f} {n / rows[-1][1]:>10.2f}x")
 cpu = {"jsonl": [], "parquet": []}
-for _ in range(rounds):
+if s3:
+    cpu["ship s3"] = []
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="benchsecret",
+               AWS_ENDPOINT_URL=s3, AWS_ALLOW_HTTP="true", AWS_REGION="us-east-1")
+ship_rss = 0
+for n in range(rounds):
     cpu["jsonl"].append(cpu_of([glint, "decode", segs]))
     cpu["parquet"].append(cpu_of([glint, "decode", segs, "--format", "parquet", "-o", pq]))
-print(f"records per CPU-second written (median of {rounds}, decode of the same segments; shared machine):")
+    if s3:
+        for f in ("ship-cursor.json", "ship-spool"):
+            p = os.path.join(data, f)
+            shutil.rmtree(p) if os.path.isdir(p) else os.path.exists(p) and os.remove(p)
+        child = subprocess.Popen([glint, "ship", "--once", "--data-dir", data, "--to",
+                                  f"s3://bench/round{n}", "--admin-listen", "off"],
+                                 env=env, stderr=open(os.path.join(work, "ship.log"), "w"))
+        _, status, ru = os.wait4(child.pid, 0)
+        assert status == 0, open(os.path.join(work, "ship.log")).read()
+        cpu["ship s3"].append(ru.ru_utime + ru.ru_stime)
+        ship_rss = max(ship_rss, ru.ru_maxrss)
+print(f"records per CPU-second written (median of {rounds}, the same segments; shared machine):")
 for k, v in cpu.items():
     m = statistics.median(v)
     print(f"  {k:<8} {records / m:>12.0f} records/CPU-s  ({m:.2f} CPU s)")
 print(f"  parquet/jsonl ratio {statistics.median(cpu['jsonl']) / statistics.median(cpu['parquet']):.2f}")
+if s3:
+    print(f"  ship s3/parquet ratio {statistics.median(cpu['parquet']) / statistics.median(cpu['ship s3']):.2f};"
+          f" ship peak RSS {ship_rss / 1024:.0f} MiB (objects of {os.path.getsize(pq) / 2**20:.1f} MiB in all, --part-size 16 MiB)")
 PY

@@ -311,6 +311,19 @@ fn run(example: &Example, root: &Path, n: usize) -> Result<(), String> {
         // A closed loopback port: no traffic leaves the machine.
         set_flag(&mut words, "--brokers", "127.0.0.1:9");
     }
+    if words[0] == "ship" && !help && has_flag(&words, "--to") {
+        // The S3 endpoint a closed loopback port (the last --s3-opt wins), no admin port.
+        words.extend(
+            [
+                "--s3-opt",
+                "endpoint=http://127.0.0.1:9",
+                "--s3-opt",
+                "allow_http=true",
+            ]
+            .map(String::from),
+        );
+        set_flag(&mut words, "--admin-listen", "off");
+    }
     if words[0] == "serve" && !help {
         // Its own data dir and loopback port: the documented flags are what is tested.
         set_flag(&mut words, "--listen", "127.0.0.1:0");

@@ -16,8 +16,9 @@ pub fn shipper(ctx: &Context) -> Finding {
     shipper_finding(&ctx.data_dir, settings, cursor)
 }
 
-/// `topic T on BROKERS` from the config's `[ship]` table, checked the way `glint ship` checks
-/// it (fixed librdkafka settings, flags it knows); `None` without a `[ship]` table.
+/// `topic T on BROKERS` or `s3://BUCKET/PREFIX every W window` from the config's `[ship]`
+/// table, checked the way `glint ship` checks it (flags it knows, fixed librdkafka settings,
+/// S3 target, window and part size); `None` without a `[ship]` table.
 fn settings(path: &Path) -> Result<Option<String>, String> {
     use clap::Parser;
     #[derive(clap::Parser)]
@@ -39,6 +40,10 @@ fn settings(path: &Path) -> Result<Option<String>, String> {
             )
         })?;
     let a = parsed.args;
+    if let Some(to) = &a.to {
+        crate::ship::check_lake_args(&a)?;
+        return Ok(Some(format!("{to} every {:?} window", a.window)));
+    }
     let brokers = a.brokers.unwrap_or_default();
     crate::ship::settings::check_user_settings(&a.kafka_opts)?;
     Ok(Some(format!(
@@ -129,5 +134,25 @@ mod tests {
             "{}",
             f.current
         );
+    }
+
+    #[test]
+    fn an_s3_target_is_described_and_checked() {
+        let dir = std::env::temp_dir().join(format!("glint-doctor-s3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("glint.toml");
+        let row = |text: &str| {
+            std::fs::write(&config, text).unwrap();
+            settings(&config)
+        };
+        let ok = row("[ship]\nto = \"s3://lake/beacons\"\nwindow = \"15m\"\n[ship.s3]\nregion = \"eu-west-1\"\n");
+        assert_eq!(ok.unwrap().unwrap(), "s3://lake/beacons every 900s window");
+        let e = row("[ship]\nto = \"s3://lake/b\"\nwindow = \"7m\"\n").unwrap_err();
+        assert!(e.contains("--window"), "{e}");
+        let e = row("[ship]\nto = \"http://lake/b\"\n").unwrap_err();
+        assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
+        let e = row("[ship]\nto = \"s3://lake/b\"\n[ship.s3]\nno_such = \"x\"\n").unwrap_err();
+        assert!(e.contains("no_such"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

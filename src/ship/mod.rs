@@ -1,8 +1,10 @@
 //! `glint ship`: delivers every record of a data dir to a Kafka topic, in order per
-//! (instance, core), nothing lost and every duplicate recognisable by its key.
+//! (instance, core), nothing lost and every duplicate recognisable by its key; or, with
+//! `--to s3://BUCKET/PREFIX`, as hourly Parquet objects to object storage ([`lake`]).
 //!
 //! A separate process, like the compactor, so the server's hot path never waits on the
-//! network. It reads the segments the compactor has committed ([`shipper`]), produces each
+//! network. Both sinks read the segments the compactor has committed through one walker
+//! ([`segments`]) and keep one cursor ([`cursor`]). The Kafka sink ([`shipper`]) produces each
 //! record through librdkafka's idempotent producer with `acks=all` ([`kafka`]), and moves a
 //! durable cursor ([`cursor`]) only past records whose delivery reports say the brokers have
 //! them. Message key: `INSTANCE_ID:CORE:SEQ` (the segment's instance identity, 32 hex
@@ -71,83 +73,113 @@ pub enum Compression {
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct ShipArgs {
-    /// TOML file: the keys of its `[ship]` table are these long flags (`brokers = "k1:9092"`),
-    /// its `[ship.kafka]` table holds librdkafka settings (as --kafka-opt). Flags on the
+    /// TOML file: the keys of its `[ship]` table are these long flags (`brokers = "k1:9092"`,
+    /// `to = "s3://b/p"`), its `[ship.kafka]` table holds librdkafka settings (as --kafka-opt),
+    /// its `[ship.s3]` table S3 client settings (as --s3-opt). Flags on the
     /// command line win. The server ignores the `[ship]` table, so one file can serve both.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Data dir whose segments are shipped (the compactor's output, DIR/segments/).
     #[arg(long, value_name = "DIR", default_value = "./glint-data")]
     pub data_dir: PathBuf,
-    /// Ship to object storage instead of Kafka: hourly (--window) Parquet objects under
-    /// s3://BUCKET/PREFIX/dt=YYYY-MM-DD/hour=HH/ (endpoint, region, credentials and
-    /// path-style from the AWS_* environment variables and --s3-opt).
+    /// Ship to S3-compatible object storage instead of Kafka: each (--window) window's records
+    /// as Parquet objects s3://BUCKET/PREFIX/dt=YYYY-MM-DD/hour=HH/INSTANCE-CORE-SEED-FIRSTSEQ.parquet
+    /// (AWS S3, MinIO, SeaweedFS, Ceph RGW, R2, ...). Endpoint, region, credentials and
+    /// addressing style come from the AWS_* environment variables and --s3-opt (see below).
     #[arg(long, value_name = "s3://BUCKET/PREFIX", conflicts_with_all = ["brokers", "topic"])]
     pub to: Option<String>,
-    /// An S3 client setting over the AWS_* environment, e.g. endpoint=http://127.0.0.1:8333,
-    /// region=eu-west-1, allow_http=true, virtual_hosted_style_request=false,
-    /// access_key_id=K, secret_access_key=S. Repeatable; also the [ship.s3] table.
+    /// With --to: an S3 client setting, over the AWS_* environment: endpoint=URL (an
+    /// S3-compatible server; AWS_ENDPOINT_URL), region=R (AWS_REGION), access_key_id=K and
+    /// secret_access_key=S (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), session_token=T,
+    /// allow_http=true (plain http endpoints), virtual_hosted_style_request=true
+    /// (BUCKET.host addressing; the default is path-style host/BUCKET), role_arn=A with
+    /// web_identity_token_file=F, server_side_encryption=aws:kms, sse_kms_key_id=K.
+    /// Repeatable; also the [ship.s3] table of --config.
     #[arg(long = "s3-opt", value_name = "KEY=VALUE", value_parser = lake::parse_s3_opt)]
     pub s3_opts: Vec<(String, String)>,
-    /// With --to: the time window of one object; whole seconds dividing an hour.
+    /// With --to: the time window of one object (by record time); whole seconds dividing an
+    /// hour, so a window never spans two hour= partitions.
     #[arg(long, value_name = "DUR", default_value = "1h", value_parser = crate::clock::parse_duration)]
     pub window: Duration,
     /// With --to: how long after a window's end its object is written (records committed
     /// later still go in, as another object in the same partition).
     #[arg(long, value_name = "DUR", default_value = "1m", value_parser = crate::clock::parse_duration)]
     pub window_grace: Duration,
-    /// With --to: objects larger than this go up as a multipart upload in parts of this size
-    /// (at least 5 MiB).
+    /// With --to: objects larger than this go up as a multipart upload in parts of this size,
+    /// read from the spool file part by part (memory: about 3 parts); at least 5 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub part_size: u64,
-    /// Kafka bootstrap brokers, comma-separated.
+    /// Kafka: bootstrap brokers, comma-separated.
     #[arg(long, value_name = "HOST:PORT[,..]")]
     pub brokers: Option<String>,
-    /// Topic the records go to; it must exist.
+    /// Kafka: the topic the records go to; it must exist.
     #[arg(long, value_name = "NAME")]
     pub topic: Option<String>,
-    /// A librdkafka setting passed through, e.g. security.protocol=ssl, ssl.ca.location=FILE,
+    /// Kafka: a librdkafka setting passed through, e.g. security.protocol=ssl, ssl.ca.location=FILE,
     /// sasl.mechanisms=SCRAM-SHA-512, sasl.username=U, client.id=ID, message.max.bytes=N,
     /// linger.ms=N. Repeatable. enable.idempotence, acks and message.timeout.ms are fixed.
     #[arg(long = "kafka-opt", value_name = "KEY=VALUE", value_parser = settings::parse_kafka_opt)]
     pub kafka_opts: Vec<(String, String)>,
-    /// Batch compression.
+    /// Kafka: batch compression.
     #[arg(long, value_enum, default_value = "lz4")]
     pub compression: Compression,
-    /// Message value: json (what `glint decode` prints) or record (stored bytes).
+    /// Kafka: message value, json (what `glint decode` prints) or record (stored bytes).
     #[arg(long, value_enum, default_value = "json")]
     pub value_format: ValueFormat,
-    /// Records produced past the durable cursor at most; after a kill at most this many
+    /// Kafka: records produced past the durable cursor at most; after a kill at most this many
     /// records reach the topic twice (same key).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_in_flight: u64,
-    /// How often the cursor is written while deliveries come in (ms, s).
+    /// Kafka: how often the cursor is written while deliveries come in (ms, s). The S3 sink
+    /// writes it after each completed upload.
     #[arg(long, value_name = "DUR", default_value = "200ms", value_parser = crate::clock::parse_duration)]
     pub cursor_interval: Duration,
     /// How often to look for newly committed records when caught up.
     #[arg(long, value_name = "DUR", default_value = "200ms", value_parser = crate::clock::parse_duration)]
     pub poll_interval: Duration,
-    /// At start, how long the brokers may take to answer before `glint ship` gives up with
+    /// Kafka: at start, how long the brokers may take to answer before `glint ship` gives up with
     /// one line (exit 1).
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::clock::parse_duration)]
     pub connect_timeout: Duration,
-    /// On SIGTERM/SIGINT, how long to wait for records in flight before storing the cursor and
-    /// exiting (unacknowledged records are shipped again on the next start).
+    /// Kafka: on SIGTERM/SIGINT, how long to wait for records in flight before storing the
+    /// cursor and exiting (unacknowledged records are shipped again on the next start). The S3
+    /// sink finishes the upload under way and exits; spooled records are read again next time.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = crate::clock::parse_duration)]
     pub drain_timeout: Duration,
-    /// Ship what is committed now, wait until the brokers have all of it, exit.
+    /// Ship what is committed now, wait until the brokers (or the object store, open windows
+    /// included) have all of it, exit.
     #[arg(long)]
     pub once: bool,
-    /// Admin listener for Prometheus metrics (GET /metrics) and health; `off` disables it.
+    /// Admin listener for Prometheus metrics (GET /metrics) and health, for either sink;
+    /// `off` disables it.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9101")]
     pub admin_listen: String,
 }
 
 const AFTER_HELP: &str = "\
 Runs next to `glint compact` on the same data dir and ships what the compactor has committed
-(latency: about --interval of the compactor plus linger). While a ship cursor exists
-(DATA_DIR/ship-cursor.json), compactor retention never deletes a segment not yet shipped;
-delete the cursor file when you stop shipping for good.
+(latency: about --interval of the compactor plus linger, or with --to the window plus
+--window-grace). While a ship cursor exists (DATA_DIR/ship-cursor.json), compactor retention
+never deletes a segment not yet shipped; delete the cursor file when you stop shipping for good.
+
+Object storage (--to s3://BUCKET/PREFIX): records are spooled per window in
+DATA_DIR/ship-spool/ and uploaded once the window's end plus --window-grace has passed (with
+--once: everything, open windows too); the cursor moves after the upload completed. The object
+name depends only on its records, so a retry after a crash overwrites the same object; records
+of a window already uploaded (late ones) become another object in the same partition. S3
+settings, each an environment variable or --s3-opt KEY=VALUE (the flag wins):
+  AWS_ENDPOINT_URL / endpoint=URL     S3-compatible server, e.g. http://127.0.0.1:8333
+  AWS_REGION / region=R               region (us-east-1 when unset)
+  AWS_ACCESS_KEY_ID / access_key_id, AWS_SECRET_ACCESS_KEY / secret_access_key,
+  AWS_SESSION_TOKEN / session_token   static credentials; without them: web identity
+                                      (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the ECS
+                                      container or EC2 instance metadata. ~/.aws files are
+                                      not read.
+  AWS_ALLOW_HTTP=true / allow_http    allow a plain http:// endpoint
+  AWS_VIRTUAL_HOSTED_STYLE_REQUEST / virtual_hosted_style_request=true
+                                      BUCKET.endpoint addressing (default: path-style)
+A multipart upload cut short by a kill stays in the bucket, unfinished and invisible, until a
+lifecycle rule (AbortIncompleteMultipartUpload) removes it; see docs/analytics.md.
 
 Exit status: 0 after a clean stop (or --once), 1 on a bad setting, unreachable brokers or an
 unknown topic at start (one line on stderr), or a fatal producer error.";
@@ -167,8 +199,8 @@ pub fn run(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
     run_kafka(args)
 }
 
-/// `glint ship --to s3://...`.
-fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+/// The S3 target of `--to`, after checking `--window` and `--part-size` (also `glint doctor`).
+pub fn check_lake_args(args: &ShipArgs) -> Result<lake::Target, String> {
     let target = lake::Target::parse(args.to.as_deref().unwrap_or_default())?;
     lake::check_window(args.window)?;
     if args.part_size < lake::MIN_PART_SIZE {
@@ -176,9 +208,14 @@ fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
             "--part-size {}: at least {} (S3's smallest part)",
             args.part_size,
             lake::MIN_PART_SIZE
-        )
-        .into());
+        ));
     }
+    Ok(target)
+}
+
+/// `glint ship --to s3://...`.
+fn run_lake(args: ShipArgs) -> Result<ExitCode, crate::BoxError> {
+    let target = check_lake_args(&args)?;
     if !args.data_dir.is_dir() {
         return Err(format!("{}: not a directory (--data-dir)", args.data_dir.display()).into());
     }

@@ -1,16 +1,17 @@
 //! `glint ship --to s3://BUCKET/PREFIX`: the records of each closed time window as Parquet
 //! objects in S3-compatible object storage, Hive-partitioned by day and hour.
 //!
-//! Same reading and cursor discipline as the Kafka sink: committed segment records in order,
-//! one durable cursor per ring stream (`DATA_DIR/ship-cursor.json`), moved only past records
-//! whose object the store has confirmed. Records are spooled per (stream, window) into a
+//! Same reading and cursor discipline as the Kafka sink: committed segment records in order
+//! through the one walker ([`super::segments`]), one durable cursor per ring stream
+//! (`DATA_DIR/ship-cursor.json`), moved only past records whose object the store has confirmed. Records are spooled per (stream, window) into a
 //! Parquet file under `DATA_DIR/ship-spool/` (the decoder's writer and schema); once a window
 //! is closed (its end plus `--window-grace` has passed, or `--once`) the file is uploaded as
 //!
 //! `PREFIX/dt=YYYY-MM-DD/hour=HH/INSTANCE-CORE-SEED-FIRSTSEQ.parquet`
 //!
 //! (SEED: the ring's seed, 16 hex digits; FIRSTSEQ: the stream's first seq in the object), in
-//! one PUT, or as a multipart upload in `--part-size` parts when larger. The name depends only
+//! one PUT, or as a multipart upload in `--part-size` parts when larger, streamed from the
+//! spool file ([`store::upload_file`]). The name depends only
 //! on the records, so after a kill the same records are uploaded again under the same name and
 //! overwrite the first copy: no duplicate. Records of a window already uploaded (late ones)
 //! start a new object in the same partition, named by their own first seq. While the store is
