@@ -22,8 +22,7 @@ enum Command {
     Serve(glint::server::ServeArgs),
     /// Merge the per-core rings into time-ordered, indexed segment files.
     Compact(glint::compact::CompactArgs),
-    /// Deliver every record of a data dir to a Kafka topic, or as hourly Parquet objects to S3
-    /// (durable cursor, nothing lost).
+    /// Deliver every record to Kafka, or as hourly Parquet objects to S3 (nothing lost).
     Ship(glint::ship::ShipArgs),
     /// Print rings and segments as JSON Lines, CSV or TSV; verify them; summarise them.
     Decode(glint::decode::DecodeArgs),
