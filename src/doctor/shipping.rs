@@ -138,9 +138,8 @@ mod tests {
 
     #[test]
     fn an_s3_target_is_described_and_checked() {
-        let dir = std::env::temp_dir().join(format!("glint-doctor-s3-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("glint.toml");
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("glint.toml");
         let row = |text: &str| {
             std::fs::write(&config, text).unwrap();
             settings(&config)
@@ -153,6 +152,5 @@ mod tests {
         assert!(e.contains("s3://BUCKET/PREFIX"), "{e}");
         let e = row("[ship]\nto = \"s3://lake/b\"\n[ship.s3]\nno_such = \"x\"\n").unwrap_err();
         assert!(e.contains("no_such"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
