@@ -1,11 +1,11 @@
 //! Compactor throughput: records/s merged from 2 to 16 rings into a segment (one full cycle:
 //! read, merge, encode blocks, fdatasync, cursor stores, seal), and the size ratio ring bytes :
-//! segment bytes on realistic beacons, with and without zstd.
+//! segment bytes on realistic beacons, without compression and with zstd at several levels.
 //!
 //! `cargo bench --bench compact` (the ratios print first, then criterion's figures).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use glint::compact::segment::{list_segments, Codec};
+use glint::compact::segment::{list_segments, Codec, DEFAULT_ZSTD_LEVEL};
 use glint::compact::{CompactOptions, Compactor, CycleReport};
 use glint::record::{BodyKind, IpSource, Method, RecordFields};
 use glint::ring::{ring_file_name, RingOptions, RingWriter};
@@ -142,12 +142,13 @@ fn reset(dir: &Path, rings: u64) {
     }
 }
 
-fn compact_once(dir: &Path, codec: Codec) -> CycleReport {
+fn compact_once(dir: &Path, codec: Codec, zstd_level: i32) -> CycleReport {
     let opts = CompactOptions {
         data_dir: dir.to_path_buf(),
         span_ns: u64::MAX,
         max_bytes: u64::MAX,
         codec,
+        zstd_level,
         retain_ns: None,
         retain_bytes: None,
         instance_name: None,
@@ -159,42 +160,48 @@ fn compact_once(dir: &Path, codec: Codec) -> CycleReport {
     report
 }
 
-/// CPU seconds (user + system) this process has used, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after_name
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks/s.
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
-}
+/// No compression, then zstd at the default level and at faster ones.
+const CODECS: [(Codec, i32); 5] = [
+    (Codec::None, DEFAULT_ZSTD_LEVEL),
+    (Codec::Zstd, DEFAULT_ZSTD_LEVEL),
+    (Codec::Zstd, -1),
+    (Codec::Zstd, -3),
+    (Codec::Zstd, -7),
+];
 
-/// Size ratios, and records/s by CPU time (robust on a machine shared with other work).
+/// Size ratios, and records per second of this thread's CPU time (the compactor runs in it;
+/// robust on a machine shared with other work). The codecs take turns, cycle by cycle, so
+/// all see the same machine.
 fn print_size_ratios_and_cpu_rate() {
     for rings in [2u64, 16] {
         let dir = data_dir(rings);
-        for codec in [Codec::None, Codec::Zstd] {
-            let (mut cpu, mut r) = (0.0, None);
-            for _ in 0..RUNS {
+        let mut cpu = [Duration::ZERO; CODECS.len()];
+        let mut seg = [0u64; CODECS.len()];
+        let mut ring_bytes = 0;
+        for _ in 0..RUNS {
+            for (k, &(codec, level)) in CODECS.iter().enumerate() {
                 reset(&dir, rings);
-                let before = cpu_seconds();
-                r = Some(compact_once(&dir, codec));
-                cpu += cpu_seconds() - before;
+                let before = glint::sys::thread_cpu_time();
+                ring_bytes = compact_once(&dir, codec, level).ring_bytes;
+                cpu[k] += glint::sys::thread_cpu_time() - before;
+                seg[k] = list_segments(&dir)
+                    .unwrap()
+                    .iter()
+                    .map(|p| std::fs::metadata(p).unwrap().len())
+                    .sum();
             }
-            let r = r.unwrap();
-            let seg: u64 = list_segments(&dir)
-                .unwrap()
-                .iter()
-                .map(|p| std::fs::metadata(p).unwrap().len())
-                .sum();
+        }
+        for (k, (codec, level)) in CODECS.iter().enumerate() {
+            let codec = match codec {
+                Codec::None => "none".to_string(),
+                Codec::Zstd => format!("zstd {level}"),
+            };
             println!(
-                "{rings} rings, {codec:?}: {TOTAL_RECORDS} beacons, ring bytes {} ({SLOT_SIZE}-byte slots) : segment bytes {seg} = {:.2} : 1 ({:.0} bytes/record); {:.0} records/s of CPU time (mean of {RUNS} cycles)",
-                r.ring_bytes,
-                r.ring_bytes as f64 / seg as f64,
-                seg as f64 / TOTAL_RECORDS as f64,
-                (RUNS * TOTAL_RECORDS) as f64 / cpu.max(0.01),
+                "{rings} rings, {codec}: {TOTAL_RECORDS} beacons, ring bytes {ring_bytes} ({SLOT_SIZE}-byte slots) : segment bytes {} = {:.2} : 1 ({:.0} bytes/record); {:.0} records/s of CPU time (mean of {RUNS} cycles)",
+                seg[k],
+                ring_bytes as f64 / seg[k] as f64,
+                seg[k] as f64 / TOTAL_RECORDS as f64,
+                (RUNS * TOTAL_RECORDS) as f64 / cpu[k].as_secs_f64().max(1e-3),
             );
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -216,7 +223,7 @@ fn merge_throughput(c: &mut Criterion) {
             group.bench_function(id, |b| {
                 b.iter_batched(
                     || reset(&dir, rings),
-                    |()| compact_once(&dir, codec),
+                    |()| compact_once(&dir, codec, DEFAULT_ZSTD_LEVEL),
                     BatchSize::PerIteration,
                 )
             });

@@ -207,6 +207,7 @@ fn a_recreated_ring_file_is_compacted_from_its_start() {
         span_ns: u64::MAX,
         max_bytes: u64::MAX,
         codec: Codec::Zstd,
+        zstd_level: glint::compact::segment::DEFAULT_ZSTD_LEVEL,
         retain_ns: None,
         retain_bytes: None,
         instance_name: None,
@@ -252,6 +253,7 @@ fn help_explains_every_flag() {
         "--retain ",
         "--retain-bytes",
         "--compression",
+        "--zstd-level",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

@@ -14,6 +14,8 @@ pub struct CompactOptions {
     pub span_ns: u64,
     pub max_bytes: u64,
     pub codec: Codec,
+    /// zstd level of the blocks this compactor writes (`--zstd-level`).
+    pub zstd_level: i32,
     pub retain_ns: Option<u64>,
     pub retain_bytes: Option<u64>,
     /// `--instance-name`: names (or renames) the data dir's instance.
@@ -88,7 +90,7 @@ impl Compactor {
                     &self.seg_dir,
                     &mut self.last_start_ns,
                     rec.ts_ns(),
-                    self.opts.codec,
+                    (self.opts.codec, self.opts.zstd_level),
                     self.identity,
                 )?),
             };
@@ -140,12 +142,13 @@ impl Compactor {
         dir: &Path,
         last_start_ns: &mut u64,
         ts_ns: u64,
-        codec: Codec,
+        (codec, zstd_level): (Codec, i32),
         identity: Identity,
     ) -> Result<SegmentWriter, SegmentError> {
         // Names must sort in creation order even after a clock step backwards.
         let start = ts_ns.max(last_start_ns.saturating_add(1));
-        let w = SegmentWriter::create(dir, start, codec, Some(identity))?;
+        let mut w = SegmentWriter::create(dir, start, codec, Some(identity))?;
+        w.set_zstd_level(zstd_level)?;
         *last_start_ns = start;
         Ok(w)
     }

@@ -88,16 +88,15 @@ impl RingMerge {
         }
         loop {
             let seq = ring.next_seq;
-            let state = match ring.reader.read(seq) {
+            // Read straight into the held record's buffer: one copy out of the ring.
+            let state = match ring.reader.read_into(seq, &mut self.heads[i]) {
                 Ok(view) => {
                     // A ring gives at most its capacity in slots per cycle.
                     let seqs = view.seqs();
                     self.budget[i] = self.budget[i].saturating_sub(seqs.end - seq);
                     self.after[i] = seqs.end;
-                    let key = (view.ts_ns(), view.core(), view.seq(), i);
-                    self.heads[i].clear();
-                    self.heads[i].extend_from_slice(view.bytes());
-                    self.heap.push(Reverse(key));
+                    self.heap
+                        .push(Reverse((view.ts_ns(), view.core(), view.seq(), i)));
                     return;
                 }
                 Err(state) => state,

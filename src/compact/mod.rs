@@ -80,9 +80,17 @@ pub struct CompactArgs {
     /// Delete the oldest sealed segments while all segments together are larger than this.
     #[arg(long, value_name = "N", value_parser = crate::units::parse_bytes)]
     pub retain_bytes: Option<u64>,
-    /// Block compression: zstd (level 1, a block is stored raw when zstd does not shrink it) or none.
+    /// Block compression: zstd (at --zstd-level; a block is stored raw when zstd does not shrink
+    /// it) or none.
     #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Codec,
+    /// zstd level, -7 to 19: negative levels compress faster and less (on browser beacons, one
+    /// core: 1 is about 61 bytes a record, -7 about 95, none 431; see README "Design notes").
+    /// Readers need not know it.
+    #[arg(long, value_name = "N", default_value_t = segment::DEFAULT_ZSTD_LEVEL,
+          allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(i64::from(*segment::ZSTD_LEVELS.start())..=i64::from(*segment::ZSTD_LEVELS.end())))]
+    pub zstd_level: i32,
     /// Name of this box's instance in every segment (default: the name in
     /// DATA_DIR/instance.toml, created with the host name); a new name replaces the stored one.
     #[arg(long, value_name = "NAME", value_parser = crate::instance::parse_name)]
@@ -97,6 +105,7 @@ impl CompactArgs {
             span_ns: duration_ns(self.segment_span),
             max_bytes: self.segment_max_bytes,
             codec: self.compression,
+            zstd_level: self.zstd_level,
             retain_ns: self.retain.map(duration_ns),
             retain_bytes: self.retain_bytes,
             instance_name: self.instance_name.clone(),

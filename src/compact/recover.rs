@@ -49,8 +49,9 @@ impl Compactor {
                     std::fs::remove_file(path).map_err(|e| SegmentError::io(path, e))?;
                     crate::sys::sync_dir(&seg_dir).map_err(|e| SegmentError::io(&seg_dir, e))?;
                 }
-                Some(w) if i + 1 == open.len() => {
+                Some(mut w) if i + 1 == open.len() => {
                     marks = rec.marks;
+                    w.set_zstd_level(opts.zstd_level)?;
                     writer = Some(w);
                 }
                 Some(w) => {

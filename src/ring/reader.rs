@@ -105,6 +105,23 @@ impl RingReader {
         }
     }
 
+    /// [`RingReader::read`] into the caller's buffer (its bytes replaced by the record's slots,
+    /// padding included): a consumer that keeps the record, as the compactor's merge does,
+    /// copies it out of the ring once instead of twice.
+    pub fn read_into<'b>(
+        &mut self,
+        seq: u64,
+        out: &'b mut Vec<u8>,
+    ) -> Result<RecordView<'b>, SlotState> {
+        match locate(&self.raw, self.crc_init, seq, out) {
+            (_, SlotState::Valid) => {
+                let out: &'b Vec<u8> = out;
+                Ok(RecordView::parse(out).expect("check_slot validated the record"))
+            }
+            (_, other) => Err(other),
+        }
+    }
+
     /// Whether a record starting exactly at `seq` is committed and intact, without handing it
     /// out (a continuation slot reads as uncommitted).
     pub fn state(&mut self, seq: u64) -> SlotState {

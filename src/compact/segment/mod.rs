@@ -99,7 +99,7 @@ pub use format::{
     OPEN_SUFFIX, SEGMENT_SUFFIX, SEGMENT_VERSION, TRAILER_LEN,
 };
 pub use reader::SegmentReader;
-pub use writer::{Recovered, SegmentWriter};
+pub use writer::{Recovered, SegmentWriter, DEFAULT_ZSTD_LEVEL, ZSTD_LEVELS};
 
 #[cfg(test)]
 mod tests;

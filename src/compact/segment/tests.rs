@@ -47,7 +47,12 @@ fn mark(next_seq: u64) -> Vec<Watermark> {
 
 /// Writes `n` records with ts 1000*i in one sealed segment.
 fn sealed(dir: &Path, n: u64, codec: Codec) -> PathBuf {
+    sealed_at(dir, n, codec, DEFAULT_ZSTD_LEVEL)
+}
+
+fn sealed_at(dir: &Path, n: u64, codec: Codec, zstd_level: i32) -> PathBuf {
     let mut w = SegmentWriter::create(dir, 1_000, codec, None).unwrap();
+    w.set_zstd_level(zstd_level).unwrap();
     for i in 0..n {
         let b = record_bytes(0, i, 1_000 * (i + 1));
         w.push(&RecordView::parse(&b).unwrap()).unwrap();
@@ -67,10 +72,14 @@ fn read_all(path: &Path) -> Vec<(u64, u64)> {
 
 #[test]
 fn round_trip_with_and_without_zstd_keeps_exact_bytes() {
-    for codec in [Codec::None, Codec::Zstd] {
+    let levels = [*ZSTD_LEVELS.start(), DEFAULT_ZSTD_LEVEL, *ZSTD_LEVELS.end()];
+    let runs = [(Codec::None, DEFAULT_ZSTD_LEVEL)]
+        .into_iter()
+        .chain(levels.map(|l| (Codec::Zstd, l)));
+    for (codec, level) in runs {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let path = sealed(dir, 3000, codec);
+        let path = sealed_at(dir, 3000, codec, level);
         assert!(path
             .to_str()
             .unwrap()
@@ -86,7 +95,7 @@ fn round_trip_with_and_without_zstd_keeps_exact_bytes() {
             assert_eq!(
                 v.bytes(),
                 record_bytes(0, i, 1_000 * (i + 1)),
-                "{codec:?} {i}"
+                "{codec:?} level {level}, record {i}"
             );
             assert!(v.crc_ok(record::crc_init(7)));
         }

@@ -12,7 +12,10 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const ZSTD_LEVEL: i32 = 1;
+/// zstd level of `glint compact --zstd-level` when not given.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+/// The levels `--zstd-level` takes: zstd's fastest useful negative levels up to its highest.
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -7..=19;
 
 /// Appends blocks to one `….gls.open` file; [`SegmentWriter::seal`] makes it a `….gls`.
 pub struct SegmentWriter {
@@ -89,8 +92,9 @@ impl SegmentWriter {
         header: FileHeader,
         len: u64,
     ) -> SegmentWriter {
-        let compressor = (header.codec == Codec::Zstd)
-            .then(|| zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd context allocation"));
+        let compressor = (header.codec == Codec::Zstd).then(|| {
+            zstd::bulk::Compressor::new(DEFAULT_ZSTD_LEVEL).expect("zstd context allocation")
+        });
         SegmentWriter {
             file,
             path,
@@ -107,6 +111,16 @@ impl SegmentWriter {
             compressor,
             packed: Vec::new(),
         }
+    }
+
+    /// Compresses the blocks written from now on at zstd `level` (one of [`ZSTD_LEVELS`]);
+    /// readers do not need to know it. No effect on a segment without compression.
+    pub fn set_zstd_level(&mut self, level: i32) -> Result<(), SegmentError> {
+        if let Some(c) = self.compressor.as_mut() {
+            c.set_compression_level(level)
+                .map_err(|e| SegmentError::io(&self.path, e))?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
