@@ -14,6 +14,28 @@
 //!
 //! Unsafe code lives only in `ring::raw` (the shared mmap), [`sys`] (libc calls) and the
 //! io_uring driver in `server::uring`; every block carries a `// SAFETY:` comment.
+//!
+//! Modules:
+//! - [`agent`]: what sent each request (browser, mail proxy, scanner, bot), decided when records are read.
+//! - [`clock`]: wall-clock time, durations on the command line and the per-core HTTP `Date`.
+//! - [`compact`]: `glint compact`: rings merged into time-ordered, indexed segment files.
+//! - [`config_file`]: the `--config` TOML file, read one way for serve, doctor and ship.
+//! - [`decode`]: `glint decode`: rings and segments as JSON Lines, CSV, TSV or Parquet; `--verify`, `--stats`.
+//! - [`doctor`]: `glint doctor`: this machine against every knob of `tuning.md`.
+//! - `enum_table`: enums that own a table (counters indexed by the enum, never by position).
+//! - [`http`]: HTTP/1.x: bytes in, answers and records out, no socket.
+//! - [`ingest`]: the per-core sink a request's record goes to.
+//! - [`instance`]: the data dir's fleet identity (instance id and name).
+//! - [`loadgen`]: `glint loadgen`: the wrk/wrk2-style load generator.
+//! - [`log`]: one line per event on stderr, with a journald level prefix.
+//! - [`notify`]: systemd's notify protocol: ready, stopping, watchdog, status.
+//! - [`record`]: the beacon record: layout, encoding and validation.
+//! - [`ring`]: per-core ring files: format, writer, reader, recovery.
+//! - [`server`]: `glint serve`: listeners, workers, the two I/O backends, admin, shutdown.
+//! - [`ship`]: `glint ship`: segments' records to Kafka or S3 (Parquet).
+//! - [`sys`]: the few libc calls.
+//! - [`units`]: byte sizes and latencies as people type and read them.
+//! - [`uring_probe`]: what this kernel's io_uring offers, for serve and doctor.
 
 pub mod agent;
 pub mod clock;

@@ -9,6 +9,10 @@
 //! Matching is one Aho-Corasick pass over the User-Agent (all `ua_contains` patterns at once,
 //! ASCII case-insensitive) and one binary search in the rules' CIDRs flattened into disjoint
 //! ranges ([`ipset`]); both yield rule bit sets, and the lowest rule in both wins.
+//!
+//! Modules:
+//! - [`ipset`]: the rules' CIDRs as sorted, disjoint address ranges.
+//! - [`rules`]: the agents file: `[[rule]]`s with UA patterns and CIDR lists.
 
 #![forbid(unsafe_code)]
 

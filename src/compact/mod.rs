@@ -33,6 +33,14 @@
 //!
 //! Memory is bounded by the number of rings (one held record each) and the block size (64 KiB
 //! gathered, plus its compressed copy), plus a 32-byte index entry per block of the open segment.
+//!
+//! Modules:
+//! - [`cycle`]: one cycle: merge into the open segment, commit, move the cursors.
+//! - [`merge`]: the k-way merge of ring records by (timestamp, core, seq).
+//! - `recover`: start-up: finish or continue the segment a crashed compactor left.
+//! - [`retention`]: delete the oldest sealed segments by age or total size.
+//! - [`schedule`]: when the next cycle runs.
+//! - [`segment`]: the segment file format, writer, reader and recovery.
 
 pub mod cycle;
 pub mod merge;

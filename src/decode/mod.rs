@@ -7,6 +7,22 @@
 //! inside the others ([`filter`]). Output is written by hand into one reused buffer
 //! ([`json`], [`csv`]); bytes that are not UTF-8 are kept losslessly as described in
 //! [`escape`]. `--follow` ([`follow`]) polls for new records every 100 ms.
+//!
+//! Modules:
+//! - [`columns`]: the output columns: names, defaults, values.
+//! - [`csv`]: CSV and TSV rows.
+//! - [`escape`]: byte-level writers: JSON strings, delimited fields, base64, integers.
+//! - [`filter`]: `--from`/`--to` and `--where`.
+//! - [`follow`]: `--follow`: new records as they are written.
+//! - [`json`]: JSON Lines objects.
+//! - [`merge`]: the k-way merge of all sources, each record once.
+//! - [`output`]: the output stream: big writes, a closed pipe ends quietly.
+//! - [`parquet`]: `--format parquet`: one typed Parquet file.
+//! - [`query`]: `--expand-query`: the query string as an object.
+//! - [`source`]: which files a PATH names, and reading records out of them.
+//! - [`stats`]: `--stats`: a summary instead of the records.
+//! - [`time`]: RFC 3339 and relative times in and out.
+//! - [`verify`]: `--verify`: every record and block checked, seq gaps and torn tails found.
 
 pub mod columns;
 pub mod csv;

@@ -6,6 +6,16 @@
 //! descriptors, no room for the rings. Run it as the service user so permissions are the ones
 //! glint will have; `--config` reads what serve will use from its config file. When a glint is
 //! already serving the data dir, the rlimit rows judge that process's limits ([`service`]).
+//!
+//! Modules:
+//! - [`checks`]: the knob table: what doctor checks and `tuning.md` explains.
+//! - [`host`]: io_uring, rlimits, CPUs, transparent huge pages, cpufreq.
+//! - [`machine`]: reading procfs, sysfs, rlimits and the mount table.
+//! - [`net`]: balancer-side sysctls, socket buffers, NIC queues, IRQs, RPS/RFS, busy polling.
+//! - [`plan`]: what serve will run with: doctor's flags over serve's config over its defaults.
+//! - [`service`]: the glint serving a data dir and its real limits.
+//! - [`shipping`]: the shipper's settings and how far its cursor is.
+//! - [`storage`]: the data dir, its filesystem and mount options, room for the rings.
 
 pub mod checks;
 pub mod host;

@@ -8,6 +8,9 @@
 //!
 //! [`RingSink`] is the server's (a ring file); [`MemorySink`] keeps records in memory with the
 //! same size rules, for the fuzz harness and tests that need no file.
+//!
+//! Modules:
+//! - [`stats`]: a sink's counters.
 
 pub mod stats;
 

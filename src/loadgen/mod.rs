@@ -9,6 +9,19 @@
 //! are framed incrementally ([`response`]). Each thread records into its own HdrHistograms
 //! ([`stats`]), merged once at the end ([`report`]), so memory stays flat however long it runs.
 //! Ctrl-C stops the run early and the summary is still printed.
+//!
+//! Modules:
+//! - [`args`]: the command line and its validation into a plan.
+//! - [`conn`]: one connection's driver, the same for every mode.
+//! - [`pacer`]: open-loop send timing within microseconds.
+//! - [`progress`]: the live progress line on a terminal.
+//! - [`report`]: the run summary, as wrk-like text or JSON.
+//! - [`response`]: incremental HTTP/1.x response framing.
+//! - [`schedule`]: wrk2's constant-rate schedule.
+//! - [`stats`]: what one thread measures.
+//! - [`target`]: the target URL, split into what a request needs.
+//! - [`templates`]: pre-rendered requests.
+//! - [`worker`]: one load thread and its runtime.
 
 pub mod args;
 pub mod conn;

@@ -3,6 +3,15 @@
 //! One writer (a server core) appends fixed-size records; readers (compactor, decoder) copy
 //! committed slots and validate them. See [`mod@format`] for the file layout and
 //! [`crate::record`] for the slot layout.
+//!
+//! Modules:
+//! - [`mod@format`]: the header page and slot geometry.
+//! - `mapped`: opening an existing ring: header validated, geometry mapped.
+//! - `raw`: the shared memory map and the unsafe code on it.
+//! - [`reader`]: reading a live or crashed ring.
+//! - [`recover`]: the scan a reopening writer runs.
+//! - [`slot`]: validating one record, the rule every reader shares.
+//! - [`writer`]: create or reopen, recover, append, sync.
 
 pub mod format;
 mod mapped;

@@ -4,6 +4,18 @@
 //! a busy port or an unusable data dir fails at once with one clear line. Shutdown on SIGTERM or
 //! SIGINT: health checks answer 503 for `--drain-delay`, listeners close, requests already read
 //! are answered, rings are synced, exit 0.
+//!
+//! Modules:
+//! - [`admin`]: the admin listener: Prometheus metrics and a health check.
+//! - [`args`]: the command line of `glint serve`.
+//! - [`backend`]: what the two I/O backends share.
+//! - [`config`]: serve's `--config` file: flags and `[[route]]` tables.
+//! - [`epoll`]: the epoll backend (tokio current-thread per core).
+//! - [`handler`]: the seam between a backend and the protocol it serves.
+//! - `lifecycle`: the data dir lock, the ring syncer, signals.
+//! - [`listener`]: listening sockets made with socket2.
+//! - [`stats`]: a core's connection counters and heartbeats.
+//! - [`uring`]: the io_uring backend.
 
 pub mod admin;
 pub mod args;

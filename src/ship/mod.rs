@@ -28,6 +28,15 @@
 //! - A record larger than the brokers accept is written to `DATA_DIR/ship-dead-letter.jsonl`,
 //!   logged and counted (`glint_ship_delivery_errors_total{kind="too_large"}`), then passed:
 //!   one oversized record does not stop the pipeline, and none vanishes silently.
+//!
+//! Modules:
+//! - [`cursor`]: `DATA_DIR/ship-cursor.json`: where each stream stopped.
+//! - [`kafka`]: librdkafka's producer with glint's fixed safety settings.
+//! - [`lake`]: `--to s3://`: closed time windows as Parquet objects.
+//! - [`metrics`]: the shipper's counters on `--admin-listen`.
+//! - [`segments`]: the segment walk both sinks ship from.
+//! - [`settings`]: the librdkafka settings a user may pass and the fixed ones.
+//! - [`shipper`]: the Kafka ship loop.
 
 pub mod cursor;
 #[cfg(feature = "kafka")]

@@ -87,6 +87,12 @@
 //! visible in a later cycle with an older timestamp (a wall-clock step backwards, a slow core)
 //! is stored after newer ones, and the block and segment min/max timestamps stay true, so
 //! [`SegmentReader::seek`] skips only blocks that cannot hold a wanted record.
+//!
+//! Modules:
+//! - `format`: byte layouts of header, block, checkpoint, index entry and trailer.
+//! - `reader`: reading sealed segments by index, in-progress ones by block scan.
+//! - `recovery`: validating an in-progress segment and keeping its committed prefix.
+//! - `writer`: blocks, checkpoints, sealing.
 
 mod format;
 mod reader;

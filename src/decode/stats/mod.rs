@@ -5,6 +5,10 @@
 //! minute/hour/day split by status and by agent class, per core, instance, status and agent,
 //! top paths, referers and user agents, and the `--by` groups ([`group`]) with their counts
 //! per agent class (people's browsers apart from mail proxies, scanners and bots).
+//!
+//! Modules:
+//! - [`group`]: `--by`: the keys records are grouped by.
+//! - [`text`]: the summary as text lines.
 
 pub mod group;
 pub mod text;

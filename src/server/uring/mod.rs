@@ -10,6 +10,12 @@
 //! costs one submission and two completions (the send's gives `out` back to the pool). The
 //! ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else `COOP_TASKRUN`
 //! (5.19+). All unsafe code is in `driver.rs`.
+//!
+//! Modules:
+//! - `connection`: one connection's life on the ring.
+//! - `driver`: the ring and its unsafe code.
+//! - `event_loop`: the per-core loop: accepts, connections, ticks, shutdown.
+//! - `op`: each operation packed into its `user_data`.
 
 mod connection;
 mod driver;

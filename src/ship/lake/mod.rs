@@ -17,6 +17,9 @@
 //! start a new object in the same partition, named by their own first seq. While the store is
 //! unreachable the spool files wait and are retried with back-off; the cursor does not move,
 //! so compactor retention keeps the segments.
+//!
+//! Modules:
+//! - [`store`]: the object store: target URL, client settings, object names, uploads.
 
 pub mod store;
 
