@@ -160,10 +160,7 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
         [&h.status_2xx, &h.status_3xx, &h.status_4xx, &h.status_5xx][i].load(Relaxed)
     });
     for (name, kind, help, read) in PER_CORE {
-        family(out, name, kind, help);
-        for (core, s) in cores.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{core=\"{core}\"}} {}", read(s));
-        }
+        per_core(out, (name, kind, help), cores.iter().map(|s| read(s)));
     }
     let reasons = Reject::ALL.map(Reject::reason);
     let parse_errors = (
@@ -185,37 +182,35 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
         &ProxyError::ALL.map(ProxyError::reason),
         |s, i| s.http.proxy_errors[i].load(Relaxed),
     );
-    render_rings(out, &extra.rings);
-    family(
-        out,
-        "glint_io_backend",
-        "gauge",
-        "The I/O backend running (always 1).",
-    );
-    let _ = writeln!(out, "glint_io_backend{{backend=\"{}\"}} 1", label(backend));
-    family(
-        out,
-        "glint_build_info",
-        "gauge",
-        "glint's version (always 1).",
-    );
-    let version = label(env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(out, "glint_build_info{{version=\"{version}\"}} 1");
+    #[rustfmt::skip]
+    let rings: [(&str, &str, fn(&RingOccupancy) -> u64); 2] = [
+        ("glint_ring_slots_used", "Ring slots holding records not yet compacted.", |r| r.used),
+        ("glint_ring_slots", "Ring capacity in slots.", |r| r.capacity),
+    ];
+    for (name, help, read) in rings {
+        per_core(out, (name, "gauge", help), extra.rings.iter().map(read));
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    #[rustfmt::skip]
+    let infos = [
+        ("glint_io_backend", "The I/O backend running (always 1).", "backend", backend),
+        ("glint_build_info", "glint's version (always 1).", "version", version),
+    ];
+    for (name, help, key, value) in infos {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name}{{{key}=\"{}\"}} 1", label(value));
+    }
 }
 
-fn render_rings(out: &mut String, rings: &[RingOccupancy]) {
-    family(
-        out,
-        "glint_ring_slots_used",
-        "gauge",
-        "Ring slots holding records not yet compacted.",
-    );
-    for (core, r) in rings.iter().enumerate() {
-        let _ = writeln!(out, "glint_ring_slots_used{{core=\"{core}\"}} {}", r.used);
-    }
-    family(out, "glint_ring_slots", "gauge", "Ring capacity in slots.");
-    for (core, r) in rings.iter().enumerate() {
-        let _ = writeln!(out, "glint_ring_slots{{core=\"{core}\"}} {}", r.capacity);
+/// A family with one series per core, `core="i"` for the i-th value.
+fn per_core(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    values: impl Iterator<Item = u64>,
+) {
+    family(out, name, kind, help);
+    for (core, v) in values.enumerate() {
+        let _ = writeln!(out, "{name}{{core=\"{core}\"}} {v}");
     }
 }
 
