@@ -30,6 +30,7 @@
 //! - [`log`]: one line per event on stderr, with a journald level prefix.
 //! - [`notify`]: systemd's notify protocol: ready, stopping, watchdog, status.
 //! - [`record`]: the beacon record: layout, encoding and validation.
+//! - [`report`]: `glint report`: rings and segments as one self-contained HTML page.
 //! - [`ring`]: per-core ring files: format, writer, reader, recovery.
 //! - [`server`]: `glint serve`: listeners, workers, the two I/O backends, admin, shutdown.
 //! - [`ship`]: `glint ship`: segments' records to Kafka or S3 (Parquet).
