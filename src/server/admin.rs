@@ -100,6 +100,7 @@ impl AdminPage for AdminState {
 
 /// Reads one counter of a core.
 pub type Read64 = fn(&CoreStats) -> u64;
+type ReadRing = fn(&RingOccupancy) -> u64;
 
 /// Per-core series with only a `core` label: (name, type, help, reader).
 #[rustfmt::skip]
@@ -183,7 +184,7 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
         |s, i| s.http.proxy_errors[i].load(Relaxed),
     );
     #[rustfmt::skip]
-    let rings: [(&str, &str, fn(&RingOccupancy) -> u64); 2] = [
+    let rings: [(&str, &str, ReadRing); 2] = [
         ("glint_ring_slots_used", "Ring slots holding records not yet compacted.", |r| r.used),
         ("glint_ring_slots", "Ring capacity in slots.", |r| r.capacity),
     ];
