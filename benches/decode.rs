@@ -1,6 +1,7 @@
 //! Decoding throughput: a ring of beacons (mostly browsers, some mail proxies and bots) to JSON
 //! Lines / CSV into a sink, and to a Parquet file, one core; the same fields with and without the
-//! `agent` label side by side.
+//! `agent` label side by side; and `--stats` (with and without `--by e`), the counting behind
+//! `glint report`.
 //!
 //! `cargo bench --bench decode`; the figure to read is `elem/s` (records per second), and the
 //! records per CPU-second printed after the criterion groups.
@@ -37,6 +38,10 @@ keep_alive,pipelined,chunked";
 const WITH_AGENT: &str = "ts,ts_ns,instance,instance_id,core,seq,ip,ip_source,peer,port,method,\
 http_version,status,path,query,ua,agent,referer,cookie,body,body_kind,truncated,orig_len,dnt,gpc,\
 keep_alive,pipelined,chunked";
+
+/// `--stats` (the summary `glint report` draws too) in place of `--fields`, and with `--by e`.
+const STATS: &str = "--stats";
+const STATS_BY_E: &str = "--stats --by e";
 
 fn ring_of_beacons() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("glint-bench-decode-{}", std::process::id()));
@@ -90,14 +95,20 @@ fn args(path: &std::path::Path, format: Format, fields: Option<&str>) -> DecodeA
         output: (format == Format::Parquet).then(|| path.with_extension("parquet")),
         from: None,
         to: None,
-        fields: fields.map(str::to_string),
+        fields: fields
+            .filter(|f| !f.starts_with("--stats"))
+            .map(str::to_string),
         conditions: Vec::new(),
         expand_query: false,
         follow: false,
         verify: false,
         skip_bad: false,
-        stats: false,
-        by: Vec::new(),
+        stats: fields.is_some_and(|f| f.starts_with("--stats")),
+        by: fields
+            .and_then(|f| f.strip_prefix("--stats --by "))
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
         top: glint::decode::stats::DEFAULT_TOP,
         agents: None,
     }
@@ -118,6 +129,8 @@ fn decode(c: &mut Criterion) {
         ("jsonl_fields_with_agent", Format::Jsonl, Some(WITH_AGENT)),
         ("csv", Format::Csv, None),
         ("parquet", Format::Parquet, None),
+        ("stats", Format::Jsonl, Some(STATS)),
+        ("stats_by_e", Format::Jsonl, Some(STATS_BY_E)),
     ];
     for (name, format, fields) in cases {
         let a = args(&path, format, fields);

@@ -558,3 +558,28 @@ fn help_explains_every_flag_and_bad_input_is_one_line() {
     );
     assert!(page.contains("id=\"records\" data-n=\"0\""), "{page}");
 }
+
+#[test]
+fn segments_count_as_their_rings_did() {
+    let dir = tempdir("report-segments");
+    write_traffic(&dir, 400, 30 * SEC);
+    let d = dir.to_str().unwrap();
+    let args = ["decode", "--stats", "--by", "cid,e,agent", "--top", "0"];
+    let before = glint_ok(&[&args[..], &[d]].concat());
+    let page_before = glint_ok(&["report", d, "--by", "cid,e,agent", "--top", "0"]);
+    common::compact_once(&dir, &[]);
+    let segments = dir.join("segments");
+    let s = segments.to_str().unwrap();
+    assert_eq!(glint_ok(&[&args[..], &[s]].concat()), before);
+    // Rings and segments together: each record once.
+    assert_eq!(glint_ok(&[&args[..], &[d]].concat()), before);
+    let page_after = glint_ok(&["report", s, "--by", "cid,e,agent", "--top", "0"]);
+    // The same page but for the inputs and the time it was made, in the footer.
+    let body = |p: &str| {
+        p[..p.find("<footer>").unwrap()]
+            .replace(s, "")
+            .replace(d, "")
+    };
+    assert_eq!(body(&page_after), body(&page_before));
+    assert!(page_after.contains("data-n=\"400\""));
+}

@@ -9,7 +9,9 @@
 use super::chart::{stacked_bars, Axis, Series};
 use crate::agent::AgentClass;
 use crate::decode::stats::group::key_values;
-use crate::decode::stats::{bucket_name, shown, shown_entry, top_entries, Summary, DAY_NS};
+use crate::decode::stats::{
+    bucket_name, others_name, shown, shown_entry, top_entries, Summary, DAY_NS,
+};
 use crate::decode::time::format_rfc3339;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -156,15 +158,21 @@ pub fn render(sum: &Summary, info: &PageInfo<'_>) -> String {
             .iter()
             .map(|(k, n)| (k.to_string(), *n))
             .collect();
-        top_table(&mut s, "statuses", "status", &statuses, 0);
-        top_table(&mut s, "paths", "path", &sum.paths, info.top);
+        top_table(&mut s, "statuses", "status", &statuses, 0, 0);
+        let paths = &sum.paths;
+        top_table(&mut s, "paths", "path", &paths.map, paths.other, info.top);
         s.push_str("</div></section>\n<section><h2>Referers and user agents</h2>");
-        top_table(&mut s, "referers", "referer", &sum.referers, info.top);
+        let refs = &sum.referers;
+        top_table(
+            &mut s, "referers", "referer", &refs.map, refs.other, info.top,
+        );
+        let uas = &sum.user_agents;
         top_table(
             &mut s,
             "user-agents",
             "user agent",
-            &sum.user_agents,
+            &uas.map,
+            uas.other,
             info.top,
         );
         s.push_str("</section>\n");
@@ -366,7 +374,7 @@ fn agents(s: &mut String, sum: &Summary, top: usize) {
         s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
-    top_table(s, "agents", "agent", &sum.labels, top);
+    top_table(s, "agents", "agent", &sum.labels, 0, top);
     s.push_str("</div></section>\n");
 }
 
@@ -379,7 +387,7 @@ fn groups(s: &mut String, sum: &Summary, top: usize) {
          columns machines (mail proxies, scanners, bots) or unknown.</p><div class=\"scroll\">\
          <table id=\"groups\"><thead><tr>",
         esc(&names.join(", ")),
-        sum.groups.len()
+        sum.groups.map.len()
     );
     for name in &names {
         let _ = write!(s, "<th>{}</th>", esc(name));
@@ -405,6 +413,20 @@ fn groups(s: &mut String, sum: &Summary, top: usize) {
         }
         s.push_str("</tr>");
     }
+    let other = &sum.groups.other;
+    if other.iter().sum::<u64>() > 0 {
+        let _ = write!(
+            s,
+            "<tr><td class=\"k none\" colspan=\"{}\">{}</td>",
+            names.len(),
+            others_name()
+        );
+        num(s, other.iter().sum());
+        for class in AgentClass::ALL {
+            num(s, other[class as usize]);
+        }
+        s.push_str("</tr>");
+    }
     s.push_str("</tbody></table></div></section>\n");
 }
 
@@ -413,6 +435,7 @@ fn top_table<K: AsRef<[u8]> + Ord>(
     id: &str,
     what: &str,
     map: &HashMap<K, u64>,
+    other: u64,
     top: usize,
 ) {
     let _ = write!(
@@ -428,6 +451,11 @@ fn top_table<K: AsRef<[u8]> + Ord>(
             esc(&shown_entry(key.as_ref()))
         );
         num(s, n);
+        s.push_str("</tr>");
+    }
+    if other > 0 {
+        let _ = write!(s, "<tr><td class=\"k none\">{}</td>", others_name());
+        num(s, other);
         s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");

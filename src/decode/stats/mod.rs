@@ -33,6 +33,10 @@ pub const PER_MINUTE_UP_TO: u64 = 3 * HOUR_NS;
 pub const PER_HOUR_UP_TO: u64 = 7 * DAY_NS;
 /// Entries in each top list and groups shown when `--top` is not given.
 pub const DEFAULT_TOP: usize = 10;
+/// Most distinct values counted apart per list (paths, referers, user agents, `--by` groups):
+/// unique referers or campaign ids must not grow memory with the records read. Records of
+/// values first seen beyond that are counted together ([`Bounded::other`]).
+pub const MAX_DISTINCT: usize = 1 << 18;
 
 /// Counts per agent class, indexed by `AgentClass as usize` (in [`AgentClass::ALL`] order).
 pub type ClassCounts = [u64; AgentClass::ALL.len()];
@@ -126,23 +130,49 @@ pub struct Summary {
     pub classes: ClassCounts,
     /// Records per agent label (`bot:googlebot`).
     pub labels: HashMap<String, u64>,
-    pub paths: HashMap<Vec<u8>, u64>,
-    pub user_agents: HashMap<Vec<u8>, u64>,
-    pub referers: HashMap<Vec<u8>, u64>,
+    pub paths: Bounded<u64>,
+    pub user_agents: Bounded<u64>,
+    pub referers: Bounded<u64>,
     /// Records per `--by` group key, per agent class.
-    pub groups: HashMap<KeyBytes, ClassCounts>,
+    pub groups: Bounded<ClassCounts>,
     pub by: KeyBuilder,
     labeler: Labeler,
     key: KeyBytes,
 }
 
-fn count(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_vec(), 1);
+/// Counts per distinct value (`V`: a count, or counts per agent class), at most `cap` values.
+#[derive(Debug, Clone)]
+pub struct Bounded<V> {
+    pub map: HashMap<Vec<u8>, V>,
+    /// The counts of records whose value was first seen when `cap` values were counted.
+    pub other: V,
+    cap: usize,
+}
+
+impl<V: Default> Bounded<V> {
+    pub fn new(cap: usize) -> Bounded<V> {
+        Bounded {
+            map: HashMap::new(),
+            other: V::default(),
+            cap,
         }
     }
+
+    /// The counts of `key` (of [`Bounded::other`] when the list is full and `key` is new).
+    pub fn slot(&mut self, key: &[u8]) -> &mut V {
+        if !self.map.contains_key(key) {
+            if self.map.len() >= self.cap {
+                return &mut self.other;
+            }
+            self.map.insert(key.to_vec(), V::default());
+        }
+        self.map.get_mut(key).expect("inserted above")
+    }
+}
+
+/// How the values beyond [`MAX_DISTINCT`] show in lists.
+pub fn others_name() -> String {
+    format!("(values beyond the first {MAX_DISTINCT} distinct)")
 }
 
 impl Summary {
@@ -159,10 +189,10 @@ impl Summary {
             per_status: BTreeMap::new(),
             classes: ClassCounts::default(),
             labels: HashMap::new(),
-            paths: HashMap::new(),
-            user_agents: HashMap::new(),
-            referers: HashMap::new(),
-            groups: HashMap::new(),
+            paths: Bounded::new(MAX_DISTINCT),
+            user_agents: Bounded::new(MAX_DISTINCT),
+            referers: Bounded::new(MAX_DISTINCT),
+            groups: Bounded::new(MAX_DISTINCT),
             by: KeyBuilder::new(by),
             labeler: Labeler::new(agents),
             key: Vec::new(),
@@ -198,19 +228,12 @@ impl Summary {
             .add(rec.status(), class);
         *self.per_core.entry(rec.core()).or_default() += 1;
         *self.per_status.entry(rec.status()).or_default() += 1;
-        count(&mut self.paths, split_target(rec.target()).0);
-        count(&mut self.user_agents, rec.user_agent());
-        count(&mut self.referers, rec.referer());
+        *self.paths.slot(split_target(rec.target()).0) += 1;
+        *self.user_agents.slot(rec.user_agent()) += 1;
+        *self.referers.slot(rec.referer()) += 1;
         if !self.by.keys.is_empty() {
             self.by.build(&mut self.key, rec, origin, &mut self.labeler);
-            match self.groups.get_mut(&self.key) {
-                Some(c) => c[class as usize] += 1,
-                None => {
-                    let mut c = ClassCounts::default();
-                    c[class as usize] += 1;
-                    self.groups.insert(self.key.clone(), c);
-                }
-            }
+            self.groups.slot(&self.key)[class as usize] += 1;
         }
     }
 
@@ -267,8 +290,12 @@ impl Summary {
 
     /// The groups by count (most first, then by key), at most `top` of them (0: all).
     pub fn top_groups(&self, top: usize) -> Vec<(&[u8], &ClassCounts)> {
-        let mut all: Vec<(&[u8], &ClassCounts)> =
-            self.groups.iter().map(|(k, c)| (k.as_slice(), c)).collect();
+        let mut all: Vec<(&[u8], &ClassCounts)> = self
+            .groups
+            .map
+            .iter()
+            .map(|(k, c)| (k.as_slice(), c))
+            .collect();
         let sum = |c: &ClassCounts| c.iter().sum::<u64>();
         all.sort_by(|a, b| sum(b.1).cmp(&sum(a.1)).then_with(|| a.0.cmp(b.0)));
         all.truncate(limit(top, all.len()));
@@ -324,4 +351,30 @@ pub fn run(
     out.buf
         .extend_from_slice(text::render(summary, top).as_bytes());
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_list_counts_new_values_together() {
+        let mut b: Bounded<u64> = Bounded::new(2);
+        for key in ["a", "b", "a", "c", "d", "b", "c"] {
+            *b.slot(key.as_bytes()) += 1;
+        }
+        assert_eq!((b.map[&b"a"[..]], b.map[&b"b"[..]], b.other), (2, 2, 3));
+        assert_eq!(b.map.len(), 2);
+        assert_eq!(top_entries(&b.map, 1), [(&b"a".to_vec(), 2)]);
+    }
+
+    #[test]
+    fn units_follow_the_span() {
+        assert_eq!(unit_for_span(0).name, "minute");
+        assert_eq!(unit_for_span(PER_MINUTE_UP_TO).name, "minute");
+        assert_eq!(unit_for_span(PER_MINUTE_UP_TO + 1).name, "hour");
+        assert_eq!(unit_for_span(PER_HOUR_UP_TO + 1).name, "day");
+        let day = unit_for_span(PER_HOUR_UP_TO + 1);
+        assert_eq!(bucket_name(1_764_000_000_000_000_000, day), "2025-11-24");
+    }
 }

@@ -1,7 +1,7 @@
 //! `decode --stats` as text lines.
 
 use super::group::key_values;
-use super::{bucket_name, shown, shown_entry, top_entries, Summary};
+use super::{bucket_name, others_name, shown, shown_entry, top_entries, Summary};
 use crate::agent::AgentClass;
 use crate::decode::time::format_rfc3339;
 use std::collections::HashMap;
@@ -67,10 +67,17 @@ pub fn render(s: &Summary, top: usize) -> String {
     for (start, tally) in s.buckets() {
         let _ = writeln!(out, "  {}  {}", bucket_name(start, unit), tally.total);
     }
-    top_list(&mut out, "top paths", &s.paths, top);
-    top_list(&mut out, "top agents", &s.labels, top);
-    top_list(&mut out, "top referers", &s.referers, top);
-    top_list(&mut out, "top user agents", &s.user_agents, top);
+    top_list(&mut out, "top paths", &s.paths.map, s.paths.other, top);
+    top_list(&mut out, "top agents", &s.labels, 0, top);
+    top_list(
+        &mut out,
+        "top referers",
+        &s.referers.map,
+        s.referers.other,
+        top,
+    );
+    let uas = &s.user_agents;
+    top_list(&mut out, "top user agents", &uas.map, uas.other, top);
     if !s.by.keys.is_empty() {
         groups(&mut out, s, top);
     }
@@ -81,18 +88,27 @@ fn top_list<K: AsRef<[u8]> + Ord>(
     out: &mut String,
     title: &str,
     map: &HashMap<K, u64>,
+    other: u64,
     top: usize,
 ) {
     let _ = writeln!(out, "{title}:");
     for (key, n) in top_entries(map, top) {
         let _ = writeln!(out, "  {n:>COUNT_WIDTH$}  {}", shown_entry(key.as_ref()));
     }
+    if other > 0 {
+        let _ = writeln!(out, "  {other:>COUNT_WIDTH$}  {}", others_name());
+    }
 }
 
 /// The `--by` table: count, one column per agent class, then the key values.
 fn groups(out: &mut String, s: &Summary, top: usize) {
     let names: Vec<&str> = s.by.keys.iter().map(|k| k.name()).collect();
-    let _ = writeln!(out, "by {} ({} groups):", names.join(","), s.groups.len());
+    let _ = writeln!(
+        out,
+        "by {} ({} groups):",
+        names.join(","),
+        s.groups.map.len()
+    );
     let width = |c: &AgentClass| c.as_str().len().max(COUNT_WIDTH);
     let _ = write!(out, "  {:>COUNT_WIDTH$}", "count");
     for c in &AgentClass::ALL {
@@ -113,5 +129,13 @@ fn groups(out: &mut String, s: &Summary, top: usize) {
             })
             .collect();
         let _ = writeln!(out, "  {}", values.join(" "));
+    }
+    let other = &s.groups.other;
+    if other.iter().sum::<u64>() > 0 {
+        let _ = write!(out, "  {:>COUNT_WIDTH$}", other.iter().sum::<u64>());
+        for c in &AgentClass::ALL {
+            let _ = write!(out, "  {:>w$}", other[*c as usize], w = width(c));
+        }
+        let _ = writeln!(out, "  {}", others_name());
     }
 }
