@@ -561,13 +561,14 @@ fn help_explains_every_flag_and_bad_input_is_one_line() {
 
 #[test]
 fn segments_count_as_their_rings_did() {
-    let dir = tempdir("report-segments");
-    write_traffic(&dir, 400, 30 * SEC);
+    let tmp = tempdir("report-segments");
+    let dir = tmp.path();
+    write_traffic(dir, 400, 30 * SEC);
     let d = dir.to_str().unwrap();
     let args = ["decode", "--stats", "--by", "cid,e,agent", "--top", "0"];
     let before = glint_ok(&[&args[..], &[d]].concat());
     let page_before = glint_ok(&["report", d, "--by", "cid,e,agent", "--top", "0"]);
-    common::compact_once(&dir, &[]);
+    common::compact_once(dir, &[]);
     let segments = dir.join("segments");
     let s = segments.to_str().unwrap();
     assert_eq!(glint_ok(&[&args[..], &[s]].concat()), before);
