@@ -1,17 +1,20 @@
 //! Proof that a kept-alive connection costs zero heap allocations per request in steady state:
 //! parse, record append and response included. A counting global allocator counts only on the
-//! worker thread; the client runs on another thread.
+//! worker thread; the client runs on another thread. Each backend is run twice: over a real
+//! ring file (the whole write path) and over the in-memory sink (the HTTP layer and the
+//! backend alone, so an allocation cannot hide behind the ring's).
 // Implementing `GlobalAlloc` is unsafe; the counting allocator only forwards to `System`.
 #![allow(unsafe_code)]
 
 mod common;
 
 use common::tempdir;
-
 use glint::http::context::Context;
 use glint::http::policy::HttpPolicy;
-use glint::ingest::{Durability, RingSink};
+use glint::ingest::{Durability, MemorySink};
 use glint::ring::{RingOptions, RingWriter};
+use glint::server::handler::Handler;
+use glint::server::stats::CoreStats;
 use glint::server::{Phase, Worker};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -49,58 +52,37 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn worker(
-    io: &str,
-    dir: &std::path::Path,
-) -> (
-    Worker<Context<RingSink>>,
-    std::net::SocketAddr,
-    tokio::sync::watch::Sender<Phase>,
-) {
+/// The policy every variant serves with: CORS on, so the answers carry their longest headers.
+fn policy() -> Arc<HttpPolicy> {
+    Arc::new(HttpPolicy {
+        cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
+        ..HttpPolicy::default()
+    })
+}
+
+/// The allocation counter is process-wide: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serves `handler` on backend `io` and sends 1,000 warm-up then 10,000 measured kept-alive
+/// requests; returns the heap allocations the worker thread made during the measured ones.
+fn allocations_per_10k<H: Handler + Send>(
+    io: &'static str,
+    handler: H,
+    stats: Arc<CoreStats>,
+) -> u64 {
     let listener =
         glint::server::listener::bind_reuseport("127.0.0.1:0".parse().unwrap(), 128).unwrap();
     let addr = listener.local_addr().unwrap();
-    let (ring, _) = RingWriter::open(
-        &dir.join("ring-000.glr"),
-        RingOptions {
-            slot_size: 512,
-            capacity: 1 << 16,
-            core: 0,
-            identity: None,
-        },
-    )
-    .unwrap();
-    let policy = HttpPolicy {
-        cors: glint::http::route::CorsOrigins::new(&["*".into()], 600),
-        ..HttpPolicy::default()
+    let (phase, rx) = tokio::sync::watch::channel(Phase::Running);
+    let w = Worker {
+        id: 0,
+        handler,
+        stats,
+        listeners: vec![listener],
+        phase: rx,
+        drain_timeout: Duration::from_secs(1),
+        max_conns: 1024,
     };
-    let (handler, stats) =
-        glint::server::core_on_ring(0, ring, Durability::Background, Arc::new(policy));
-    let (tx, rx) = tokio::sync::watch::channel(Phase::Running);
-    let _ = io;
-    (
-        Worker {
-            id: 0,
-            handler,
-            stats,
-            listeners: vec![listener],
-            phase: rx,
-            drain_timeout: Duration::from_secs(1),
-            max_conns: 1024,
-        },
-        addr,
-        tx,
-    )
-}
-
-/// The allocation counter is process-wide: one backend's test at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn run(io: &'static str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp = tempdir(&format!("zero-alloc-{io}"));
-    let dir = tmp.path();
-    let (w, addr, phase) = worker(io, dir);
     let server = std::thread::spawn(move || {
         TRACKED.with(|t| t.set(true));
         let result = match io {
@@ -131,13 +113,31 @@ fn run(io: &'static str) {
     drop(s);
     phase.send(Phase::Closing).unwrap();
     server.join().unwrap().unwrap();
+    after - before
+}
+
+/// Over a real ring file: parse, append (the ring's write path) and answer.
+fn over_a_ring(io: &'static str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempdir(&format!("zero-alloc-{io}"));
+    let path = tmp.path().join("ring-000.glr");
+    let (ring, _) = RingWriter::open(
+        &path,
+        RingOptions {
+            slot_size: 512,
+            capacity: 1 << 16,
+            core: 0,
+            identity: None,
+        },
+    )
+    .unwrap();
+    let (handler, stats) = glint::server::core_on_ring(0, ring, Durability::Background, policy());
+    let allocs = allocations_per_10k(io, handler, stats);
     assert_eq!(
-        after - before,
-        0,
-        "{io}: {} heap allocations over 10,000 kept-alive requests",
-        after - before
+        allocs, 0,
+        "{io}: {allocs} heap allocations over 10,000 kept-alive requests"
     );
-    let mut reader = glint::ring::RingReader::open(&dir.join("ring-000.glr")).unwrap();
+    let mut reader = glint::ring::RingReader::open(&path).unwrap();
     assert_eq!(
         reader.valid_range(),
         0..11_000,
@@ -145,12 +145,41 @@ fn run(io: &'static str) {
     );
 }
 
+/// Over the in-memory sink (room reserved up front): what the HTTP layer and the backend cost
+/// by themselves.
+fn over_memory(io: &'static str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stats = Arc::new(CoreStats::default());
+    let sink = MemorySink::new(0, 512, 1 << 14).with_stats(stats.sink.clone());
+    let handler = Context::new(policy(), stats.http.clone(), sink);
+    let allocs = allocations_per_10k(io, handler, stats.clone());
+    assert_eq!(
+        allocs, 0,
+        "{io}, in-memory sink: {allocs} heap allocations over 10,000 kept-alive requests"
+    );
+    assert_eq!(
+        stats.sink.records.load(Ordering::Relaxed),
+        11_000,
+        "every request was recorded"
+    );
+}
+
 #[test]
 fn zero_allocations_per_request_epoll() {
-    run("epoll");
+    over_a_ring("epoll");
 }
 
 #[test]
 fn zero_allocations_per_request_uring() {
-    run("uring");
+    over_a_ring("uring");
+}
+
+#[test]
+fn zero_allocations_per_request_in_http_alone_epoll() {
+    over_memory("epoll");
+}
+
+#[test]
+fn zero_allocations_per_request_in_http_alone_uring() {
+    over_memory("uring");
 }

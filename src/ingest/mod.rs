@@ -127,6 +127,8 @@ impl Sink for RingSink {
 
 /// Records kept in memory, each encoded as in a ring of the given geometry (the same
 /// [`crate::ring::max_span`] bound, `Full` when `capacity` slots are taken until [`clear`]).
+/// Room for `capacity` full slots is reserved up front, so appending never allocates: the
+/// zero-allocation test serves from it.
 ///
 /// [`clear`]: MemorySink::clear
 pub struct MemorySink {
@@ -138,13 +140,22 @@ pub struct MemorySink {
     used: u64,
     next_seq: u64,
     crc_init: u32,
-    /// Each record's bytes, in append order.
-    records: Vec<Vec<u8>>,
+    /// The records' bytes, back to back, in append order.
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
 }
 
 impl MemorySink {
     /// A store shaped like a ring of `capacity` slots of `slot_size` bytes (a power of two).
+    ///
+    /// # Panics
+    /// If `capacity` slots of `slot_size` bytes do not fit in memory's address space.
     pub fn new(core: u16, slot_size: usize, capacity: u64) -> MemorySink {
+        let slots = usize::try_from(capacity).expect("capacity fits in usize");
+        let room = slots
+            .checked_mul(slot_size)
+            .expect("capacity * slot_size fits in usize");
         MemorySink {
             core,
             stats: Arc::default(),
@@ -154,18 +165,30 @@ impl MemorySink {
             used: 0,
             next_seq: 0,
             crc_init: record::crc_init(0),
-            records: Vec::new(),
+            bytes: Vec::with_capacity(room),
+            ends: Vec::with_capacity(slots),
         }
     }
 
-    /// The records appended since the last [`MemorySink::clear`], each exactly its bytes.
-    pub fn records(&self) -> &[Vec<u8>] {
-        &self.records
+    /// Counts into `stats` instead of counters of its own (the server's admin listener reads
+    /// a core's counters through such a shared handle).
+    pub fn with_stats(mut self, stats: Arc<SinkStats>) -> MemorySink {
+        self.stats = stats;
+        self
     }
 
-    /// Forgets the records (what a consumer passing them does to a ring).
+    /// The records appended since the last [`MemorySink::clear`], each exactly its bytes.
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(from, &to)| &self.bytes[from..to])
+    }
+
+    /// Forgets the records (what a consumer passing them does to a ring); keeps the room.
     pub fn clear(&mut self) {
-        self.records.clear();
+        self.bytes.clear();
+        self.ends.clear();
         self.used = 0;
     }
 }
@@ -181,14 +204,22 @@ impl Sink for MemorySink {
             self.stats.ring_full();
             return Err(AppendError::Full);
         }
-        let mut bytes = vec![0u8; span as usize * self.slot_size];
+        // Within the room reserved in `new`: the records so far take at most `used` slots.
+        let start = self.bytes.len();
+        self.bytes.resize(start + span as usize * self.slot_size, 0);
         let place = record::Placement {
             span: span as u32,
             pad_before: 0,
         };
-        let written = record::encode(&mut bytes, self.next_seq, self.crc_init, fields, place);
-        bytes.truncate(written);
-        self.records.push(bytes);
+        let written = record::encode(
+            &mut self.bytes[start..],
+            self.next_seq,
+            self.crc_init,
+            fields,
+            place,
+        );
+        self.bytes.truncate(start + written);
+        self.ends.push(self.bytes.len());
         self.used += span;
         self.next_seq += span;
         self.stats.recorded(self.next_seq, span, self.slot_size);
@@ -243,9 +274,11 @@ mod tests {
     fn memory_sink_keeps_ring_size_rules() {
         // 8 slots of 256 bytes: a record may take at most 4 (half the ring).
         let mut sink = MemorySink::new(3, 256, 8);
+        let room = sink.bytes.as_ptr();
         sink.append(&fields(b"x")).unwrap();
-        let view = RecordView::parse(&sink.records()[0]).unwrap();
-        assert_eq!(view.bytes(), &sink.records()[0][..]);
+        let first = sink.records().next().unwrap();
+        let view = RecordView::parse(first).unwrap();
+        assert_eq!(view.bytes(), first);
         let too_big = vec![b'a'; 4 * 256];
         assert!(matches!(
             sink.append(&fields(&too_big)),
@@ -260,8 +293,13 @@ mod tests {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!((load(&stats.records), load(&stats.ring_full)), (4, 1));
         assert_eq!(load(&stats.multi_slot), 2);
+        assert_eq!(sink.records().count(), 4);
+        for record in sink.records() {
+            RecordView::parse(record).unwrap();
+        }
+        assert_eq!(sink.bytes.as_ptr(), room, "a full store never reallocated");
         sink.clear();
-        assert!(sink.records().is_empty());
+        assert_eq!(sink.records().count(), 0);
         assert_eq!(sink.append(&fields(b"")), Ok(()));
     }
 }
