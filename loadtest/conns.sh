@@ -3,7 +3,8 @@
 # under wrk with 64 connections, then with 10,000 kept-alive connections open of which 1,000
 # are active (wrk -c 1000 beside 9,000 idle ones that sent one request each and wait). Prints
 # req/s and CPU per request of both, their ratio, and the memory per open connection (the
-# server's RSS with all 10,000 open, less its RSS before, over 10,000). See loadtest/README.md.
+# server's resident anonymous memory with all 10,000 open, less that before, over 10,000). See
+# loadtest/README.md.
 #
 # Settings (environment): DURATION=5, WARMUP=1, ROUNDS=2, ACTIVE=1000, IDLE=9000, BASE=64
 # (the comparison's connections), SERVER_CPUS=0, LOAD_CPUS=1,
@@ -122,7 +123,7 @@ for line in open(sys.argv[1]):
                         bad=int(bad)))
 base, active, total = sys.argv[3], sys.argv[4], int(sys.argv[5])
 print(f"| server | req/s, {base} conns | CPU us/req | req/s, {active} active of {total:,} | CPU us/req | "
-      f"req/s ratio | RSS before | RSS with {total:,} open | KiB per open conn | non-2xx |")
+      f"req/s ratio | anon RSS before | anon RSS with {total:,} open | KiB per open conn | non-2xx |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 order = lambda s: ({"floor": 0, "nginx": 9}.get(s, 5), s)
 for s in sorted(rows, key=order):

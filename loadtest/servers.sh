@@ -178,11 +178,14 @@ cpu_ticks() {
   echo "$total"
 }
 
-# Server resident memory in KiB (summed over its processes).
+# Server resident anonymous memory in KiB (heap and stacks, summed over its processes): what
+# connections cost. Not VmRSS, which also counts the pages of glint's mmap'd ring files that
+# the run's records touched (and nginx's none), so it grows with the requests, not the
+# connections.
 rss_kib() {
   local total=0 p
   for p in $(server_pids); do
-    total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
+    total=$((total + $(awk '/^RssAnon:/ {print $2}' "/proc/$p/status")))
   done
   echo "$total"
 }
