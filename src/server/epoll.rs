@@ -43,6 +43,9 @@ async fn serve<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
     let open = Rc::new(Cell::new(0usize));
     let timers: Timers = Rc::default();
     let pool = Rc::new(RefCell::new(BufferPool::new(POOL_LIMIT)));
+    // A connection that used up its coop budget yields through the runtime's list of deferred
+    // wakers, which is allocated on first use: use it once now, not mid-traffic.
+    tokio::task::yield_now().await;
     let mut accepts = Vec::new();
     for listener in listeners {
         let listener = TcpListener::from_std(listener)?;

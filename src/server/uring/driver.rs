@@ -15,8 +15,8 @@
 //! - A connection between requests holds no read buffer: its recv selects one of the provided
 //!   buffer ring's ([`BufRing`]) when bytes arrive. A buffer in the ring belongs to the kernel
 //!   (the driver keeps only its raw pointer); a completion naming its id hands it back, and
-//!   the driver then owns it again as a `Box` (given to the connection) and puts a spare in the
-//!   ring in its place. A connection with a partial request keeps its buffer and receives into
+//!   the driver then owns it again as a `Box` (given to the connection), and the id is refilled
+//!   with the next buffer a connection gives back (or a spare, before the loop waits). A connection with a partial request keeps its buffer and receives into
 //!   its free tail. Only while the linked recv is a buffer-select one does the driver take
 //!   `out` back at the send's completion (the recv then points into no memory of the slot).
 //! - `user_data` is (op, slot index, generation); a completion for an older generation of a
@@ -26,7 +26,7 @@
 #![allow(unsafe_code)]
 
 use super::op::{decode, user_data, Completion, Op};
-use crate::http::buffers::BufferPool;
+use crate::http::buffers::{BufferPool, ConnBuffers};
 use crate::server::handler::Handler;
 use crate::uring_probe::{build_ring, TaskRun};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -78,6 +78,9 @@ struct BufRing {
     /// By buffer id: the buffer the kernel may pick (from `Box::into_raw`), null once a
     /// completion handed it back.
     bufs: Vec<*mut u8>,
+    /// Ids whose buffer a completion handed back: refilled by the next buffer a connection
+    /// gives back, or by [`BufRing::top_up`] before the loop waits.
+    empty: Vec<u16>,
     buf_len: usize,
 }
 
@@ -111,12 +114,35 @@ impl BufRing {
         tail.store(self.tail, Ordering::Release);
     }
 
+    /// Puts `buf` back in the ring if an id is empty; else returns it.
+    fn refill(&mut self, buf: Box<[u8]>) -> Option<Box<[u8]>> {
+        if buf.len() != self.buf_len {
+            return Some(buf);
+        }
+        match self.empty.pop() {
+            Some(bid) => {
+                self.provide(bid, buf);
+                None
+            }
+            None => Some(buf),
+        }
+    }
+
+    /// Refills every empty id, from `pool` (or new buffers): connections that kept theirs
+    /// for a partial request leave ids empty.
+    fn top_up(&mut self, pool: &mut BufferPool) {
+        while let Some(bid) = self.empty.pop() {
+            self.provide(bid, pool.take_read(self.buf_len));
+        }
+    }
+
     /// The buffer with id `bid`, which a completion says the kernel filled and let go of.
     fn take(&mut self, bid: u16) -> Option<Box<[u8]>> {
         let ptr = std::mem::replace(self.bufs.get_mut(usize::from(bid))?, std::ptr::null_mut());
         if ptr.is_null() {
             return None;
         }
+        self.empty.push(bid);
         // SAFETY: `ptr` came from `Box::into_raw` of a `buf_len` slice in `provide`, and the
         // completion naming `bid` means the kernel no longer uses it; the slot was nulled, so
         // it is reconstructed exactly once.
@@ -193,6 +219,7 @@ impl<H: Handler, S> Driver<H, S> {
             base,
             tail: 0,
             bufs: vec![std::ptr::null_mut(); usize::from(BUF_RING_ENTRIES)],
+            empty: Vec::with_capacity(usize::from(BUF_RING_ENTRIES)),
             buf_len,
         };
         for bid in 0..BUF_RING_ENTRIES {
@@ -264,8 +291,8 @@ impl<H: Handler, S> Driver<H, S> {
             .map(|s| &mut s.conn)
     }
 
-    /// Gives the connection's buffers back to the pool unless they hold a partial request or
-    /// answers (see [`ConnBuffers::release`](crate::http::buffers::ConnBuffers::release)).
+    /// Gives the connection's read buffer back to the ring (or the pool) unless it holds a
+    /// partial request, and `out` to the pool if it is empty.
     pub fn release(&mut self, index: u32) {
         if let Some(slot) = self
             .entries
@@ -273,7 +300,11 @@ impl<H: Handler, S> Driver<H, S> {
             .and_then(|e| e.slot.as_deref_mut())
         {
             if !slot.busy {
-                H::buffers(&mut slot.conn).release(&mut self.pool);
+                give_back(
+                    H::buffers(&mut slot.conn),
+                    &mut self.buf_ring,
+                    &mut self.pool,
+                );
             }
         }
     }
@@ -301,7 +332,7 @@ impl<H: Handler, S> Driver<H, S> {
         };
         let io = H::buffers(&mut slot.conn);
         io.out.clear();
-        io.release(&mut self.pool);
+        give_back(io, &mut self.buf_ring, &mut self.pool);
         entry.slot = None;
         self.free.push(index);
         self.live -= 1;
@@ -507,7 +538,11 @@ impl<H: Handler, S> Driver<H, S> {
     }
 
     /// Submits everything queued and waits for a completion or `timeout`.
+    /// Refills the ring's empty ids first, so recvs find buffers.
     pub fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
+        if let Some(ring) = &mut self.buf_ring {
+            ring.top_up(&mut self.pool);
+        }
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
         match self.ring.submitter().submit_with_args(1, &args) {
@@ -545,9 +580,7 @@ impl<H: Handler, S> Driver<H, S> {
                 .and_then(|e| e.slot.as_deref_mut());
             // A buffer the kernel selected is ours again: to the connection, a spare in its place.
             let selected = match (op, cqueue::buffer_select(cqe.flags()), &mut self.buf_ring) {
-                (Op::Recv, Some(bid), Some(ring)) => ring.take(bid).inspect(|_| {
-                    ring.provide(bid, self.pool.take_read(ring.buf_len));
-                }),
+                (Op::Recv, Some(bid), Some(ring)) => ring.take(bid),
                 _ => None,
             };
             if op == Op::LinkedSend {
@@ -595,6 +628,23 @@ impl<H: Handler, S> Driver<H, S> {
         self.entries
             .iter()
             .any(|e| e.slot.as_ref().is_some_and(|s| s.busy))
+    }
+}
+
+/// Gives a connection's read buffer back to the ring (to an empty id) or else to the pool,
+/// unless it holds a partial request, and `out` to the pool if it is empty.
+fn give_back(io: &mut ConnBuffers, ring: &mut Option<BufRing>, pool: &mut BufferPool) {
+    if let Some(buf) = io.take_read_buf() {
+        let left = match ring {
+            Some(ring) => ring.refill(buf),
+            None => Some(buf),
+        };
+        if let Some(buf) = left {
+            pool.put_read(buf);
+        }
+    }
+    if let Some(out) = io.take_out() {
+        pool.put_out(out);
     }
 }
 
