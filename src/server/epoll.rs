@@ -271,7 +271,8 @@ async fn serve_open<H: Handler>(
 /// answer unread bytes with a RST that could destroy the response in flight.
 async fn linger_close(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 4096];
+    // On the heap, only now: an array here would be part of every connection's task.
+    let mut sink = vec![0u8; 4096];
     let drain = async {
         let mut total = 0usize;
         while total < LINGER_BYTES {
