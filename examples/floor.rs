@@ -60,7 +60,8 @@ enum Io {
     Epoll,
 }
 
-/// Read buffer per connection: glint's smallest (`Conn` uses max(--max-head-size, 16 KiB)).
+/// Read buffer of a connection while it has bytes to answer (lent by the backend, as glint's):
+/// glint's smallest (`Conn` uses max(--max-head-size, 16 KiB)).
 const READ_BUF: usize = 16 * 1024;
 /// Answers per connection before they are written out (glint's `out` holds 32 KiB and more).
 const OUT_CAPACITY: usize = 32 * 1024;
