@@ -18,21 +18,6 @@ fn v6(ip: &str) -> Ipv6Addr {
     }
 }
 
-/// (label, UA) of the real User-Agent fixture.
-fn real_uas() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/user-agents.tsv"),
-    )
-    .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let (label, ua) = l.split_once('\t').unwrap();
-            (label.to_string(), ua.to_string())
-        })
-        .collect()
-}
-
 /// A data dir with one record per (UA, IP) case; returns the labels expected, in order.
 fn ring_of_agents(dir: &Path) -> Vec<String> {
     let home = v6("203.0.113.9");

@@ -24,16 +24,7 @@ const EVIL_UA: &str = "<script>document.title='pwned'</script><img src=x onerror
 
 /// (label, UA) of the real User-Agent fixture, plus one hostile UA (no rule: `unknown`).
 fn real_uas() -> Vec<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/user-agents.tsv");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut uas: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let (label, ua) = l.split_once('\t').unwrap();
-            (label.to_string(), ua.to_string())
-        })
-        .collect();
+    let mut uas = common::decode::real_uas();
     uas.push(("unknown".into(), EVIL_UA.into()));
     uas
 }

@@ -353,3 +353,17 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
     );
     rows
 }
+
+/// (label, UA) pairs of the real User-Agent fixture `tests/fixtures/user-agents.tsv`
+/// (`LABEL<TAB>UA` lines, `#` comments); `src/agent/tests.rs` reads the same file.
+pub fn real_uas() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/user-agents.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (label, ua) = l.split_once('\t').expect("LABEL<TAB>UA");
+            (label.to_string(), ua.to_string())
+        })
+        .collect()
+}
