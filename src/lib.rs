@@ -22,6 +22,7 @@
 //! - [`config_file`]: the `--config` TOML file, read one way for serve, doctor and ship.
 //! - [`decode`]: `glint decode`: rings and segments as JSON Lines, CSV, TSV or Parquet; `--verify`, `--stats`.
 //! - [`doctor`]: `glint doctor`: this machine against every knob of `tuning.md`.
+//! - [`exposition`]: the Prometheus text format, written one way for serve's and ship's metrics.
 //! - `enum_table`: enums that own a table (counters indexed by the enum, never by position).
 //! - [`http`]: HTTP/1.x: bytes in, answers and records out, no socket.
 //! - [`ingest`]: the per-core sink a request's record goes to.
@@ -45,6 +46,7 @@ pub mod config_file;
 pub mod decode;
 pub mod doctor;
 mod enum_table;
+pub mod exposition;
 pub mod http;
 pub mod ingest;
 pub mod instance;

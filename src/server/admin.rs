@@ -7,6 +7,7 @@
 //! a small blocking HTTP/1.1 server on std threads, off the workers' cores' hot path.
 
 use super::stats::CoreStats;
+use crate::exposition::{family, label_value};
 use crate::http::parse::Reject;
 use crate::http::proxy::ProxyError;
 use std::fmt::Write as _;
@@ -122,10 +123,6 @@ pub const PER_CORE: &[(&str, &str, &str, Read64)] = &[
 
 const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 /// A counter family with a `core` label and one more label taking each of `values`;
 /// `read(stats, i)` is the count for `values[i]`.
 fn labelled_counter(
@@ -143,14 +140,6 @@ fn labelled_counter(
             let _ = writeln!(out, "{name}{{core=\"{core}\",{key}=\"{value}\"}} {n}");
         }
     }
-}
-
-/// Label values here are fixed identifiers, but escape them as the format requires anyway.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Appends the whole exposition (format 0.0.4) to `out`.
@@ -199,7 +188,7 @@ pub fn render(out: &mut String, cores: &[Arc<CoreStats>], backend: &str, extra: 
     ];
     for (name, help, key, value) in infos {
         family(out, name, "gauge", help);
-        let _ = writeln!(out, "{name}{{{key}=\"{}\"}} 1", label(value));
+        let _ = writeln!(out, "{name}{{{key}=\"{}\"}} 1", label_value(value));
     }
 }
 

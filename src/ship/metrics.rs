@@ -5,6 +5,7 @@
 //! Labels come from fixed sets only (core index, error or upload kind), so a scrape's size is
 //! bounded.
 
+use crate::exposition::{family, single};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -42,23 +43,22 @@ pub struct ShipMetrics {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-    );
+    single(out, name, "counter", help, v);
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    single(out, name, "gauge", help, v);
 }
 
 /// `glint_ship_lag_records` and `glint_ship_lag_seconds` per core; `done` says what the sink
 /// counts as shipped.
 fn render_lag(out: &mut String, lag: &Mutex<Vec<CoreLag>>, done: &str) {
     let lag = lag.lock().map(|l| l.clone()).unwrap_or_default();
-    let _ = writeln!(
+    family(
         out,
-        "# HELP glint_ship_lag_records Records committed to segments and not yet {done}, per core.\n# TYPE glint_ship_lag_records gauge"
+        "glint_ship_lag_records",
+        "gauge",
+        &format!("Records committed to segments and not yet {done}, per core."),
     );
     for l in &lag {
         let _ = writeln!(
@@ -67,9 +67,11 @@ fn render_lag(out: &mut String, lag: &Mutex<Vec<CoreLag>>, done: &str) {
             l.core, l.records
         );
     }
-    let _ = writeln!(
+    family(
         out,
-        "# HELP glint_ship_lag_seconds Age of the oldest record not yet {done}, per core.\n# TYPE glint_ship_lag_seconds gauge"
+        "glint_ship_lag_seconds",
+        "gauge",
+        &format!("Age of the oldest record not yet {done}, per core."),
     );
     for l in &lag {
         let _ = writeln!(
@@ -95,9 +97,11 @@ impl ShipMetrics {
             "Message bytes (key and value) acknowledged by the brokers.",
             self.bytes_shipped.load(Relaxed),
         );
-        let _ = writeln!(
+        family(
             out,
-            "# HELP glint_ship_delivery_errors_total Messages the brokers did not take, by what was done: retried, produced again after a delivery without an offset (unconfirmed), or written to the dead-letter file (too large).\n# TYPE glint_ship_delivery_errors_total counter"
+            "glint_ship_delivery_errors_total",
+            "counter",
+            "Messages the brokers did not take, by what was done: retried, produced again after a delivery without an offset (unconfirmed), or written to the dead-letter file (too large).",
         );
         let _ = writeln!(
             out,
@@ -173,9 +177,11 @@ pub struct LakeMetrics {
 impl LakeMetrics {
     /// Writes the text exposition format 0.0.4.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
+        family(
             out,
-            "# HELP glint_ship_objects_total Parquet objects uploaded, by upload kind.\n# TYPE glint_ship_objects_total counter"
+            "glint_ship_objects_total",
+            "counter",
+            "Parquet objects uploaded, by upload kind.",
         );
         let _ = writeln!(
             out,
