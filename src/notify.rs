@@ -242,10 +242,11 @@ mod tests {
     use std::os::unix::net::SocketAddr;
     use std::path::PathBuf;
 
-    fn temp_socket_path(tag: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("glint-notify-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        path
+    /// A socket path `notify` in a fresh directory, removed when the returned guard drops.
+    fn temp_socket_path() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        (dir, path)
     }
 
     fn recv(listener: &UnixDatagram) -> String {
@@ -259,13 +260,12 @@ mod tests {
 
     #[test]
     fn sends_to_a_path_socket() {
-        let path = temp_socket_path("path");
+        let (_dir, path) = temp_socket_path();
         let listener = UnixDatagram::bind(&path).unwrap();
         send_to(path.as_os_str(), "READY=1").unwrap();
         send_to(path.as_os_str(), "STOPPING=1").unwrap();
         assert_eq!(recv(&listener), "READY=1");
         assert_eq!(recv(&listener), "STOPPING=1");
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn missing_listener_and_bad_names_are_errors_not_panics() {
-        let path = temp_socket_path("absent");
+        let (_dir, path) = temp_socket_path();
         assert!(send_to(path.as_os_str(), "READY=1").is_err());
         assert!(send_to(OsStr::new("relative/notify"), "READY=1").is_err());
         assert!(send_to(OsStr::new(""), "READY=1").is_err());
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn watchdog_pings_only_while_every_core_beats() {
-        let path = temp_socket_path("watchdog");
+        let (_dir, path) = temp_socket_path();
         let listener = UnixDatagram::bind(&path).unwrap();
         let hb = Heartbeats::new(2);
         let period = Duration::from_millis(50);
@@ -329,7 +329,6 @@ mod tests {
         beat_for(&[0], period * 6);
         assert_eq!(drain(&listener), 0, "pinged although core 1 is stuck");
         drop(handle);
-        let _ = std::fs::remove_file(&path);
     }
 
     /// Counts the datagrams waiting, checking each is a watchdog ping.

@@ -69,13 +69,12 @@ mod tests {
         }
     }
 
-    fn write_config(tag: &str, text: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!(
-            "glint-doctor-plan-{tag}-{}.toml",
-            std::process::id()
-        ));
+    /// `text` as `glint.toml` in a fresh directory, removed when the returned guard drops.
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glint.toml");
         std::fs::write(&path, text).unwrap();
-        path
+        (dir, path)
     }
 
     #[test]
@@ -88,8 +87,7 @@ mod tests {
 
     #[test]
     fn config_keys_apply_and_flags_win() {
-        let path = write_config(
-            "ok",
+        let (_dir, path) = write_config(
             "listen = [\"0.0.0.0:80\"]\ndata_dir = \"/srv/glint\"\nio = \"epoll\"\nthreads = 3\nring-slots = 4096\nadmin-listen = \"127.0.0.1:9100\"\n",
         );
         let plan = resolve(&args(Some(path.clone()), None, None)).unwrap();
@@ -103,12 +101,11 @@ mod tests {
             (plan.data_dir, plan.threads),
             (PathBuf::from("/tmp/x"), Some(1))
         );
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn bad_config_values_name_the_file_and_key() {
-        let path = write_config("bad", "io = \"fast\"\n");
+        let (_dir, path) = write_config("io = \"fast\"\n");
         let e = resolve(&args(Some(path.clone()), None, None)).unwrap_err();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("\"io\""),
