@@ -65,24 +65,7 @@ impl Sent {
         } else {
             Vec::new()
         };
-        let v4 = Ipv6Addr::from([
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0xff,
-            0xff,
-            198,
-            51,
-            100,
-            (n % 250) as u8,
-        ]);
+        let v4 = super::test_net_peer(n);
         Sent {
             ts_ns,
             core,

@@ -36,6 +36,12 @@ macro_rules! for_each_backend {
     };
 }
 
+/// The `n`-th client address the generated records come from: `::ffff:198.51.100.(n % 250)`
+/// (TEST-NET-2, IPv4-mapped as records store it).
+pub fn test_net_peer(n: u64) -> std::net::Ipv6Addr {
+    std::net::Ipv4Addr::new(198, 51, 100, (n % 250) as u8).to_ipv6_mapped()
+}
+
 /// A fresh directory `glint-TAG-*` under the system temp dir, removed when dropped.
 pub fn tempdir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
