@@ -4,7 +4,8 @@
 # The caller sets `here` (this directory) and `root` (the repository) and may set, before
 # sourcing: PORT=18180, SERVER_CPUS=0, GLINT=target/release/glint and
 # FLOOR=target/release/examples/floor (built if missing), ALT_GLINT / ALT_FLOOR (another build,
-# as the servers alt-uring, alt-epoll, alt-floor), COMPACT=1 (run `glint compact` beside glint).
+# as the servers alt-uring, alt-epoll, alt-floor), COMPACT=1 (run `glint compact` beside glint),
+# RING_SLOTS=4194304 (slots of each glint server's ring), FRESH_RING=0 (1: a new ring every turn).
 #
 # Servers: floor, glint-uring, glint-epoll, nginx (and the alt-* ones).
 
@@ -15,6 +16,13 @@ FLOOR=${FLOOR:-$root/target/release/examples/floor}
 ALT_GLINT=${ALT_GLINT:-}
 ALT_FLOOR=${ALT_FLOOR:-}
 COMPACT=${COMPACT:-1}
+# glint's rings are in their steady state, as in production: each glint server keeps one ring
+# over all its turns (drained by the compactor after each turn), its pages read into the page
+# cache once before its first turn. FRESH_RING=1 measures the first lap of a new ring instead:
+# a new data dir and ring every turn, 16 Mi slots (room for a turn without the compactor).
+RING_SLOTS=${RING_SLOTS:-$((1 << 22))}
+FRESH_RING=${FRESH_RING:-0}
+[ "$COMPACT" = 1 ] || FRESH_RING=1 # without the compactor, decode counts the ring's records
 # What a browser sends with a beacon: a query, its User-Agent and the page as Referer.
 URL_PATH="/p.gif?e=pv&cid=summer-sale-2026&uid=6f1c2a9e-41d7-4b8e-9a53-0c7d2f1e8b44&url=https%3A%2F%2Fshop.example.com%2Fcart&res=1920x1080"
 UA='User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
@@ -82,11 +90,20 @@ is_glint() { case $1 in glint-* | alt-uring | alt-epoll) return 0 ;; *) return 1
 logs_nothing() { case $1 in floor | alt-floor) return 0 ;; *) return 1 ;; esac; }
 
 # start_server NAME: starts it pinned to SERVER_CPUS on $PORT (glint with its compactor when
-# COMPACT=1), sets server_pid, compact_pid and server_dir; 1 if it does not start.
+# COMPACT=1), sets server_pid, compact_pid, server_dir and data_dir (glint's); 1 if it does
+# not start.
 start_server() {
   server_dir=$work/$1.$RANDOM
   mkdir -p "$server_dir/tmp"
   compact_pid=""
+  data_dir=$server_dir/data
+  local slots=$((1 << 24)) prime=0
+  if is_glint "$1" && [ "$FRESH_RING" != 1 ]; then
+    data_dir=$work/rings/$1
+    slots=$RING_SLOTS
+    rm -rf "$data_dir/segments" # the last turn's, already counted
+    [ -d "$data_dir" ] || prime=1
+  fi
   rm -f "$server_dir/times.before" "$server_dir/times.after" "$server_dir/once.time"
   case $1 in
     glint-* | alt-uring | alt-epoll)
@@ -95,11 +112,10 @@ start_server() {
       [ -x "$bin" ] || { say "$1: no binary (set ALT_GLINT)"; return 1; }
       # No admin (metrics) listener: it is not under test and its default port may be taken.
       "$bin" serve --help | grep -q -- '--admin-listen' && extra=(--admin-listen off)
-      # Room for a whole turn even if the compactor falls behind (16M slots, ~1.2M req/s
-      # pipelined for 6 s): a full ring answers 503, and the tables flag any non-2xx answer.
+      # A full ring answers 503, and the tables flag any non-2xx answer.
       taskset -c "$SERVER_CPUS" "$bin" serve --listen "127.0.0.1:$PORT" \
-        --threads "$server_threads" --io "${1##*-}" --data-dir "$server_dir/data" \
-        --ring-slots $((1 << 24)) "${extra[@]}" 2>"$server_dir/server.log" &
+        --threads "$server_threads" --io "${1##*-}" --data-dir "$data_dir" \
+        --ring-slots "$slots" "${extra[@]}" 2>"$server_dir/server.log" &
       ;;
     floor | alt-floor)
       local bin=$FLOOR
@@ -124,10 +140,18 @@ start_server() {
     server_pid=""
     return 1
   fi
+  if [ "$prime" = 1 ]; then
+    # A ring lapped before has its pages in the page cache; a new one's first write to each
+    # page reads it in (zero-filled) on the request path, which on this project's VM costs more
+    # than the request (loadtest/README.md). Reading the file once does that work up front.
+    local t0=$SECONDS
+    cat "$data_dir"/ring-*.glr >/dev/null
+    say "$1: ring of $slots slots read into the page cache in $((SECONDS - t0)) s"
+  fi
   if is_glint "$1" && [ "$COMPACT" = 1 ]; then
     # The compactor shares the server's CPU: keeping the records is part of glint's cost,
     # as the access log is part of nginx's. Its CPU time is read when it is reaped.
-    taskset -c "$SERVER_CPUS" "$(glint_of "$1")" compact --data-dir "$server_dir/data" \
+    taskset -c "$SERVER_CPUS" "$(glint_of "$1")" compact --data-dir "$data_dir" \
       --interval 1s 2>"$server_dir/compact.log" &
     compact_pid=$!
   fi
@@ -160,7 +184,7 @@ stop_server() {
     compact_pid=""
     # A last cycle moves whatever the ring still holds, on the same CPU; its time counts too.
     /usr/bin/time -f '%U %S' -o "$server_dir/once.time" taskset -c "$SERVER_CPUS" \
-      "$(glint_of "$1")" compact --data-dir "$server_dir/data" --once 2>>"$server_dir/compact.log" \
+      "$(glint_of "$1")" compact --data-dir "$data_dir" --once 2>>"$server_dir/compact.log" \
       || die "glint compact --once failed: $(tail -1 "$server_dir/compact.log")"
   fi
 }
@@ -213,8 +237,8 @@ count_logged() {
     awk '$9 ~ /^2/' "$server_dir/access.log" | wc -l
   elif [ "$COMPACT" = 1 ]; then
     # Every record CRC-checked, read from the segments the compactor wrote.
-    timeout 300 "$(glint_of "$1")" decode --stats "$server_dir/data/segments" | sed -n 's/^records: //p'
+    timeout 300 "$(glint_of "$1")" decode --stats "$data_dir/segments" | sed -n 's/^records: //p'
   else
-    timeout 300 "$(glint_of "$1")" decode --stats "$server_dir/data" | sed -n 's/^records: //p'
+    timeout 300 "$(glint_of "$1")" decode --stats "$data_dir" | sed -n 's/^records: //p'
   fi
 }
