@@ -197,28 +197,33 @@ fn record_fields<'a, S: Sink>(
 
 /// The query of a target (after the first `?`), or empty.
 pub fn query_of(target: &[u8]) -> &[u8] {
-    target
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(&b""[..], |i| &target[i + 1..])
+    memchr::memchr(b'?', target).map_or(&b""[..], |i| &target[i + 1..])
 }
 
 /// The path of an origin-form or absolute-form target, without the query.
+///
+/// An origin-form target (`/...`, what browsers send) has no scheme to skip, so only its `?` is
+/// searched for: a byte-by-byte search for the scheme's `:` through a beacon's long target was
+/// 8% of the pipelined server's CPU (README "Design notes").
 pub fn path_of(target: &[u8]) -> &[u8] {
-    let rest = match target.iter().position(|&b| b == b':') {
-        Some(i)
-            if target[..i].iter().all(u8::is_ascii_alphabetic)
-                && target[i..].starts_with(b"://") =>
-        {
-            let after = &target[i + 3..];
-            after
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(&b"/"[..], |p| &after[p..])
-        }
-        _ => target,
+    let rest = match target.first() {
+        Some(b'/') => target,
+        _ => match memchr::memchr(b':', target) {
+            Some(i)
+                if target[..i].iter().all(u8::is_ascii_alphabetic)
+                    && target[i..].starts_with(b"://") =>
+            {
+                // The authority ends at the path's `/`, or at the query (then the path is `/`).
+                let after = &target[i + 3..];
+                match memchr::memchr2(b'/', b'?', after) {
+                    Some(p) if after[p] == b'/' => &after[p..],
+                    _ => b"/",
+                }
+            }
+            _ => target,
+        },
     };
-    rest.split(|&b| b == b'?').next().unwrap_or(rest)
+    memchr::memchr(b'?', rest).map_or(rest, |i| &rest[..i])
 }
 
 fn body_kind(content_type: &[u8], body_len: u64) -> BodyKind {
@@ -247,6 +252,12 @@ mod tests {
         assert_eq!(path_of(b"http://t.example.com/healthz"), b"/healthz");
         assert_eq!(path_of(b"http://t.example.com"), b"/");
         assert_eq!(path_of(b"/a:b"), b"/a:b");
+        assert_eq!(path_of(b"/a:b?c://d/e"), b"/a:b");
+        assert_eq!(path_of(b"http://t.example.com?x=/y"), b"/");
+        assert_eq!(path_of(b"*"), b"*");
+        assert_eq!(path_of(b""), b"");
+        assert_eq!(query_of(b"/p?e=1?f"), b"e=1?f");
+        assert_eq!(query_of(b"/p"), b"");
     }
 
     #[test]
