@@ -5,7 +5,8 @@
 # sourcing: PORT=18180, SERVER_CPUS=0, GLINT=target/release/glint and
 # FLOOR=target/release/examples/floor (built if missing), ALT_GLINT / ALT_FLOOR (another build,
 # as the servers alt-uring, alt-epoll, alt-floor), COMPACT=1 (run `glint compact` beside glint),
-# RING_SLOTS=4194304 (slots of each glint server's ring), FRESH_RING=0 (1: a new ring every turn).
+# RING_SLOTS=4194304 (slots of each glint server's ring), FRESH_RING=0 (1: a new ring every turn),
+# COMPACT_NICE (default: the Nice= of systemd/glint-compact.service), SERVE_ARGS (more serve flags).
 #
 # Servers: floor, glint-uring, glint-epoll, nginx (and the alt-* ones).
 
@@ -16,13 +17,19 @@ FLOOR=${FLOOR:-$root/target/release/examples/floor}
 ALT_GLINT=${ALT_GLINT:-}
 ALT_FLOOR=${ALT_FLOOR:-}
 COMPACT=${COMPACT:-1}
+# The compactor runs at the niceness its systemd unit gives it ("below the server for CPU").
+COMPACT_NICE=${COMPACT_NICE:-$(sed -n 's/^Nice=//p' "$root/systemd/glint-compact.service")}
 # glint's rings are in their steady state, as in production: each glint server keeps one ring
 # over all its turns (drained by the compactor after each turn), its pages read into the page
 # cache once before its first turn. FRESH_RING=1 measures the first lap of a new ring instead:
 # a new data dir and ring every turn, 16 Mi slots (room for a turn without the compactor).
 RING_SLOTS=${RING_SLOTS:-$((1 << 22))}
-FRESH_RING=${FRESH_RING:-0}
-[ "$COMPACT" = 1 ] || FRESH_RING=1 # without the compactor, decode counts the ring's records
+# Without the compactor a kept ring is never drained (it fills, and decode would count earlier
+# turns' records), so COMPACT=0 defaults to a new ring per turn; FRESH_RING=0 keeps it anyway
+# (latency.sh, which counts nothing, for short runs).
+FRESH_RING=${FRESH_RING:-$([ "$COMPACT" = 1 ] && echo 0 || echo 1)}
+# Extra flags for `glint serve` (e.g. SERVE_ARGS="--sync-interval 1h").
+SERVE_ARGS=${SERVE_ARGS:-}
 # What a browser sends with a beacon: a query, its User-Agent and the page as Referer.
 URL_PATH="/p.gif?e=pv&cid=summer-sale-2026&uid=6f1c2a9e-41d7-4b8e-9a53-0c7d2f1e8b44&url=https%3A%2F%2Fshop.example.com%2Fcart&res=1920x1080"
 UA='User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
@@ -115,7 +122,7 @@ start_server() {
       # A full ring answers 503, and the tables flag any non-2xx answer.
       taskset -c "$SERVER_CPUS" "$bin" serve --listen "127.0.0.1:$PORT" \
         --threads "$server_threads" --io "${1##*-}" --data-dir "$data_dir" \
-        --ring-slots "$slots" "${extra[@]}" 2>"$server_dir/server.log" &
+        --ring-slots "$slots" $SERVE_ARGS "${extra[@]}" 2>"$server_dir/server.log" &
       ;;
     floor | alt-floor)
       local bin=$FLOOR
@@ -150,8 +157,10 @@ start_server() {
   fi
   if is_glint "$1" && [ "$COMPACT" = 1 ]; then
     # The compactor shares the server's CPU: keeping the records is part of glint's cost,
-    # as the access log is part of nginx's. Its CPU time is read when it is reaped.
-    taskset -c "$SERVER_CPUS" "$(glint_of "$1")" compact --data-dir "$data_dir" \
+    # as the access log is part of nginx's. Its CPU time is read when it is reaped. Niced as
+    # its unit runs it: its cycle is a burst of CPU each second (20-45 ms at 64-115 k req/s)
+    # that at the server's own priority shows in the server's tail latency.
+    taskset -c "$SERVER_CPUS" nice -n "$COMPACT_NICE" "$(glint_of "$1")" compact --data-dir "$data_dir" \
       --interval 1s 2>"$server_dir/compact.log" &
     compact_pid=$!
   fi
