@@ -13,7 +13,7 @@
 //! |      8 |    4 | `crc`          | CRC32C of the ring's 8-byte seed (LE) followed by bytes `12..len` |
 //! |     12 |    4 | `len`          | bytes of the record: [`HEADER_LEN`] + the five fields, at most [`MAX_RECORD_LEN`] |
 //! |     16 |    8 | `seq`          | per-core sequence number of the record's first slot, never reused |
-//! |     24 |    8 | `ts_ns`        | wall clock, nanoseconds since the Unix epoch (UTC)            |
+//! |     24 |    8 | `ts_ns`        | wall clock, nanoseconds since the Unix epoch (UTC), read once per batch (pipelined requests of one read share it) |
 //! |     32 |    2 | `core`         | index of the worker that wrote the record                     |
 //! |     34 |    2 | `status`       | HTTP status code sent                                         |
 //! |     36 |    4 | `flags`        | bit set, see [`flags`]                                        |

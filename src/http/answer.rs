@@ -176,7 +176,7 @@ fn record_fields<'a, S: Sink>(
         .as_deref()
         .and_then(|name| cookie_value(head.cookie, name));
     RecordFields {
-        ts_ns: crate::clock::now_ns(),
+        ts_ns: core.batch_ns,
         core: core.sink.core(),
         status,
         method: head.method,

@@ -151,6 +151,7 @@ impl Conn {
 
     /// Answers every complete request in the buffer (see module docs).
     pub fn process<S: Sink>(&mut self, core: &mut Context<S>) -> Next {
+        core.start_batch();
         self.io.reserve_out();
         let next = self.process_batch(core);
         if core.sink.commit().is_err() {
@@ -377,6 +378,42 @@ mod tests {
         conn.process(core);
         assert!(conn.io.out.starts_with(b"HTTP/1.1 "), "{request}");
         conn.io.out.len()
+    }
+
+    #[test]
+    fn a_batch_of_pipelined_records_is_stamped_with_the_time_it_was_read() {
+        let mut core = Context::new(
+            Arc::new(HttpPolicy::default()),
+            Default::default(),
+            MemorySink::new(0, 512, 1 << 10),
+        );
+        let mut conn = Conn::new("127.0.0.1:1".parse().unwrap(), &core);
+        let read = |conn: &mut Conn, core: &mut Context<MemorySink>, bytes: &[u8]| {
+            conn.io.read_buf()[..bytes.len()].copy_from_slice(bytes);
+            conn.io.filled(bytes.len());
+            let before = crate::clock::now_ns();
+            conn.process(core);
+            (before, crate::clock::now_ns())
+        };
+        let two =
+            b"GET /p.gif?n=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /p.gif?n=2 HTTP/1.1\r\nHost: t\r\n\r\n";
+        let (from, to) = read(&mut conn, &mut core, two);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        conn.io.out.clear();
+        let one = b"GET /p.gif?n=3 HTTP/1.1\r\nHost: t\r\n\r\n";
+        let (later, _) = read(&mut conn, &mut core, one);
+        let ts: Vec<u64> = core
+            .sink
+            .records()
+            .map(|r| crate::record::RecordView::parse(r).unwrap().ts_ns())
+            .collect();
+        assert_eq!(ts.len(), 3);
+        assert_eq!(ts[0], ts[1], "one read, one time");
+        assert!((from..=to).contains(&ts[0]), "{ts:?} not in {from}..={to}");
+        assert!(
+            ts[2] >= later && ts[2] > ts[1],
+            "the next read is stamped anew: {ts:?}"
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Context<S> {
     pub draining: bool,
     pub stats: Arc<HttpStats>,
     pub sink: S,
+    /// When the batch being answered was read ([`Context::start_batch`]): the time of every
+    /// record made from it. Its answers leave together, in one write.
+    pub batch_ns: u64,
 }
 
 impl<S: Sink> Context<S> {
@@ -27,7 +30,13 @@ impl<S: Sink> Context<S> {
             draining: false,
             stats,
             sink,
+            batch_ns: crate::clock::now_ns(),
         }
+    }
+
+    /// Reads the clock once for a batch of pipelined requests (one per read, not per record).
+    pub fn start_batch(&mut self) {
+        self.batch_ns = crate::clock::now_ns();
     }
 
     /// The current second, as last refreshed by [`Context::tick`] (coarse, no syscall).
