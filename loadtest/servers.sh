@@ -17,7 +17,8 @@ FLOOR=${FLOOR:-$root/target/release/examples/floor}
 ALT_GLINT=${ALT_GLINT:-}
 ALT_FLOOR=${ALT_FLOOR:-}
 COMPACT=${COMPACT:-1}
-# The compactor runs at the niceness its systemd unit gives it ("below the server for CPU").
+# The compactor runs at the niceness its systemd unit gives it ("below the server for CPU"),
+# unless the caller chose one (compare.sh and conns.sh: 0).
 COMPACT_NICE=${COMPACT_NICE:-$(sed -n 's/^Nice=//p' "$root/systemd/glint-compact.service")}
 # glint's rings are in their steady state, as in production: each glint server keeps one ring
 # over all its turns (drained by the compactor after each turn), its pages read into the page
@@ -157,9 +158,9 @@ start_server() {
   fi
   if is_glint "$1" && [ "$COMPACT" = 1 ]; then
     # The compactor shares the server's CPU: keeping the records is part of glint's cost,
-    # as the access log is part of nginx's. Its CPU time is read when it is reaped. Niced as
-    # its unit runs it: its cycle is a burst of CPU each second (20-45 ms at 64-115 k req/s)
-    # that at the server's own priority shows in the server's tail latency.
+    # as the access log is part of nginx's. Its CPU time is read when it is reaped. Niced by
+    # COMPACT_NICE: its cycle is a burst of CPU each second (20-45 ms at 64-115 k req/s) that
+    # at the server's own priority shows in the server's tail latency.
     taskset -c "$SERVER_CPUS" nice -n "$COMPACT_NICE" "$(glint_of "$1")" compact --data-dir "$data_dir" \
       --interval 1s 2>"$server_dir/compact.log" &
     compact_pid=$!
