@@ -25,10 +25,6 @@ LOAD_CPUS=${LOAD_CPUS:-1}
 SERVERS=${SERVERS:-"floor glint-uring glint-epoll nginx"}
 # Every external command is bounded; a run never waits longer than this for one step.
 STEP_LIMIT=$((DURATION + WARMUP + 30))
-# Saturating loads: the compactor at the server's own priority, so it keeps up on the shared CPU
-# (at its unit's Nice=5 it gets a quarter of the CPU and falls behind a saturated server, whose
-# ring then fills and answers 503, which is cheaper than a kept record). latency.sh keeps Nice=5.
-COMPACT_NICE=${COMPACT_NICE:-0}
 # shellcheck source=loadtest/servers.sh
 . "$here/servers.sh"
 load_threads=$(taskset -c "$LOAD_CPUS" nproc)

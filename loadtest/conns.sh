@@ -22,10 +22,6 @@ BASE=${BASE:-64}
 LOAD_CPUS=${LOAD_CPUS:-1}
 SERVERS=${SERVERS:-"floor glint-uring glint-epoll nginx"}
 STEP_LIMIT=$((DURATION + WARMUP + 60))
-# Saturating loads: the compactor at the server's own priority, so it keeps up on the shared CPU
-# (at its unit's Nice=5 it gets a quarter of the CPU and falls behind a saturated server, whose
-# ring then fills and answers 503, which is cheaper than a kept record). latency.sh keeps Nice=5.
-COMPACT_NICE=${COMPACT_NICE:-0}
 # shellcheck source=loadtest/servers.sh
 . "$here/servers.sh"
 load_threads=$(taskset -c "$LOAD_CPUS" nproc)

@@ -20,6 +20,8 @@ SERVERS=${SERVERS:-"glint-uring glint-epoll nginx"}
 FRACTIONS=${FRACTIONS:-"0.5 0.9"}
 MAX_RPS=${MAX_RPS:-}
 STEP_LIMIT=$((DURATION + WARMUP + 30))
+# The compactor as deployed: below the server for CPU, which its tail latency depends on.
+COMPACT_NICE=${COMPACT_NICE:-$(sed -n 's/^Nice=//p' "$root/systemd/glint-compact.service")}
 # shellcheck source=loadtest/servers.sh
 . "$here/servers.sh"
 load_threads=$(taskset -c "$LOAD_CPUS" nproc)

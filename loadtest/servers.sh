@@ -6,7 +6,8 @@
 # FLOOR=target/release/examples/floor (built if missing), ALT_GLINT / ALT_FLOOR (another build,
 # as the servers alt-uring, alt-epoll, alt-floor), COMPACT=1 (run `glint compact` beside glint),
 # RING_SLOTS=4194304 (slots of each glint server's ring), FRESH_RING=0 (1: a new ring every turn),
-# COMPACT_NICE (default: the Nice= of systemd/glint-compact.service), SERVE_ARGS (more serve flags).
+# COMPACT_NICE=0 (latency.sh: the Nice= of systemd/glint-compact.service), SERVE_ARGS (more
+# serve flags).
 #
 # Servers: floor, glint-uring, glint-epoll, nginx (and the alt-* ones).
 
@@ -17,9 +18,11 @@ FLOOR=${FLOOR:-$root/target/release/examples/floor}
 ALT_GLINT=${ALT_GLINT:-}
 ALT_FLOOR=${ALT_FLOOR:-}
 COMPACT=${COMPACT:-1}
-# The compactor runs at the niceness its systemd unit gives it ("below the server for CPU"),
-# unless the caller chose one (compare.sh and conns.sh: 0).
-COMPACT_NICE=${COMPACT_NICE:-$(sed -n 's/^Nice=//p' "$root/systemd/glint-compact.service")}
+# The compactor runs at the server's own priority, so under saturating loads (compare.sh,
+# conns.sh) it keeps up on the shared CPU: at its unit's Nice=5 it gets a quarter of the CPU,
+# falls behind, and the full ring answers 503, cheaper than a kept record. latency.sh, at fixed
+# rates, gives it its unit's niceness instead.
+COMPACT_NICE=${COMPACT_NICE:-0}
 # glint's rings are in their steady state, as in production: each glint server keeps one ring
 # over all its turns (drained by the compactor after each turn), its pages read into the page
 # cache once before its first turn. FRESH_RING=1 measures the first lap of a new ring instead:
