@@ -6,7 +6,8 @@
 # FLOOR=target/release/examples/floor (built if missing), ALT_GLINT / ALT_FLOOR (another build,
 # as the servers alt-uring, alt-epoll, alt-floor), COMPACT=1 (run `glint compact` beside glint),
 # RING_SLOTS=4194304 (slots of each glint server's ring), FRESH_RING=0 (1: a new ring every turn),
-# COMPACT_NICE=0 (latency.sh: the Nice= of systemd/glint-compact.service), SERVE_ARGS (more
+# COMPACT_NICE=0 (latency.sh: the Nice= of systemd/glint-compact.service, the niceness its
+# CPUWeight=33 matches; one session here, so a nice ranks the processes), SERVE_ARGS (more
 # serve flags).
 #
 # Servers: floor, glint-uring, glint-epoll, nginx (and the alt-* ones).

@@ -152,6 +152,41 @@ fn server_unit_keeps_io_uring_limits_and_notify() {
     assert!(sysusers.lines().any(|l| l.starts_with("u glint ")));
 }
 
+/// The unit's `Key=` value, if it sets `key`.
+fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The background units yield the CPU to the server by a cgroup weight: systemd runs each
+/// service in its own session, and under the kernel's autogroup a `Nice=` alone does not rank
+/// one session against another (tuning.md, "CPUs and --threads").
+#[test]
+fn background_units_weigh_less_than_the_server_for_cpu() {
+    // systemd's default CPUWeight, which glint.service keeps.
+    const DEFAULT_WEIGHT: u32 = 100;
+    assert_eq!(
+        unit_value(&read("systemd/glint.service"), "CPUWeight"),
+        None
+    );
+    for unit in ["glint-compact.service", "glint-ship.service"] {
+        let text = read(&format!("systemd/{unit}"));
+        let weight: u32 = unit_value(&text, "CPUWeight")
+            .unwrap_or_else(|| panic!("{unit} sets no CPUWeight="))
+            .parse()
+            .unwrap_or_else(|e| panic!("{unit}: CPUWeight= is no number: {e}"));
+        assert!(
+            (1..DEFAULT_WEIGHT).contains(&weight),
+            "{unit}: CPUWeight={weight} does not rank it below the server"
+        );
+        let nice: i32 = unit_value(&text, "Nice").map_or(0, |n| n.parse().unwrap());
+        assert!(
+            nice > 0,
+            "{unit}: Nice={nice} does not rank it below the server"
+        );
+    }
+}
+
 /// Keys of the example config that `glint serve` does not have yet (the lead adds them).
 const PENDING_SERVE_FLAGS: &[&str] = &[];
 
