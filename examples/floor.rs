@@ -2,7 +2,7 @@
 //! own I/O backends (issue 15). Not a product feature.
 //!
 //! It is a [`Handler`] on glint's very backends (`server::uring::run` by default, the same
-//! ring setup, multishot accept, linked send + recv, one `submit_and_wait` per loop turn; or
+//! ring setup, multishot accept and recv, one `submit_and_wait` per loop turn; or
 //! `server::epoll::run`), on listeners bound by glint's own `bind_reuseport`, one pinned worker
 //! per CPU. What it leaves out is glint's work: it parses no header and records nothing; it
 //! only finds where each request head ends (`\r\n\r\n`) and answers it with glint's canned

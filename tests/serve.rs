@@ -13,6 +13,7 @@ for_each_backend!(
     get_head_options_and_disallowed_methods,
     pipelined_batch_answered_in_order_and_recorded,
     byte_at_a_time_request,
+    requests_sent_before_a_half_close_are_all_answered,
     keep_alive_and_close_rules,
     acknowledged_requests_are_in_the_ring_with_exact_bytes,
     post_bodies_content_length_chunked_and_expect_continue,
@@ -146,6 +147,45 @@ fn byte_at_a_time_request(io: &str) {
             &b"drip"[..],
             &b"https://r.example/"[..]
         )
+    );
+}
+
+/// A client that sends its requests in bursts, some while answers are being written, then
+/// half-closes: every request before the end is answered and recorded, then the server closes.
+fn requests_sent_before_a_half_close_are_all_answered(io: &str) {
+    let tmp = tempdir("halfclose");
+    let server = start(tmp.path(), io, &["--threads", "1"]);
+    let dir = server.data_dir.clone();
+    let mut s = server.connect();
+    s.set_nodelay(true).unwrap();
+    let n = 200;
+    for burst in 0..10 {
+        let mut bytes = Vec::new();
+        for i in burst * 20..(burst + 1) * 20 {
+            bytes.extend_from_slice(format!("GET /h?i={i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        }
+        s.write_all(&bytes).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let r = read_response(&mut s, &mut pending, false)
+            .unwrap_or_else(|| panic!("response {i} of {n} missing"));
+        assert_eq!(r.status, 200);
+    }
+    assert!(
+        read_response(&mut s, &mut pending, false).is_none() && pending.is_empty(),
+        "the server closes after the last answer"
+    );
+    drop(s);
+    assert!(server.stop().success());
+    let targets: Vec<Vec<u8>> = ring_records(&dir).into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        (0..n)
+            .map(|i| format!("/h?i={i}").into_bytes())
+            .collect::<Vec<_>>()
     );
 }
 

@@ -1,16 +1,19 @@
 //! One connection's life on the ring: read, answer, write, linger, close. Mirrors
 //! `serve_conn` and `linger_close` of the epoll backend.
 
+use super::driver::Input;
 use super::event_loop::EventLoop;
 use crate::http::conn::Next;
 use crate::server::backend::{LINGER_BYTES, LINGER_TIME};
 use crate::server::handler::Handler;
 use std::time::Instant;
 
-/// Where a connection is; its one buffer operation (if any) is in flight in the driver.
+/// Where a connection is; its one buffer operation (if any) is in flight in the driver, and
+/// its multishot recv (if the driver has them) is armed beside it while it reads or writes.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Life {
-    /// A recv is in flight, behind a send of `out[from..end]` when `end > 0`.
+    /// Waiting for bytes: a recv is in flight, behind a send of `out[from..end]` when
+    /// `end > 0` (single-shot recvs), or the multishot recv is armed.
     Reading {
         /// No request is partly read: closing ends this connection at once.
         idle: bool,
@@ -32,6 +35,8 @@ pub(super) enum Life {
 pub(super) enum AfterWrite {
     /// `out` filled before the batch was answered: process again without reading.
     Process,
+    /// The batch is answered: wait for the next request (multishot recv).
+    Read,
     Linger,
     Close,
 }
@@ -91,6 +96,94 @@ impl<H: Handler> EventLoop<H> {
         self.run_conn(index);
     }
 
+    /// A completion of the connection's multishot recv: bytes (queued in the driver), its end,
+    /// or why it stopped.
+    pub(super) fn on_multi(&mut self, index: u32, result: i32) {
+        let Some(state) = self.driver.state_mut(index) else {
+            return;
+        };
+        match state.life {
+            Life::Reading {
+                expired,
+                cancel_sent,
+                ..
+            } => {
+                if result == -libc::ECANCELED && expired {
+                    return self.time_out(index);
+                }
+                if result == -libc::ECANCELED && cancel_sent {
+                    // Closing, and the connection was idle.
+                    return self.close(index);
+                }
+                // Bytes, the end of input, or a stop (no ring buffer left, a cancel that
+                // paused reading, a kernel without multishot recv): take them or re-arm.
+                self.await_input(index)
+            }
+            // Answers are being written: stop reading a client that sends meanwhile, so it
+            // is back-pressured rather than buffered without bound; what came stays queued.
+            Life::Writing { .. } => {
+                if result > 0 && self.driver.disarm(index).is_err() {
+                    self.close(index);
+                }
+            }
+            Life::Lingering { .. } => {
+                let dropped = self.driver.discard_input(index);
+                if let Some(ConnState {
+                    life: Life::Lingering { drained, .. },
+                    ..
+                }) = self.driver.state_mut(index)
+                {
+                    *drained += dropped;
+                }
+            }
+        }
+    }
+
+    /// The connection waits for a request: with multishot recvs, what already arrived is
+    /// answered first, else the recv is (re)armed; without, one recv is started.
+    pub(super) fn await_input(&mut self, index: u32) {
+        if !self.driver.multishot() {
+            if self.driver.recv(index).is_err() {
+                self.close(index);
+            }
+            return;
+        }
+        match self.driver.take_input(index) {
+            Input::Bytes => self.run_conn(index),
+            // The peer closed (or the socket failed) after everything it sent was answered;
+            // or its request does not fit the read buffer, which answering it would have
+            // refused: as a single-shot recv into a full buffer, the connection ends.
+            Input::End(_) | Input::Full => self.close(index),
+            Input::Empty => {
+                if self.driver.arm(index).is_err() {
+                    self.close(index);
+                }
+            }
+        }
+    }
+
+    /// The batch is answered and written: the connection reads its next request.
+    fn read_next(&mut self, index: u32) {
+        let Some(conn) = self.driver.conn_mut(index) else {
+            return;
+        };
+        let idle = !H::mid_request(conn);
+        let deadline = self.core.deadline(conn, crate::clock::now_secs());
+        self.set_life(
+            index,
+            Life::Reading {
+                idle,
+                from: 0,
+                end: 0,
+                deadline,
+                expired: false,
+                cancel_sent: false,
+            },
+        );
+        self.driver.release(index);
+        self.await_input(index);
+    }
+
     pub(super) fn on_sent(&mut self, index: u32, result: i32) {
         let Some(&mut ConnState {
             life: Life::Writing { from, then },
@@ -117,6 +210,7 @@ impl<H: Handler> EventLoop<H> {
         H::buffers(conn).out.clear();
         match then {
             AfterWrite::Process => self.run_conn(index),
+            AfterWrite::Read => self.read_next(index),
             AfterWrite::Linger => self.start_linger(index, Instant::now()),
             AfterWrite::Close => self.close(index),
         }
@@ -157,6 +251,7 @@ impl<H: Handler> EventLoop<H> {
     /// Answers what the connection has buffered and starts its next operation.
     pub(super) fn run_conn(&mut self, index: u32) {
         let closing = self.deadline.is_some();
+        let multishot = self.driver.multishot();
         self.driver.equip(index);
         let Some(conn) = self.driver.conn_mut(index) else {
             return;
@@ -167,6 +262,16 @@ impl<H: Handler> EventLoop<H> {
             Next::Read | Next::Write if closing && idle && out == 0 => return self.close(index),
             Next::Read if closing && idle => self.write(index, AfterWrite::Close),
             Next::Write if out > 0 => self.write(index, AfterWrite::Process),
+            Next::Read | Next::Write if multishot => {
+                if out > 0 {
+                    // The read buffer goes back now unless it holds a partial request; `out`
+                    // after the send.
+                    self.driver.release(index);
+                    self.write(index, AfterWrite::Read)
+                } else {
+                    return self.read_next(index);
+                }
+            }
             Next::Read | Next::Write => {
                 let deadline = self.core.deadline(conn, crate::clock::now_secs());
                 self.set_life(
@@ -205,6 +310,10 @@ impl<H: Handler> EventLoop<H> {
     /// Half-closes, then drains what the client still sends for a moment, so the kernel does
     /// not answer unread bytes with a RST that could destroy the response in flight.
     fn start_linger(&mut self, index: u32, now: Instant) {
+        // The linger recv discards what still comes; the multishot recv must not take it.
+        if self.driver.disarm(index).is_err() {
+            return self.close(index);
+        }
         let deadline = now + LINGER_TIME;
         self.set_life(
             index,

@@ -15,8 +15,16 @@
 //! - A connection between requests holds no read buffer: its recv selects one of the provided
 //!   buffer ring's ([`BufRing`]) when bytes arrive. A buffer in the ring belongs to the kernel
 //!   (the driver keeps only its raw pointer); a completion naming its id hands it back, and
-//!   the driver then owns it again as a `Box` (given to the connection), and the id is refilled
-//!   with the next buffer a connection gives back (or a spare, before the loop waits). A connection with a partial request keeps its buffer and receives into
+//!   the driver then owns it again as a `Box`, and the id is refilled with the next buffer a
+//!   connection gives back (or a spare, before the loop waits).
+//! - With the ring (and Linux 6.0+), a connection's receives are one multishot recv
+//!   ([`Driver::arm`]), armed beside whatever else is in flight: it only selects ring buffers,
+//!   so it points into no memory of the slot and does not make it busy (`armed` is set). Each
+//!   arrival's buffer is queued on the slot (`inbox`) and moved into the connection's read
+//!   buffer by [`Driver::take_input`], the first one as the read buffer itself, later ones
+//!   copied into its tail. Freeing an armed slot cancels its recv; completions for a freed
+//!   slot hand their buffer back to the ring.
+//! - Without multishot, a connection with a partial request keeps its buffer and receives into
 //!   its free tail. Only while the linked recv is a buffer-select one does the driver take
 //!   `out` back at the send's completion (the recv then points into no memory of the slot).
 //! - `user_data` is (op, slot index, generation); a completion for an older generation of a
@@ -30,6 +38,7 @@ use crate::http::buffers::{BufferPool, ConnBuffers};
 use crate::server::handler::Handler;
 use crate::uring_probe::{build_ring, TaskRun};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -57,7 +66,30 @@ struct Slot<H: Handler, S> {
     selecting: bool,
     /// Bytes of the linked send in flight (what its success reports).
     sending: u32,
+    /// A multishot recv is in flight (it points into no memory of the slot).
+    armed: bool,
+    /// A cancel of the multishot recv is queued.
+    disarming: bool,
+    /// Bytes the multishot recv delivered and the connection has not taken, in order: each a
+    /// ring buffer, the offset taken up to, and the length received.
+    inbox: VecDeque<(Box<[u8]>, usize, usize)>,
+    /// The multishot recv reached the end of input (0) or an error (negated errno), after
+    /// the bytes in `inbox`.
+    ended: Option<i32>,
     state: S,
+}
+
+/// What [`Driver::take_input`] found for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes moved into the read buffer.
+    Bytes,
+    /// Nothing queued, and the input ended with this result (0: the peer closed).
+    End(i32),
+    /// Bytes are queued but the read buffer has no room for them.
+    Full,
+    /// Nothing queued.
+    Empty,
 }
 
 /// One entry of a provided buffer ring, as the kernel reads it (`struct io_uring_buf`); the
@@ -169,6 +201,8 @@ pub struct Driver<H: Handler, S> {
     /// Set up at the first connection (its read buffer length); `None` if the kernel refused.
     buf_ring: Option<BufRing>,
     buf_ring_tried: bool,
+    /// Cleared when the kernel refuses a multishot recv (`EINVAL`: before Linux 6.0).
+    multishot: bool,
     /// Spare read buffers and `out`s for connections and for the ring.
     pool: BufferPool,
 }
@@ -187,6 +221,7 @@ impl<H: Handler, S> Driver<H, S> {
             task_run,
             buf_ring: None,
             buf_ring_tried: false,
+            multishot: true,
             pool: BufferPool::new(POOL_LIMIT),
         })
     }
@@ -250,6 +285,10 @@ impl<H: Handler, S> Driver<H, S> {
             busy: false,
             selecting: false,
             sending: 0,
+            armed: false,
+            disarming: false,
+            inbox: VecDeque::new(),
+            ended: None,
             state,
         }));
         self.live += 1;
@@ -333,16 +372,142 @@ impl<H: Handler, S> Driver<H, S> {
         let io = H::buffers(&mut slot.conn);
         io.out.clear();
         give_back(io, &mut self.buf_ring, &mut self.pool);
+        for (buf, ..) in slot.inbox.drain(..) {
+            recycle(buf, &mut self.buf_ring, &mut self.pool);
+        }
+        // The recv holds the socket open until it ends; its completions find no slot of this
+        // generation and hand their buffers back.
+        let armed = slot.armed.then_some(entry.gen);
         entry.slot = None;
         self.free.push(index);
         self.live -= 1;
+        if let Some(gen) = armed {
+            // A failed push leaves the recv armed until the peer closes or the ring is dropped.
+            let _ = self.cancel(user_data(Op::RecvMulti, index, gen));
+        }
         true
+    }
+
+    /// Whether receives are one multishot recv per connection ([`Driver::arm`]): the buffer
+    /// ring is registered and the kernel has not refused a multishot recv.
+    pub fn multishot(&self) -> bool {
+        self.multishot && self.buf_ring.is_some()
+    }
+
+    /// Arms the connection's multishot recv, unless it is armed or its input ended. Every
+    /// arrival of bytes selects a ring buffer, which [`Driver::reap`] queues on the slot for
+    /// [`Driver::take_input`]; a send may be in flight beside it.
+    pub fn arm(&mut self, index: u32) -> io::Result<()> {
+        let gen = self.gen(index).unwrap_or(0);
+        let slot = self
+            .slot_mut(index)
+            .ok_or_else(|| io::Error::other("uring driver: slot missing"))?;
+        if slot.armed || slot.ended.is_some() {
+            return Ok(());
+        }
+        let entry = opcode::RecvMulti::new(types::Fd(slot.stream.as_raw_fd()), BUF_GROUP)
+            .build()
+            .user_data(user_data(Op::RecvMulti, index, gen));
+        slot.armed = true;
+        let pushed = self.push_plain(&entry);
+        if pushed.is_err() {
+            if let Some(slot) = self.slot_mut(index) {
+                slot.armed = false;
+            }
+        }
+        pushed
+    }
+
+    /// Stops the connection's multishot recv (to stop reading a client that sends faster than
+    /// it reads, or before a lingering close); its last completion clears `armed`. Queued
+    /// bytes stay queued.
+    pub fn disarm(&mut self, index: u32) -> io::Result<()> {
+        let gen = self.gen(index).unwrap_or(0);
+        match self.slot_mut(index) {
+            Some(slot) if slot.armed && !slot.disarming => slot.disarming = true,
+            _ => return Ok(()),
+        }
+        self.cancel(user_data(Op::RecvMulti, index, gen))
+    }
+
+    /// The operation a connection waiting for bytes has in flight, for cancelling it.
+    pub fn reading_op(&mut self, index: u32) -> Op {
+        match self.slot_mut(index) {
+            Some(slot) if slot.armed => Op::RecvMulti,
+            _ => Op::Recv,
+        }
+    }
+
+    /// Moves queued bytes into the connection's read buffer, as many as fit: the first
+    /// arrival's ring buffer becomes the read buffer when the connection holds none (no copy),
+    /// the rest are copied into its free tail and their buffers go back to the ring.
+    pub fn take_input(&mut self, index: u32) -> Input {
+        let Some(slot) = self
+            .entries
+            .get_mut(index as usize)
+            .and_then(|e| e.slot.as_deref_mut())
+            .filter(|s| !s.busy)
+        else {
+            return Input::Empty;
+        };
+        let io = H::buffers(&mut slot.conn);
+        let mut moved = false;
+        while let Some((buf, from, len)) = slot.inbox.front_mut() {
+            if !io.holds_read_buf() && *from == 0 && buf.len() == io.read_len() {
+                let (buf, _, len) = slot.inbox.pop_front().expect("the front exists");
+                io.install_read_buf(buf);
+                io.filled(len);
+                moved = true;
+                continue;
+            }
+            if !io.holds_read_buf() {
+                io.install_read_buf(self.pool.take_read(io.read_len()));
+            }
+            let tail = io.read_buf();
+            let n = tail.len().min(*len - *from);
+            if n == 0 {
+                break;
+            }
+            tail[..n].copy_from_slice(&buf[*from..*from + n]);
+            io.filled(n);
+            *from += n;
+            moved = true;
+            if *from == *len {
+                let (buf, ..) = slot.inbox.pop_front().expect("the front exists");
+                recycle(buf, &mut self.buf_ring, &mut self.pool);
+            }
+        }
+        match (moved, slot.inbox.is_empty(), slot.ended) {
+            (true, ..) => Input::Bytes,
+            (false, false, _) => Input::Full,
+            (false, true, Some(result)) => Input::End(result),
+            (false, true, None) => Input::Empty,
+        }
+    }
+
+    /// Drops the bytes queued for the connection (a lingering close reads to discard) and
+    /// returns how many there were.
+    pub fn discard_input(&mut self, index: u32) -> usize {
+        let Some(slot) = self
+            .entries
+            .get_mut(index as usize)
+            .and_then(|e| e.slot.as_deref_mut())
+        else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for (buf, from, len) in slot.inbox.drain(..) {
+            dropped += len - from;
+            recycle(buf, &mut self.buf_ring, &mut self.pool);
+        }
+        dropped
     }
 
     /// Pushes entries that only carry numbers (no pointers); submits first if the queue is full.
     fn push_plain(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         // SAFETY: callers pass only entries without pointers (accept without an address,
-        // cancel, shutdown), so there is no memory whose lifetime could be violated.
+        // cancel, a multishot recv that selects ring buffers), so there is no memory whose
+        // lifetime could be violated; the ring's buffers stay allocated while it is registered.
         unsafe { self.push_raw(std::slice::from_ref(entry)) }
     }
 
@@ -580,10 +745,38 @@ impl<H: Handler, S> Driver<H, S> {
                 .and_then(|e| e.slot.as_deref_mut());
             // A buffer the kernel selected is ours again: to the connection, a spare in its place.
             let selected = match (op, cqueue::buffer_select(cqe.flags()), &mut self.buf_ring) {
-                (Op::Recv, Some(bid), Some(ring)) => ring.take(bid),
+                (Op::Recv | Op::RecvMulti, Some(bid), Some(ring)) => ring.take(bid),
                 _ => None,
             };
-            if op == Op::LinkedSend {
+            let more = cqueue::more(cqe.flags());
+            if op == Op::RecvMulti {
+                match slot {
+                    Some(slot) => {
+                        if !more {
+                            slot.armed = false;
+                            slot.disarming = false;
+                        }
+                        match selected {
+                            Some(buf) if result > 0 => {
+                                slot.inbox.push_back((buf, 0, result as usize))
+                            }
+                            Some(buf) => recycle(buf, &mut self.buf_ring, &mut self.pool),
+                            None if result == -libc::EINVAL => self.multishot = false,
+                            None if result == 0
+                                || !matches!(-result, libc::ENOBUFS | libc::ECANCELED) =>
+                            {
+                                slot.ended = Some(result)
+                            }
+                            None => {}
+                        }
+                    }
+                    None => {
+                        if let Some(buf) = selected {
+                            recycle(buf, &mut self.buf_ring, &mut self.pool);
+                        }
+                    }
+                }
+            } else if op == Op::LinkedSend {
                 if let Some(slot) = slot {
                     if slot.selecting && result >= 0 && result as u32 == slot.sending {
                         // Sent whole; the buffer-select recv behind it points into no memory
@@ -617,17 +810,28 @@ impl<H: Handler, S> Driver<H, S> {
                 index,
                 gen,
                 result,
-                more: cqueue::more(cqe.flags()),
+                more,
                 accepted,
             });
         }
     }
 
-    /// Whether any slot's buffers are still held by the kernel.
+    /// Whether any slot's buffers are still held by the kernel, or a slot's recv is armed.
     pub fn any_busy(&self) -> bool {
         self.entries
             .iter()
-            .any(|e| e.slot.as_ref().is_some_and(|s| s.busy))
+            .any(|e| e.slot.as_ref().is_some_and(|s| s.busy || s.armed))
+    }
+}
+
+/// Gives a ring buffer back to the ring (to an empty id) or else to the pool.
+fn recycle(buf: Box<[u8]>, ring: &mut Option<BufRing>, pool: &mut BufferPool) {
+    let left = match ring {
+        Some(ring) => ring.refill(buf),
+        None => Some(buf),
+    };
+    if let Some(buf) = left {
+        pool.put_read(buf);
     }
 }
 
@@ -635,13 +839,7 @@ impl<H: Handler, S> Driver<H, S> {
 /// unless it holds a partial request, and `out` to the pool if it is empty.
 fn give_back(io: &mut ConnBuffers, ring: &mut Option<BufRing>, pool: &mut BufferPool) {
     if let Some(buf) = io.take_read_buf() {
-        let left = match ring {
-            Some(ring) => ring.refill(buf),
-            None => Some(buf),
-        };
-        if let Some(buf) = left {
-            pool.put_read(buf);
-        }
+        recycle(buf, ring, pool);
     }
     if let Some(out) = io.take_out() {
         pool.put_out(out);

@@ -202,7 +202,8 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// While closing, connections waiting for a new request are closed: cancel their recv.
-    /// Retried each tick, since a recv still queued behind its linked send cannot be found.
+    /// Retried each tick, since a recv still queued behind its linked send cannot be found
+    /// (nor a multishot recv between its end and its re-arming).
     fn cancel_idle_reads(&mut self) -> std::io::Result<()> {
         for index in 0..self.driver.capacity() {
             let Some(gen) = self.driver.gen(index) else {
@@ -219,7 +220,8 @@ impl<H: Handler> EventLoop<H> {
             }) = self.driver.state_mut(index)
             {
                 *sent = true;
-                self.driver.cancel(user_data(Op::Recv, index, gen))?;
+                let op = self.driver.reading_op(index);
+                self.driver.cancel(user_data(op, index, gen))?;
             }
         }
         Ok(())
@@ -247,7 +249,8 @@ impl<H: Handler> EventLoop<H> {
                     *expired = true;
                     if !*cancel_sent {
                         *cancel_sent = true;
-                        self.driver.cancel(user_data(Op::Recv, index, gen))?;
+                        let op = self.driver.reading_op(index);
+                        self.driver.cancel(user_data(op, index, gen))?;
                     }
                 }
             }
@@ -278,6 +281,7 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
             Op::Recv => self.on_recv(c.index, c.result),
+            Op::RecvMulti => self.on_multi(c.index, c.result),
             Op::Send => self.on_sent(c.index, c.result),
             Op::Linger => self.on_linger(c.index, c.result, now),
             _ => {}
@@ -333,9 +337,7 @@ impl<H: Handler> EventLoop<H> {
             send_failed: None,
         };
         let (index, _) = self.driver.insert(stream, conn, state);
-        if self.driver.recv(index).is_err() {
-            self.close(index);
-        }
+        self.await_input(index);
     }
 
     /// Re-arms a listener whose multishot accept ended, unless it must wait out a back-off.

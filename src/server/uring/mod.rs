@@ -5,11 +5,15 @@
 //! next 100 ms tick) for completions, which are then all handled. Listeners use multishot
 //! accept. A connection waiting for a request holds no buffer: its recv selects one from the
 //! core's provided buffer ring (Linux 5.19+) when bytes arrive, and that buffer goes back once
-//! the batch is answered (a partial request keeps it and receives into its tail). Answers go
-//! out with one `MSG_WAITALL` send linked in front of the next recv, so a kept-alive request
-//! costs one submission and two completions (the send's gives `out` back to the pool). The
-//! ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else `COOP_TASKRUN`
-//! (5.19+). All unsafe code is in `driver.rs`.
+//! the batch is answered. On Linux 6.0+ that recv is one multishot recv per connection, armed
+//! from accept to close: each arrival of bytes is a completion carrying its ring buffer, so a
+//! kept-alive request costs one submission (its answers' `MSG_WAITALL` send) and two
+//! completions. The recv stays armed while answers are written; bytes that arrive meanwhile
+//! are queued and answered after them, and the recv is cancelled (the client back-pressured)
+//! until they are. On 5.19 each request has its own recv, linked behind the previous answers'
+//! send (a partial request keeps its buffer and receives into its tail). The ring is created
+//! with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else `COOP_TASKRUN` (5.19+). All unsafe
+//! code is in `driver.rs`.
 //!
 //! Modules:
 //! - `connection`: one connection's life on the ring.
@@ -31,8 +35,8 @@ pub fn run<H: super::handler::Handler>(worker: Worker<H>) -> Result<(), crate::B
 
 #[cfg(test)]
 mod tests {
-    use super::driver::Driver;
-    use super::op::Op;
+    use super::driver::{Driver, Input};
+    use super::op::{Completion, Op};
     use crate::http::conn::Conn;
     use crate::http::context::Context;
     use crate::ingest::MemorySink;
@@ -104,5 +108,112 @@ mod tests {
             (index, gen + 1),
             "a reused slot gets a new generation"
         );
+    }
+
+    /// Reaps until `n` completions arrived (or 5 s passed).
+    fn reap_n<D: FnMut(&mut Vec<Completion>)>(n: usize, mut turn: D) -> Vec<Completion> {
+        let mut batch = Vec::with_capacity(16);
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while batch.len() < n && Instant::now() < give_up {
+            turn(&mut batch);
+        }
+        batch
+    }
+
+    #[test]
+    fn a_multishot_recv_queues_each_arrival_and_reports_the_end_after_the_bytes() {
+        let core = Context::new(
+            Default::default(),
+            Default::default(),
+            MemorySink::new(0, 512, 64),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nodelay(true).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
+        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        assert!(driver.multishot(), "Linux 6.0+ with a buffer ring");
+        driver.arm(index).unwrap();
+        assert!(
+            driver.conn_mut(index).is_some(),
+            "an armed multishot recv holds no memory of the connection"
+        );
+        assert_eq!(driver.reading_op(index), Op::RecvMulti);
+        let request = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (head, tail) = request.split_at(10);
+        for part in [head, tail] {
+            client.write_all(part).unwrap();
+            let got = reap_n(1, |b| {
+                driver.submit_and_wait(Duration::from_millis(100)).unwrap();
+                driver.reap(b);
+            });
+            let c = &got[0];
+            assert_eq!(
+                (c.op, c.index, c.gen, c.result, c.more),
+                (Op::RecvMulti, index, gen, part.len() as i32, true),
+                "one completion per arrival, and the recv stays armed"
+            );
+        }
+        assert_eq!(driver.take_input(index), Input::Bytes);
+        assert_eq!(
+            driver.conn_mut(index).unwrap().io.received(),
+            request,
+            "the first arrival's buffer is the read buffer, the second is copied behind it"
+        );
+        assert_eq!(driver.take_input(index), Input::Empty);
+        client.write_all(b"GET /q").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let got = reap_n(2, |b| {
+            driver.submit_and_wait(Duration::from_millis(100)).unwrap();
+            driver.reap(b);
+        });
+        let results: Vec<(i32, bool)> = got.iter().map(|c| (c.result, c.more)).collect();
+        assert_eq!(results, [(6, true), (0, false)], "bytes, then the end");
+        let conn = driver.conn_mut(index).unwrap();
+        let n = conn.io.received().len();
+        conn.io.consume(n);
+        assert_eq!(
+            driver.take_input(index),
+            Input::Bytes,
+            "bytes before the end"
+        );
+        assert_eq!(driver.conn_mut(index).unwrap().io.received(), b"GET /q");
+        assert_eq!(driver.take_input(index), Input::End(0));
+        assert!(!driver.any_busy(), "the recv ended with the input");
+        assert!(driver.remove(index));
+    }
+
+    #[test]
+    fn removing_a_connection_cancels_its_multishot_recv() {
+        let core = Context::new(
+            Default::default(),
+            Default::default(),
+            MemorySink::new(0, 512, 64),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
+        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        driver.arm(index).unwrap();
+        driver.submit_and_wait(Duration::ZERO).unwrap();
+        assert!(driver.any_busy(), "armed");
+        assert!(driver.remove(index), "an armed recv does not pin the slot");
+        let got = reap_n(2, |b| {
+            driver.submit_and_wait(Duration::from_millis(100)).unwrap();
+            driver.reap(b);
+        });
+        assert!(
+            got.iter().any(|c| (c.op, c.index, c.gen, c.result, c.more)
+                == (Op::RecvMulti, index, gen, -libc::ECANCELED, false)),
+            "the recv was cancelled: {got:?}"
+        );
+        // The socket is closed once the recv let go of it: the client reads the end.
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(std::io::Read::read(&mut client, &mut buf).unwrap(), 0);
     }
 }

@@ -11,6 +11,8 @@ pub enum Op {
     Accept = 1,
     /// A recv into the connection's read buffer, maybe behind a linked send.
     Recv,
+    /// A multishot recv into provided buffers: one completion per arrival of bytes.
+    RecvMulti,
     /// A linked send's failure (its success posts nothing); its recv completes after it.
     LinkedSend,
     /// A send of `out` alone.
@@ -24,9 +26,10 @@ pub enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 8] = [
         Op::Accept,
         Op::Recv,
+        Op::RecvMulti,
         Op::LinkedSend,
         Op::Send,
         Op::Linger,
@@ -54,7 +57,7 @@ pub struct Completion {
     pub gen: u32,
     /// The kernel's result: a count, or a negated errno.
     pub result: i32,
-    /// Multishot accept: more completions follow from the same request.
+    /// Multishot accept or recv: more completions follow from the same request.
     pub more: bool,
     /// Multishot accept: the accepted connection.
     pub accepted: Option<TcpStream>,
