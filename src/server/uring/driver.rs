@@ -23,7 +23,8 @@
 //!   arrival's buffer is queued on the slot (`inbox`) and moved into the connection's read
 //!   buffer by [`Driver::take_input`], the first one as the read buffer itself, later ones
 //!   copied into its tail. Freeing an armed slot cancels its recv; completions for a freed
-//!   slot hand their buffer back to the ring.
+//!   slot hand their buffer back to the ring, and until the last one the driver counts as
+//!   busy, so `Drop` leaks the ring's buffers rather than free ones the recv could select.
 //! - Without multishot, a connection with a partial request keeps its buffer and receives into
 //!   its free tail. Only while the linked recv is a buffer-select one does the driver take
 //!   `out` back at the send's completion (the recv then points into no memory of the slot).
@@ -201,8 +202,14 @@ pub struct Driver<H: Handler, S> {
     /// Set up at the first connection (its read buffer length); `None` if the kernel refused.
     buf_ring: Option<BufRing>,
     buf_ring_tried: bool,
-    /// Cleared when the kernel refuses a multishot recv (`EINVAL`: before Linux 6.0).
+    /// Cleared when the kernel refuses a multishot recv (`EINVAL` before any worked: Linux
+    /// 5.19).
     multishot: bool,
+    /// A multishot recv has delivered bytes: a later `EINVAL` is that connection's error.
+    multishot_worked: bool,
+    /// Multishot recvs of freed slots not ended yet: they may still select ring buffers, so
+    /// the driver counts as busy ([`Driver::any_busy`]) until their last completion.
+    orphans: usize,
     /// Spare read buffers and `out`s for connections and for the ring.
     pool: BufferPool,
 }
@@ -222,6 +229,8 @@ impl<H: Handler, S> Driver<H, S> {
             buf_ring: None,
             buf_ring_tried: false,
             multishot: true,
+            multishot_worked: false,
+            orphans: 0,
             pool: BufferPool::new(POOL_LIMIT),
         })
     }
@@ -382,6 +391,7 @@ impl<H: Handler, S> Driver<H, S> {
         self.free.push(index);
         self.live -= 1;
         if let Some(gen) = armed {
+            self.orphans += 1;
             // A failed push leaves the recv armed until the peer closes or the ring is dropped.
             let _ = self.cancel(user_data(Op::RecvMulti, index, gen));
         }
@@ -758,10 +768,13 @@ impl<H: Handler, S> Driver<H, S> {
                         }
                         match selected {
                             Some(buf) if result > 0 => {
+                                self.multishot_worked = true;
                                 slot.inbox.push_back((buf, 0, result as usize))
                             }
                             Some(buf) => recycle(buf, &mut self.buf_ring, &mut self.pool),
-                            None if result == -libc::EINVAL => self.multishot = false,
+                            None if result == -libc::EINVAL && !self.multishot_worked => {
+                                self.multishot = false
+                            }
                             None if result == 0
                                 || !matches!(-result, libc::ENOBUFS | libc::ECANCELED) =>
                             {
@@ -773,6 +786,9 @@ impl<H: Handler, S> Driver<H, S> {
                     None => {
                         if let Some(buf) = selected {
                             recycle(buf, &mut self.buf_ring, &mut self.pool);
+                        }
+                        if !more {
+                            self.orphans = self.orphans.saturating_sub(1);
                         }
                     }
                 }
@@ -816,11 +832,14 @@ impl<H: Handler, S> Driver<H, S> {
         }
     }
 
-    /// Whether any slot's buffers are still held by the kernel, or a slot's recv is armed.
+    /// Whether any slot's buffers are still held by the kernel, or a multishot recv (of a
+    /// live slot or a freed one) may still select ring buffers.
     pub fn any_busy(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.slot.as_ref().is_some_and(|s| s.busy || s.armed))
+        self.orphans > 0
+            || self
+                .entries
+                .iter()
+                .any(|e| e.slot.as_ref().is_some_and(|s| s.busy || s.armed))
     }
 }
 

@@ -200,10 +200,15 @@ mod tests {
         driver.submit_and_wait(Duration::ZERO).unwrap();
         assert!(driver.any_busy(), "armed");
         assert!(driver.remove(index), "an armed recv does not pin the slot");
+        assert!(
+            driver.any_busy(),
+            "until its recv ends, a freed slot's recv may still select ring buffers"
+        );
         let got = reap_n(2, |b| {
             driver.submit_and_wait(Duration::from_millis(100)).unwrap();
             driver.reap(b);
         });
+        assert!(!driver.any_busy(), "the recv ended");
         assert!(
             got.iter().any(|c| (c.op, c.index, c.gen, c.result, c.more)
                 == (Op::RecvMulti, index, gen, -libc::ECANCELED, false)),
