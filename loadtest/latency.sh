@@ -2,10 +2,11 @@
 # Latency at a fixed rate: glint (with its compactor) against nginx empty_gif at 50% and 90% of
 # nginx's measured maximum, with `glint loadgen -R` (open loop, latency from each request's
 # planned send time: coordinated omission corrected). Prints a table of p50/p99/p99.9 and
-# glint's ratios to nginx. See loadtest/README.md.
+# the ratios to nginx, the floor's too (examples/floor.rs: glint's I/O, nothing parsed or kept,
+# no compactor): what this machine's loopback lets any server reach. See loadtest/README.md.
 #
 # Settings (environment): DURATION=10 (s per measured run), WARMUP=2, ROUNDS=3, CONNS=64,
-# SERVER_CPUS=0, LOAD_CPUS=1, SERVERS="glint-uring glint-epoll nginx", FRACTIONS="0.5 0.9",
+# SERVER_CPUS=0, LOAD_CPUS=1, SERVERS="floor glint-uring glint-epoll nginx", FRACTIONS="0.5 0.9",
 # MAX_RPS (skip measuring nginx's maximum), GLINT, FLOOR, ALT_GLINT, PORT=18180.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LOAD_CPUS=${LOAD_CPUS:-1}
-SERVERS=${SERVERS:-"glint-uring glint-epoll nginx"}
+SERVERS=${SERVERS:-"floor glint-uring glint-epoll nginx"}
 FRACTIONS=${FRACTIONS:-"0.5 0.9"}
 MAX_RPS=${MAX_RPS:-}
 STEP_LIMIT=$((DURATION + WARMUP + 30))
@@ -91,5 +92,6 @@ for key in sorted(rows, key=order):
 print()
 print(f"nginx maximum {float(sys.argv[2]):.0f} req/s (wrk -c {sys.argv[3]}); loadgen -c {sys.argv[3]} -R RATE, "
       f"latency from the planned send time; medians of {max(len(v) for v in rows.values())} rounds.")
-print("target (issue 15): glint's p99 and p99.9 at most 0.5x nginx's at the same rate")
+print("target (issue 15): glint's p99 and p99.9 at most 0.5x nginx's at the same rate; the floor "
+      "(no parsing, no record, no compactor) shows how low this machine lets any server go")
 EOF
