@@ -16,6 +16,14 @@ for_each_backend!(
     pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order,
     descriptor_exhaustion_backs_off_instead_of_spinning_and_recovers,
 );
+// Its server is started through bash with `--io` as given, so it runs on the two backends only.
+and_single_recv!(
+    trickled_head_gets_408_at_the_head_deadline_not_later,
+    idle_keep_alive_connection_is_closed,
+    slowloris_flood_does_not_starve_good_clients,
+    connection_cap_closes_new_connections_and_keeps_old_ones,
+    pipeliner_that_does_not_read_is_back_pressured_and_answered_in_order,
+);
 
 fn start(data_dir: &Path, io: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--io", io];

@@ -36,6 +36,22 @@ macro_rules! for_each_backend {
     };
 }
 
+/// Also runs the tests on the io_uring backend with one recv per request, the path of kernels
+/// without multishot recv (Linux 5.19), forced by `GLINT_URING_SINGLE_RECV=1`
+/// ([`Server::start`] turns `--io uring-single-recv` into that).
+#[allow(unused_macros)]
+macro_rules! and_single_recv {
+    ($($name:ident),* $(,)?) => {
+        mod uring_single_recv {
+            $(#[test] fn $name() { super::$name(crate::common::URING_SINGLE_RECV) })*
+        }
+    };
+}
+
+/// The `--io` value [`Server::start`] runs as `--io uring` with `GLINT_URING_SINGLE_RECV=1`.
+#[allow(dead_code)]
+pub const URING_SINGLE_RECV: &str = "uring-single-recv";
+
 /// The `n`-th client address the generated records come from: `::ffff:198.51.100.(n % 250)`
 /// (TEST-NET-2, IPv4-mapped as records store it).
 pub fn test_net_peer(n: u64) -> std::net::Ipv6Addr {
@@ -76,6 +92,13 @@ impl Server {
                 cmd.args([flag, default]);
             }
         }
+        let single_recv = extra.windows(2).any(|w| w == ["--io", URING_SINGLE_RECV]);
+        if single_recv {
+            cmd.env("GLINT_URING_SINGLE_RECV", "1");
+        }
+        let extra = extra
+            .iter()
+            .map(|a| if *a == URING_SINGLE_RECV { "uring" } else { a });
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -106,6 +129,17 @@ impl Server {
                 panic!("glint serve did not start: {:?}", log.lock().unwrap());
             }
         };
+        if single_recv {
+            let give_up = std::time::Instant::now() + Duration::from_secs(5);
+            let switched = || {
+                let lines = log.lock().unwrap();
+                lines.iter().any(|l| l.contains("one recv per request"))
+            };
+            while !switched() && std::time::Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(switched(), "GLINT_URING_SINGLE_RECV did not take");
+        }
         let admin = log.lock().unwrap().iter().find_map(|l| {
             l.split("admin listening on ")
                 .nth(1)

@@ -64,7 +64,12 @@ pub fn run<H: Handler>(worker: Worker<H>) -> Result<(), crate::BoxError> {
             TaskRun::Deferred => "SINGLE_ISSUER | DEFER_TASKRUN",
             TaskRun::Cooperative => "COOP_TASKRUN (kernel before 6.1)",
         };
-        crate::info!("io_uring ring set up with {mode}");
+        let recv = if driver.multishot_allowed() {
+            "a multishot recv per connection where the kernel has it (6.0+)"
+        } else {
+            "one recv per request (GLINT_URING_SINGLE_RECV is set)"
+        };
+        crate::info!("io_uring ring set up with {mode}; {recv}");
     }
     let listeners = listeners
         .into_iter()

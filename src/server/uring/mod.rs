@@ -11,7 +11,8 @@
 //! completions. The recv stays armed while answers are written; bytes that arrive meanwhile
 //! are queued and answered after them, and the recv is cancelled (the client back-pressured)
 //! until they are. On 5.19 each request has its own recv, linked behind the previous answers'
-//! send (a partial request keeps its buffer and receives into its tail). The ring is created
+//! send (a partial request keeps its buffer and receives into its tail); the environment
+//! variable `GLINT_URING_SINGLE_RECV` forces that path (the tests run it too). The ring is created
 //! with `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1+), else `COOP_TASKRUN` (5.19+). All unsafe
 //! code is in `driver.rs`.
 //!
