@@ -9,22 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-for_each_backend!(
-    get_head_options_and_disallowed_methods,
-    pipelined_batch_answered_in_order_and_recorded,
-    byte_at_a_time_request,
-    requests_sent_before_a_half_close_are_all_answered,
-    keep_alive_and_close_rules,
-    acknowledged_requests_are_in_the_ring_with_exact_bytes,
-    post_bodies_content_length_chunked_and_expect_continue,
-    a_lone_chunked_post_is_not_pipelined,
-    bad_requests_get_status_and_close,
-    health_check_is_not_recorded,
-    full_ring_answers_503_and_never_overwrites,
-    response_204_mode,
-    large_beacons_are_stored_whole_in_the_ring_and_in_segments,
-);
-and_single_recv!(
+for_each_backend_and_single_recv!(
     get_head_options_and_disallowed_methods,
     pipelined_batch_answered_in_order_and_recorded,
     byte_at_a_time_request,

@@ -48,6 +48,15 @@ macro_rules! and_single_recv {
     };
 }
 
+/// [`for_each_backend`] and [`and_single_recv`] over the same tests.
+#[allow(unused_macros)]
+macro_rules! for_each_backend_and_single_recv {
+    ($($name:ident),* $(,)?) => {
+        for_each_backend!($($name),*);
+        and_single_recv!($($name),*);
+    };
+}
+
 /// The `--io` value [`Server::start`] runs as `--io uring` with `GLINT_URING_SINGLE_RECV=1`.
 #[allow(dead_code)]
 pub const URING_SINGLE_RECV: &str = "uring-single-recv";

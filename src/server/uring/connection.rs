@@ -31,6 +31,20 @@ pub(super) enum Life {
     Lingering { deadline: Instant, drained: usize },
 }
 
+impl Life {
+    /// Waiting for bytes, with a fresh deadline; `end > 0`: behind a linked send of `out[..end]`.
+    pub(super) fn reading(idle: bool, end: usize, deadline: u64) -> Life {
+        Life::Reading {
+            idle,
+            from: 0,
+            end,
+            deadline,
+            expired: false,
+            cancel_sent: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(super) enum AfterWrite {
     /// `out` filled before the batch was answered: process again without reading.
@@ -169,17 +183,7 @@ impl<H: Handler> EventLoop<H> {
         };
         let idle = !H::mid_request(conn);
         let deadline = self.core.deadline(conn, crate::clock::now_secs());
-        self.set_life(
-            index,
-            Life::Reading {
-                idle,
-                from: 0,
-                end: 0,
-                deadline,
-                expired: false,
-                cancel_sent: false,
-            },
-        );
+        self.set_life(index, Life::reading(idle, 0, deadline));
         self.driver.release(index);
         self.await_input(index);
     }
@@ -274,17 +278,7 @@ impl<H: Handler> EventLoop<H> {
             }
             Next::Read | Next::Write => {
                 let deadline = self.core.deadline(conn, crate::clock::now_secs());
-                self.set_life(
-                    index,
-                    Life::Reading {
-                        idle,
-                        from: 0,
-                        end: out,
-                        deadline,
-                        expired: false,
-                        cancel_sent: false,
-                    },
-                );
+                self.set_life(index, Life::reading(idle, out, deadline));
                 // Waiting for the next request: the read buffer (unless it holds a partial
                 // one) and an empty `out` go back to the pool.
                 self.driver.release(index);

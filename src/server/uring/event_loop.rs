@@ -331,14 +331,7 @@ impl<H: Handler> EventLoop<H> {
         };
         let deadline = self.core.deadline(&mut conn, crate::clock::now_secs());
         let state = ConnState {
-            life: Life::Reading {
-                idle: true,
-                from: 0,
-                end: 0,
-                deadline,
-                expired: false,
-                cancel_sent: false,
-            },
+            life: Life::reading(true, 0, deadline),
             send_failed: None,
         };
         let (index, _) = self.driver.insert(stream, conn, state);

@@ -45,18 +45,50 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::{Duration, Instant};
 
-    #[test]
-    fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
+    type TestDriver = Driver<Context<MemorySink>, ()>;
+
+    /// A driver holding one accepted loopback connection, and what made it.
+    struct One {
+        core: Context<MemorySink>,
+        listener: TcpListener,
+        client: TcpStream,
+        driver: TestDriver,
+        index: u32,
+        gen: u32,
+    }
+
+    fn one_connection() -> One {
         let core = Context::new(
             Default::default(),
             Default::default(),
             MemorySink::new(0, 512, 64),
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_nodelay(true).unwrap();
         let (server, peer) = listener.accept().unwrap();
-        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
+        let mut driver: TestDriver = Driver::new(8, 4).unwrap();
         let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        One {
+            core,
+            listener,
+            client,
+            driver,
+            index,
+            gen,
+        }
+    }
+
+    #[test]
+    fn driver_lends_a_connection_only_when_the_kernel_is_done_with_it() {
+        let One {
+            core,
+            listener,
+            mut client,
+            mut driver,
+            index,
+            gen,
+        } = one_connection();
         let idle = driver.conn_mut(index).unwrap();
         assert!(
             !idle.io.holds_read_buf() && idle.io.out.capacity() == 0,
@@ -123,17 +155,14 @@ mod tests {
 
     #[test]
     fn a_multishot_recv_queues_each_arrival_and_reports_the_end_after_the_bytes() {
-        let core = Context::new(
-            Default::default(),
-            Default::default(),
-            MemorySink::new(0, 512, 64),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        client.set_nodelay(true).unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
-        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        // The listener and the context are not needed once the connection is in the driver.
+        let One {
+            mut client,
+            mut driver,
+            index,
+            gen,
+            ..
+        } = one_connection();
         assert!(driver.multishot(), "Linux 6.0+ with a buffer ring");
         driver.arm(index).unwrap();
         assert!(
@@ -187,16 +216,14 @@ mod tests {
 
     #[test]
     fn removing_a_connection_cancels_its_multishot_recv() {
-        let core = Context::new(
-            Default::default(),
-            Default::default(),
-            MemorySink::new(0, 512, 64),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        let mut driver: Driver<Context<MemorySink>, ()> = Driver::new(8, 4).unwrap();
-        let (index, gen) = driver.insert(server, Conn::new(peer, &core), ());
+        // The listener and the context are not needed once the connection is in the driver.
+        let One {
+            mut client,
+            mut driver,
+            index,
+            gen,
+            ..
+        } = one_connection();
         driver.arm(index).unwrap();
         driver.submit_and_wait(Duration::ZERO).unwrap();
         assert!(driver.any_busy(), "armed");
