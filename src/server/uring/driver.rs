@@ -316,7 +316,7 @@ impl<H: Handler, S> Driver<H, S> {
     }
 
     fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<H, S>> {
-        self.entries.get_mut(index as usize)?.slot.as_deref_mut()
+        live_slot(&mut self.entries, index)
     }
 
     /// The generation of a live slot.
@@ -345,11 +345,7 @@ impl<H: Handler, S> Driver<H, S> {
     /// Gives the connection's read buffer back to the ring (or the pool) unless it holds a
     /// partial request, and `out` to the pool if it is empty.
     pub fn release(&mut self, index: u32) {
-        if let Some(slot) = self
-            .entries
-            .get_mut(index as usize)
-            .and_then(|e| e.slot.as_deref_mut())
-        {
+        if let Some(slot) = live_slot(&mut self.entries, index) {
             if !slot.busy {
                 give_back(
                     H::buffers(&mut slot.conn),
@@ -362,11 +358,7 @@ impl<H: Handler, S> Driver<H, S> {
 
     /// Lends the connection a read buffer and `out` from the pool, where it holds none.
     pub fn equip(&mut self, index: u32) {
-        if let Some(slot) = self
-            .entries
-            .get_mut(index as usize)
-            .and_then(|e| e.slot.as_deref_mut())
-        {
+        if let Some(slot) = live_slot(&mut self.entries, index) {
             if !slot.busy {
                 H::buffers(&mut slot.conn).equip(&mut self.pool);
             }
@@ -460,12 +452,7 @@ impl<H: Handler, S> Driver<H, S> {
     /// arrival's ring buffer becomes the read buffer when the connection holds none (no copy),
     /// the rest are copied into its free tail and their buffers go back to the ring.
     pub fn take_input(&mut self, index: u32) -> Input {
-        let Some(slot) = self
-            .entries
-            .get_mut(index as usize)
-            .and_then(|e| e.slot.as_deref_mut())
-            .filter(|s| !s.busy)
-        else {
+        let Some(slot) = live_slot(&mut self.entries, index).filter(|s| !s.busy) else {
             return Input::Empty;
         };
         let io = H::buffers(&mut slot.conn);
@@ -506,11 +493,7 @@ impl<H: Handler, S> Driver<H, S> {
     /// Drops the bytes queued for the connection (a lingering close reads to discard) and
     /// returns how many there were.
     pub fn discard_input(&mut self, index: u32) -> usize {
-        let Some(slot) = self
-            .entries
-            .get_mut(index as usize)
-            .and_then(|e| e.slot.as_deref_mut())
-        else {
+        let Some(slot) = live_slot(&mut self.entries, index) else {
             return 0;
         };
         let mut dropped = 0;
@@ -602,11 +585,7 @@ impl<H: Handler, S> Driver<H, S> {
     /// (taken from the pool if it holds none).
     fn recv_entry(&mut self, index: u32) -> io::Result<squeue::Entry> {
         let gen = self.gen(index).unwrap_or(0);
-        let slot = match self
-            .entries
-            .get_mut(index as usize)
-            .and_then(|e| e.slot.as_deref_mut())
-        {
+        let slot = match live_slot(&mut self.entries, index) {
             Some(slot) if !slot.busy => slot,
             _ => return Err(io::Error::other("uring driver: slot missing or busy")),
         };
@@ -849,6 +828,12 @@ impl<H: Handler, S> Driver<H, S> {
                 .iter()
                 .any(|e| e.slot.as_ref().is_some_and(|s| s.busy || s.armed))
     }
+}
+
+/// The live slot at `index` of `entries`: [`Driver::slot_mut`] for methods that also borrow
+/// the driver's ring or pool while holding it.
+fn live_slot<H: Handler, S>(entries: &mut [Entry<H, S>], index: u32) -> Option<&mut Slot<H, S>> {
+    entries.get_mut(index as usize)?.slot.as_deref_mut()
 }
 
 /// Gives a ring buffer back to the ring (to an empty id) or else to the pool.
